@@ -1,0 +1,65 @@
+"""Fixtures shared by the whole suite: the real mail upstream and the PostgreSQL URL.
+
+Integration tests run against a real Dovecot + Postfix (``upstream``); PostgreSQL tests use
+``MAILWARDEN_TEST_PG_URL``. Outside CI a missing prerequisite skips with the reason; with
+``CI=true`` it fails, so CI can never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import NoReturn
+
+import pytest
+
+from mailwarden.gateway.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
+
+IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+UPSTREAM_ACCOUNT = MailAccount("sales@company.test", "company-secret")
+"""The shared company mailbox on the upstream (what the gateway logs in as)."""
+
+
+def missing_prerequisite(reason: str) -> NoReturn:
+    """Skip the test, or fail it when running in CI."""
+    if IN_CI:
+        pytest.fail(f"{reason} [CI=true: this test must not be skipped]", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def upstream_account() -> MailAccount:
+    """Address and password of the shared company mailbox on ``upstream``."""
+    return MailAccount(UPSTREAM_ACCOUNT.address, UPSTREAM_ACCOUNT.password)
+
+
+@pytest.fixture(scope="session")
+def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalUpstream]:
+    """A running Dovecot + Postfix for the whole session (see mailwarden.gateway.localupstream).
+
+    Accounts: ``sales@company.test`` / ``company-secret`` and ``catchall@<domain>`` /
+    ``catchall`` for company.test, buyer.test, customer.test and example.com. Tests share it:
+    look for your own messages (``wait_for(..., containing=token)``), not for counts.
+    """
+    server = LocalUpstream(tmp_path_factory.mktemp("upstream"), [UPSTREAM_ACCOUNT])
+    unavailable = ""
+    try:
+        server.start()
+    except UpstreamUnavailable as exc:
+        unavailable = str(exc)
+    if unavailable:
+        missing_prerequisite(unavailable)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """SQLAlchemy URL of a scratch PostgreSQL database, from ``MAILWARDEN_TEST_PG_URL``."""
+    url = os.environ.get("MAILWARDEN_TEST_PG_URL", "").strip()
+    if not url:
+        missing_prerequisite("MAILWARDEN_TEST_PG_URL is not set")
+    return url
