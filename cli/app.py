@@ -1,0 +1,67 @@
+"""The ``mailwarden`` command."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from . import audit_cmd, customer_cmd, db_cmd, demo_cmd, serve_cmd, user_cmd
+from .common import fail
+
+app = typer.Typer(
+    name="mailwarden",
+    help="Shared-mailbox gateway and email compliance proxy.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Path = typer.Option(
+        None, "--config", "-c", envvar="MAILWARDEN_CONFIG", help="Configuration file (TOML).",
+        show_envvar=True, dir_okay=False,
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+) -> None:
+    ctx.obj = {"config_path": config}
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Library chatter would bury the gateway's own lines.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd: per-connection chatter, deprecation notes
+    for noisy in ("aiosmtpd", "aioimaplib", "aiosmtplib", "alembic", "sqlalchemy"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+app.add_typer(user_cmd.app, name="user")
+app.add_typer(customer_cmd.app, name="customer")
+app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(db_cmd.app, name="db")
+app.command("serve")(serve_cmd.serve)
+app.command("demo")(demo_cmd.demo)
+
+try:  # mounted when present; each lives in its own module
+    from . import rules_cmd
+
+    app.add_typer(rules_cmd.app, name="rules")
+except ImportError:  # pragma: no cover
+    pass
+try:
+    from . import signature_cmd
+
+    app.add_typer(signature_cmd.app, name="signature")
+except ImportError:  # pragma: no cover
+    pass
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        fail("interrupted", code=130)

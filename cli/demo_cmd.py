@@ -1,0 +1,111 @@
+"""mailwarden demo: a throwaway company mailbox, the gateway and demo users, on this machine."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from mailwarden.gateway.config import load_config
+from mailwarden.gateway.server import SECTIONS, Gateway, run
+from mailwarden.store import open_store
+from mailwarden.store.directory import add_customer, add_user, get_user
+
+from .common import fail, out
+
+if TYPE_CHECKING:
+    from mailwarden.gateway.localupstream import LocalUpstream
+
+DEMO_USERS = (("zhang", "Zhang San", "sales"), ("li", "Li Si", "sales"), ("wang", "Wang Wu", "supervisor"))
+DEMO_CUSTOMERS = (("Acme Lighting GmbH", "buyer.test", "zhang"), ("Globex Trading", "customer.test", "li"))
+
+CONFIG = """\
+# Written by `mailwarden demo`: a local upstream stands in for the company mailbox.
+[company]
+name = "Bright Lighting"
+domains = ["company.test"]
+official_phones = ["+86 574 8888 0000"]
+official_handles = ["wechat:BrightLightingCN"]
+
+[upstream]
+imap = "localhost:{imaps}"
+imap_tls = "implicit"
+smtp = "localhost:{submission}"
+smtp_tls = "starttls"
+username = "sales@company.test"
+password_file = "upstream.password"
+ca_file = "{ca}"
+
+[listen]
+smtp = "127.0.0.1:{smtp}"
+smtps = "127.0.0.1:{smtps}"
+hostname = "localhost"
+
+[store]
+data_dir = "gateway"
+"""
+
+
+def demo(
+    ctx: typer.Context,
+    directory: Path = typer.Option(Path("demo-data"), "--dir", help="Where the demo keeps everything (made anew)"),
+    smtp_port: int = typer.Option(2587, "--smtp-port", help="Gateway submission port (STARTTLS)"),
+    smtps_port: int = typer.Option(2465, "--smtps-port", help="Gateway submission port (implicit TLS)"),
+) -> None:
+    """Start a local demo: a real Dovecot + Postfix as the company mailbox, the gateway, demo users.
+
+    Prints the mail-client settings; Ctrl-C stops everything.
+    """
+    from mailwarden.gateway.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
+
+    directory = directory.resolve()
+    if directory.exists() and any(directory.iterdir()):
+        fail(f"{directory} is not empty: remove it or pass --dir NEW_FOLDER")
+    directory.mkdir(parents=True, exist_ok=True)
+    company_password = secrets.token_urlsafe(12)
+    upstream = LocalUpstream(directory / "upstream", [MailAccount("sales@company.test", company_password)],
+                             domains=["company.test", "buyer.test", "customer.test"])
+    try:
+        upstream.start()
+    except UpstreamUnavailable as exc:
+        fail(str(exc))
+    try:
+        (directory / "upstream.password").write_text(company_password + "\n")
+        (directory / "upstream.password").chmod(0o600)
+        cfg_path = directory / "mailwarden.toml"
+        cfg_path.write_text(CONFIG.format(imaps=upstream.imaps_port, submission=upstream.submission_port,
+                                          ca=upstream.ca_file, smtp=smtp_port, smtps=smtps_port))
+        cfg = load_config(cfg_path, SECTIONS)
+        assert cfg.store is not None
+        st = open_store(cfg.store)
+        passwords: dict[str, str] = {}
+        with st.session() as s:
+            for login, name, role in DEMO_USERS:
+                if get_user(session=s, login=login) is None:
+                    passwords[login] = secrets.token_urlsafe(9)
+                    add_user(session=s, login=login, name=name, password=passwords[login], role=role)
+            for cname, domain, owner in DEMO_CUSTOMERS:
+                add_customer(session=s, name=cname, domains=[domain], owner=owner, created_by="demo")
+        _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port)
+        asyncio.run(run(Gateway(cfg, st)))
+    finally:
+        upstream.stop()
+
+
+def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str], smtp: int, smtps: int) -> None:
+    out.print(f"\nmailwarden demo — config: {cfg_path}\n")
+    out.print("Outgoing mail server (SMTP) for a mail client:")
+    out.print(f"  server localhost, port {smtp}, STARTTLS (or port {smtps}, SSL/TLS), normal password")
+    out.print("  the certificate is self-signed: accept it once\n")
+    out.print("Demo users (login / password):")
+    for login, pw in passwords.items():
+        out.print(f"  {login:6} {pw}")
+    out.print("\nCustomers: Acme Lighting GmbH (buyer.test, owner zhang), Globex Trading (customer.test, owner li)")
+    out.print("What customers receive lands in the local upstream, readable over IMAP:")
+    out.print(f"  imaps://localhost:{upstream.imaps_port}  user catchall@buyer.test  password catchall")
+    out.print(f"Try:  swaks --server localhost:{smtp} --tls --auth-user zhang --auth-password <pw> "
+              "--from sales@company.test --to buyer@buyer.test")
+    out.print("\nCtrl-C stops the gateway and the local upstream.\n")

@@ -1,0 +1,50 @@
+"""Bounce reports for the operator when the upstream refuses a message for good."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from email.utils import format_datetime, localtime, make_msgid
+
+from .outbound import make_header_value, split_headers
+
+
+def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, original: bytes) -> bytes:
+    """A multipart/report (RFC 3464), text in English and Chinese, with the original's headers."""
+    domain = shared.rsplit("@", 1)[-1]
+    h = split_headers(original)
+    subject = (h.get("subject") or "")[:150]
+    reason = reason.replace("\r", " ").replace("\n", " ")
+    boundary = f"=_mw_{uuid.uuid4().hex}"
+    listed = "\n".join(f"  {r}" for r in rcpts)
+    text = (
+        f"Your message could not be delivered to:\n{listed}\n\nReason from the mail server:\n  {reason}\n\n"
+        f"您的邮件无法投递给：\n{listed}\n\n对方邮件服务器的原因：\n  {reason}\n"
+    )
+    status = f"Reporting-MTA: dns; {domain}\r\n" + "".join(
+        f"\r\nFinal-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.0.0\r\nDiagnostic-Code: smtp; {reason[:900]}\r\n"
+        for r in rcpts
+    )
+    head = "".join([
+        f"From: Mail Delivery System <{shared}>\r\n",
+        f"To: {shared}\r\n",
+        "Subject: " + make_header_value(f"Undelivered Mail Returned to Sender / 退信: {subject}") + "\r\n",
+        f"Date: {format_datetime(localtime())}\r\n",
+        f"Message-ID: {make_msgid(domain=domain)}\r\n",
+        "Auto-Submitted: auto-replied\r\n",
+        f"X-Mailwarden-Operator: {operator}\r\n",
+        "MIME-Version: 1.0\r\n",
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n\r\n',
+    ])
+    b64 = base64.encodebytes(text.encode("utf-8")).replace(b"\n", b"\r\n")
+    parts = [
+        head.encode("utf-8"),
+        f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n".encode(),
+        b64,
+        f"\r\n--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n".encode(),
+        status.encode("utf-8", "replace"),
+        f"\r\n--{boundary}\r\nContent-Type: text/rfc822-headers\r\n\r\n".encode(),
+        original[: h.body_offset] if h.fields else b"",
+        f"\r\n--{boundary}--\r\n".encode(),
+    ]
+    return b"".join(parts)

@@ -1,0 +1,86 @@
+"""Build the inputs of the pure engines (rules, signatures) from the config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .config import ConfigError, _Reader
+
+if TYPE_CHECKING:
+    from mailwarden.rules.context import CompanyProfile, RulesSettings
+    from mailwarden.signatures import SignatureCompany, SignatureSettings
+
+    from .config import Config
+
+
+def company_profile(cfg: "Config") -> "CompanyProfile":
+    from mailwarden.rules.context import CompanyProfile
+
+    if cfg.company is None:
+        raise ConfigError(f"{cfg.path}: [company] was not loaded")
+    c = cfg.company
+    return CompanyProfile(name=c.name, domains=c.domains, official_phones=c.official_phones,
+                          official_handles=c.official_handles)
+
+
+def rules_settings(cfg: "Config") -> "RulesSettings":
+    from mailwarden.rules.context import RulesSettings
+
+    r = _Reader(str(cfg.path), "rules", cfg.rules_raw)
+    r.unknown_keys({"packs", "word_lists", "mode", "language", "budget_ms", "competitor_domains",
+                    "list_threshold", "freemail_domains"})
+    base = cfg.path.parent if cfg.path else Path.cwd()
+
+    def paths(key: str) -> tuple[Path, ...]:
+        out = []
+        for item in r.str_list(key):
+            p = Path(item).expanduser()
+            p = p if p.is_absolute() else base / p
+            if not p.is_file():
+                raise r.fail(key, f"{p} does not exist")
+            out.append(p)
+        return tuple(out)
+
+    budget = r.get("budget_ms", (int, float), 200.0)
+    if budget <= 0:
+        raise r.fail("budget_ms", "must be positive")
+    threshold = r.get("list_threshold", int, 20)
+    if threshold < 2:
+        raise r.fail("list_threshold", "must be at least 2")
+    return RulesSettings(
+        packs=paths("packs"),
+        word_lists=paths("word_lists"),
+        mode=r.choice("mode", ("enforce", "audit"), "enforce"),
+        language=r.choice("language", ("en", "zh"), "en"),
+        budget_ms=float(budget),
+        freemail_domains_extra=tuple(d.lower() for d in r.str_list("freemail_domains")),
+        competitor_domains=tuple(d.lower() for d in r.str_list("competitor_domains")),
+        list_threshold=threshold,
+    )
+
+
+SIGNATURE_KEYS = {"template_dir", "strip_client_signature", "add_text_alternative", "unalterable"}
+
+
+def signature_inputs(cfg: "Config") -> tuple["SignatureSettings", "SignatureCompany"]:
+    """``[signatures]`` and ``[company]`` as the signature engine's settings and company
+    (paths relative to the config file)."""
+    from mailwarden.signatures import SignatureCompany, SignatureSettings
+
+    r = _Reader(str(cfg.path), "signatures", cfg.signatures_raw)
+    r.unknown_keys(SIGNATURE_KEYS)
+    base = cfg.path.parent if cfg.path else Path.cwd()
+    settings = SignatureSettings(
+        template_dir=r.path("template_dir", base),
+        strip_client_signature=r.get("strip_client_signature", bool, False),
+        add_text_alternative=r.get("add_text_alternative", bool, False),
+        unalterable=r.choice("unalterable", ("pass", "flag", "block"), "pass"),
+    )
+    c = cfg.company
+    if c is None:
+        raise ConfigError(f"{cfg.path}: [company] was not loaded")
+    company = SignatureCompany(name=c.name, domains=c.domains, official_phones=c.official_phones,
+                               official_handles=c.official_handles, address=c.address, website=c.website,
+                               logo=c.logo)
+    return settings, company

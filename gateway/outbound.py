@@ -1,0 +1,207 @@
+"""Header surgery for outbound mail: pure functions of bytes, no I/O.
+
+Only the header block is parsed and rewritten; the body is passed through as
+a view of the original bytes, so a 50 MB message is not copied here.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.headerregistry import Address
+
+HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
+LOOP_HEADER = b"X-Mailwarden-Loop"
+# Headers the client may not set: ours (no spoofing of operator or customer),
+# and the ones the gateway owns.
+DROP = {b"from", b"sender", b"return-path", b"bcc", b"x-mailwarden-operator", b"x-mailwarden-customer",
+        b"x-mailwarden-loop", b"delivered-to"}
+
+
+class MessageRejected(Exception):
+    """The message cannot be accepted; ``smtp_reply`` is what the client sees."""
+
+    def __init__(self, smtp_reply: str) -> None:
+        super().__init__(smtp_reply)
+        self.smtp_reply = smtp_reply
+
+
+@dataclass
+class Headers:
+    """The header block of a message, as raw (name, full-field-bytes) pairs."""
+
+    fields: list[tuple[bytes, bytes]]
+    body_offset: int
+
+    def get(self, name: str) -> str | None:
+        key = name.lower().encode()
+        for n, raw in self.fields:
+            if n == key:
+                value = raw.split(b":", 1)[1].strip().decode("utf-8", "replace")
+                return re.sub(r"\r?\n[ \t]+", " ", value)
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        key = name.lower().encode()
+        return [raw.split(b":", 1)[1].strip().decode("utf-8", "replace") for n, raw in self.fields if n == key]
+
+
+def split_headers(data: bytes) -> Headers:
+    """Split the header fields from the body.
+
+    Tolerant: a message with no header block (or one that starts with
+    garbage) yields no fields and the whole input as body.
+    """
+    fields: list[tuple[bytes, bytes]] = []
+    pos = 0
+    n = len(data)
+    current_start = -1
+    current_name = b""
+    fields_end = 0
+    while pos < n:
+        end = data.find(b"\n", pos)
+        end = n if end < 0 else end + 1
+        line = data[pos:end]
+        if line in (b"\r\n", b"\n"):
+            fields_end = pos
+            pos = end
+            break
+        if line[:1] in (b" ", b"\t") and current_start >= 0:
+            pos = fields_end = end
+            continue
+        m = HEADER_LINE.match(line)
+        if not m:
+            fields_end = pos
+            break
+        if current_start >= 0:
+            fields.append((current_name, data[current_start:pos]))
+        current_start = pos
+        current_name = line.split(b":", 1)[0].strip().lower()
+        pos = end
+        fields_end = pos
+    if current_start >= 0:
+        fields.append((current_name, data[current_start:fields_end]))
+    return Headers(fields, pos)
+
+
+def decoded(value: str | None) -> str:
+    """An RFC 2047 header value as text; never raises."""
+    if not value:
+        return ""
+    try:
+        return str(make_header(decode_header(value)))
+    except (UnicodeError, LookupError, ValueError, TypeError):
+        return value
+
+
+def loop_token(key: bytes, message_id: str) -> str:
+    return hmac.new(key, message_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:24]
+
+
+def _field(name: str, value: str) -> bytes:
+    # Values here are built from checked, single-line parts; CR/LF can never
+    # reach them (header injection), but strip once more to be sure.
+    value = value.replace("\r", " ").replace("\n", " ")
+    return f"{name}: {value}\r\n".encode("utf-8")
+
+
+def format_from(display: str, address: str) -> str:
+    """A From value with the display name quoted or RFC 2047-encoded as needed."""
+    local, _, domain = address.partition("@")
+    header = Address(display_name=display.replace("\r", " ").replace("\n", " "), username=local, domain=domain)
+    from email.policy import SMTP
+
+    return SMTP.header_factory("from", str(header)).fold(policy=SMTP).split(":", 1)[1].strip()
+
+
+@dataclass
+class Rewritten:
+    head: bytes              # new header block, including the blank line
+    body: memoryview         # the original body, not copied
+    subject: str
+    message_id: str
+    dropped: list[str] = field(default_factory=list)
+
+    @property
+    def size(self) -> int:
+        return len(self.head) + len(self.body)
+
+    def chunks(self) -> tuple[bytes, memoryview]:
+        return self.head, self.body
+
+
+def rewrite(data: bytes, *, shared_address: str, display_name: str, company_domains: tuple[str, ...],
+            loop_key: bytes, hostname: str) -> Rewritten:
+    """Make a submitted message go out as the shared mailbox.
+
+    From becomes the shared address with the operator's display name; Sender,
+    Return-Path, Bcc and any X-Mailwarden-* header the client set are dropped;
+    a Reply-To outside the company's domains is dropped (replies must come back
+    to the shared mailbox); Date and Message-ID are added when missing; the
+    loop-guard header is added.
+    """
+    h = split_headers(data)
+    dropped: list[str] = []
+    message_id = h.get("message-id")
+    if message_id and not re.fullmatch(r"<[^<>\s]+>", message_id):
+        message_id = None  # malformed: replace it with a proper one
+    for raw in h.get_all("x-mailwarden-loop"):
+        m = re.search(r"token=([0-9a-f]{24})", raw)
+        if m and message_id and hmac.compare_digest(m.group(1), loop_token(loop_key, message_id)):
+            raise MessageRejected("554 5.4.6 This message has already passed through the gateway (mail loop); not sent again")
+    kept: list[bytes] = []
+    for name, raw in h.fields:
+        if name in DROP:
+            dropped.append(name.decode("ascii", "replace"))
+            continue
+        if name == b"message-id" and message_id is None:
+            continue
+        if name == b"reply-to":
+            addrs = email.utils.getaddresses([raw.split(b":", 1)[1].decode("utf-8", "replace")])
+            if not all(a[1].rsplit("@", 1)[-1].lower() in company_domains for a in addrs if a[1]):
+                dropped.append("reply-to")
+                continue
+        kept.append(raw if raw.endswith(b"\n") else raw + b"\r\n")
+    domain = shared_address.rsplit("@", 1)[-1]
+    new: list[bytes] = [_field("From", format_from(display_name, shared_address))]
+    if h.get("date") is None:
+        new.append(_field("Date", email.utils.format_datetime(email.utils.localtime())))
+    if message_id is None:
+        message_id = email.utils.make_msgid(domain=domain)
+        new.append(_field("Message-ID", message_id))
+    if h.get("mime-version") is None and h.fields:
+        new.append(_field("MIME-Version", "1.0"))
+    new.append(_field(LOOP_HEADER.decode(), f"{hostname}; token={loop_token(loop_key, message_id)}"))
+    head = b"".join(new) + b"".join(kept) + b"\r\n"
+    body = memoryview(data)[h.body_offset:]
+    return Rewritten(head=head, body=body, subject=decoded(h.get("subject")), message_id=message_id, dropped=dropped)
+
+
+def tag_headers(operator: str, operator_name: str, customers: list[tuple[int, str]]) -> bytes:
+    """The X-Mailwarden-Operator / -Customer fields for the Sent copy."""
+    op = make_header_value(f"{operator} ({operator_name})")
+    out = [_field("X-Mailwarden-Operator", op)]
+    for cid, name in customers:
+        out.append(_field("X-Mailwarden-Customer", make_header_value(f"{cid} {name}")))
+    return b"".join(out)
+
+
+def make_header_value(text: str) -> str:
+    """ASCII as is; anything else RFC 2047-encoded (UTF-8)."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    try:
+        text.encode("ascii")
+        return text
+    except UnicodeEncodeError:
+        from email.header import Header
+
+        return Header(text, "utf-8").encode()
+
+
+def keyword(prefix: str, value: str) -> str:
+    """An IMAP keyword (atom) such as ``$mw_op_zhang``; unsafe characters become ``_``."""
+    return "$mw_" + prefix + "_" + re.sub(r"[^A-Za-z0-9._-]", "_", value)[:60]

@@ -1,0 +1,278 @@
+"""The delivery worker: from the spool to the company mailbox.
+
+Stage ``relay``: send with the shared account over a few reused SMTP
+connections.  A temporary failure (4xx, connection trouble) is retried with
+exponential backoff until ``[outbound] retry_max_age``; a permanent one (5xx)
+or expiry bounces to the operator.  The stage moves to ``append`` in the same
+moment the upstream's 250 is recorded, so a restart never sends twice.
+
+Stage ``append``: put the tagged copy in the upstream Sent folder (IMAP
+keywords where allowed, ``X-Mailwarden-*`` headers always), then file the
+bytes under ``messages/`` and mark the item ``done``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from sqlmodel import Session
+
+from mailwarden.store import StoreHandle
+from mailwarden.store.models import Message, SpoolItem, utcnow
+from mailwarden.store.spool import backoff, due
+
+from .bounce import build_bounce
+from .config import Outbound, Upstream
+from .outbound import keyword
+from .upstream import IMAPConnection, PermanentFailure, SMTPConnection, TemporaryFailure, upstream_tls
+
+log = logging.getLogger(__name__)
+
+
+class Relay:
+    def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, run_db) -> None:  # type: ignore[no-untyped-def]
+        self.store = store
+        self.upstream = upstream
+        self.outbound = outbound
+        self.run_db = run_db
+        tls = upstream_tls(upstream)
+        self.smtp = [SMTPConnection(upstream, tls) for _ in range(outbound.relay_connections)]
+        self.imap = IMAPConnection(upstream, tls)
+        self._wake = asyncio.Event()
+        self._queue: asyncio.Queue[SpoolItem] = asyncio.Queue()
+        self._appends: asyncio.Queue[SpoolItem] = asyncio.Queue()
+        self._in_flight: set[int] = set()
+        self._tasks: list[asyncio.Task[None]] = []
+        self.archive_dir = store.data_dir / "messages"
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._dispatch(), name="relay-dispatch")]
+        self._tasks += [asyncio.create_task(self._sender(c), name=f"relay-smtp-{i}") for i, c in enumerate(self.smtp)]
+        self._tasks.append(asyncio.create_task(self._appender(), name="relay-append"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for c in self.smtp:
+            await c.close()
+        await self.imap.close()
+
+    # -- dispatch ----------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                items = await self.run_db(self._load_due)
+            except Exception:
+                log.exception("cannot read the spool; retrying")
+                items = []
+            for item in items:
+                assert item.id is not None
+                if item.id in self._in_flight:
+                    continue
+                self._in_flight.add(item.id)
+                (self._queue if item.stage == "relay" else self._appends).put_nowait(item)
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0 if items else 5.0)
+            except asyncio.TimeoutError:
+                pass
+
+    def _load_due(self) -> list[SpoolItem]:
+        with Session(self.store.engine, expire_on_commit=False) as s:
+            return [i for i in due(session=s, now=utcnow(), limit=500) if i.id not in self._in_flight]
+
+    # -- relay stage -------------------------------------------------------
+
+    async def _sender(self, conn: SMTPConnection) -> None:
+        while True:
+            item = await self._queue.get()
+            handed_on = False
+            try:
+                handed_on = await self._relay_one(conn, item)
+            except Exception:
+                log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
+                await self._retry_later(item, "internal error in the gateway")
+            finally:
+                assert item.id is not None
+                if not handed_on:
+                    self._in_flight.discard(item.id)
+
+    async def _relay_one(self, conn: SMTPConnection, item: SpoolItem) -> bool:
+        """Relay one item; True when it was handed on to the append stage (still in flight)."""
+        path = self.store.spool_dir / item.blob
+        data = await asyncio.to_thread(path.read_bytes)
+        rcpts: list[str] = json.loads(item.rcpts)
+        try:
+            result = await conn.send(item.mail_from, rcpts, data)
+        except TemporaryFailure as exc:
+            await self._temporary(item, str(exc))
+            return False
+        except PermanentFailure as exc:
+            await self._bounce(item, rcpts, str(exc), data)
+            return False
+        permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
+        temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
+        delivered = [r for r in rcpts if r not in result.refused]
+        await self.run_db(self._record_delivery, item.id, delivered, temporary)
+        log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
+        if permanent:
+            await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()), data,
+                               partial=bool(delivered or temporary))
+        if delivered:
+            item.stage = "append"
+            item.rcpts = json.dumps(delivered)
+            self._appends.put_nowait(item)
+            return True
+        return False
+
+    def _record_delivery(self, item_id: int, delivered: list[str], temporary: dict[str, str]) -> None:
+        """The upstream said 250: record it at once (this is what makes delivery exactly-once)."""
+        with Session(self.store.engine) as s:
+            item = s.get(SpoolItem, item_id)
+            assert item is not None
+            msg = s.get(Message, item.message_id)
+            if delivered:
+                if temporary:
+                    # Some recipients must be retried: split them off as their own relay item.
+                    s.add(SpoolItem(message_id=item.message_id, blob=item.blob, mail_from=item.mail_from,
+                                    rcpts=json.dumps(list(temporary)), operator=item.operator, keywords="",
+                                    stage="relay", attempts=item.attempts + 1, sent_headers=item.sent_headers,
+                                    next_attempt=utcnow() + backoff(item.attempts + 1, self.outbound.retry_initial),
+                                    last_error="; ".join(temporary.values())[:2000]))
+                item.stage = "append"
+                item.rcpts = json.dumps(delivered)
+                item.next_attempt = utcnow()
+                if msg is not None:
+                    msg.status = "delivered"
+                    msg.delivered_at = utcnow()
+                    s.add(msg)
+                self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
+                                        session=s, message=item.message_id)
+            else:  # nothing delivered, everything temporary
+                item.attempts += 1
+                item.next_attempt = utcnow() + backoff(item.attempts, self.outbound.retry_initial)
+                item.last_error = "; ".join(temporary.values())[:2000]
+            s.add(item)
+            s.commit()
+
+    async def _temporary(self, item: SpoolItem, error: str) -> None:
+        age = (utcnow() - _aware(item.created_at)).total_seconds()
+        if age >= self.outbound.retry_max_age:
+            path = self.store.spool_dir / item.blob
+            data = await asyncio.to_thread(path.read_bytes)
+            await self._bounce(item, json.loads(item.rcpts),
+                               f"could not be delivered for {timedelta(seconds=int(age))}; last error: {error}", data)
+            return
+        log.info("temporary failure message=%s attempt=%d: %s", item.message_id, item.attempts + 1, error)
+        await self._retry_later(item, error)
+
+    async def _retry_later(self, item: SpoolItem, error: str) -> None:
+        def update() -> None:
+            with Session(self.store.engine) as s:
+                row = s.get(SpoolItem, item.id)
+                if row is None:
+                    return
+                row.attempts += 1
+                row.next_attempt = utcnow() + backoff(row.attempts, self.outbound.retry_initial)
+                row.last_error = error[:2000]
+                s.add(row)
+                s.commit()
+
+        await self.run_db(update)
+
+    async def _bounce(self, item: SpoolItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
+        """Tell the operator: a bounce report in the shared INBOX, tagged for them."""
+        report = build_bounce(shared=self.upstream.username, operator=item.operator, rcpts=rcpts, reason=reason,
+                              original=original)
+        try:
+            await self.imap.append(self.upstream.inbox_folder, report, [], [keyword("op", item.operator), "$mw_bounce"])
+        except TemporaryFailure as exc:
+            log.warning("cannot deliver the bounce for message=%s yet: %s", item.message_id, exc)
+            await self._retry_later(item, f"bounce pending: {exc}")
+            return
+
+        def record() -> None:
+            with Session(self.store.engine) as s:
+                row = s.get(SpoolItem, item.id)
+                msg = s.get(Message, item.message_id)
+                if row is not None and not partial:
+                    row.stage = "bounced"
+                    row.last_error = reason[:2000]
+                    s.add(row)
+                if msg is not None and not partial:
+                    msg.status = "bounced"
+                    msg.status_detail = reason[:2000]
+                    s.add(msg)
+                self.store.audit.append(actor=item.operator, action="send.bounced", target=",".join(rcpts),
+                                        session=s, message=item.message_id, reason=reason[:500])
+                s.commit()
+
+        await self.run_db(record)
+        if not partial:
+            await asyncio.to_thread(self._archive, item.blob)
+        log.warning("bounced message=%s operator=%s: %s", item.message_id, item.operator, reason[:200])
+
+    # -- append stage ------------------------------------------------------
+
+    async def _appender(self) -> None:
+        while True:
+            item = await self._appends.get()
+            try:
+                path = self.store.spool_dir / item.blob
+                data = await asyncio.to_thread(path.read_bytes)
+                copy = item.sent_headers.encode("ascii") + data
+                await self.imap.append(self.upstream.sent_folder, copy, ["\\Seen"], item.keywords.split())
+                await self.run_db(self._record_append, item.id)
+                await asyncio.to_thread(self._archive, item.blob)
+            except TemporaryFailure as exc:
+                log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
+                await self._retry_later(item, f"Sent copy pending: {exc}")
+            except Exception:
+                log.exception("Sent copy of message=%s failed unexpectedly", item.message_id)
+                await self._retry_later(item, "internal error while storing the Sent copy")
+            finally:
+                assert item.id is not None
+                self._in_flight.discard(item.id)
+
+    def _record_append(self, item_id: int) -> None:
+        with Session(self.store.engine) as s:
+            row = s.get(SpoolItem, item_id)
+            if row is not None:
+                row.stage = "done"
+                s.add(row)
+                s.commit()
+
+    def _archive(self, blob: str) -> None:
+        """Keep the message as sent under messages/YYYY/MM (if no other spool item still needs it)."""
+        with Session(self.store.engine) as s:
+            from sqlmodel import col, select
+
+            pending = s.exec(select(SpoolItem.id).where(SpoolItem.blob == blob, col(SpoolItem.stage).in_(("relay", "append")))).first()
+        if pending is not None:
+            return
+        src = self.store.spool_dir / blob
+        dest_dir = self.archive_dir / blob[:4] / blob[4:6]
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            src.replace(dest_dir / blob)
+        except FileNotFoundError:
+            pass
+
+
+def _aware(ts):  # type: ignore[no-untyped-def]
+    from datetime import timezone
+
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
+
+
+def archived_path(data_dir: Path, blob: str) -> Path:
+    return data_dir / "messages" / blob[:4] / blob[4:6] / blob

@@ -1,0 +1,114 @@
+"""``mailwarden serve``: the listeners, the relay and the watchers on one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from contextlib import suppress
+
+from sqlmodel import Session
+
+from mailwarden.store import StoreHandle
+from mailwarden.store.spool import sweep_orphans
+
+from .auth import Authenticator, SessionRegistry, watch_users
+from mailwarden.signatures import load_signatures
+
+from .config import Config, HostPort
+from .engines import signature_inputs
+from .relay import Relay
+from .smtp import SubmissionHandler, make_factory
+from .submit import Submitter
+from .tls import ensure_self_signed, server_context
+
+log = logging.getLogger(__name__)
+SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth"}
+
+
+class Gateway:
+    """Everything ``serve`` runs; tests start one inside their own event loop."""
+
+    def __init__(self, cfg: Config, store: StoreHandle) -> None:
+        assert cfg.company and cfg.upstream and cfg.listen and cfg.outbound and cfg.auth
+        self.cfg = cfg
+        self.store = store
+        self.registry = SessionRegistry()
+        self.auth = Authenticator(store, cfg.auth)
+        self.relay: Relay | None = None
+        settings, company = signature_inputs(cfg)
+        signatures = load_signatures(settings, company)  # raises SignatureTemplateError naming template and line
+        self.submitter = Submitter(store=store, company=cfg.company, upstream=cfg.upstream, outbound=cfg.outbound,
+                                   hostname=cfg.listen.hostname, wake=self._wake, signatures=signatures)
+        self.servers: list[asyncio.base_events.Server] = []
+        self.bound: dict[str, HostPort] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self.handler: SubmissionHandler | None = None
+
+    def _wake(self) -> None:
+        if self.relay is not None:
+            self.relay.wake()
+
+    async def start(self) -> None:
+        cfg = self.cfg
+        assert cfg.listen and cfg.upstream and cfg.outbound
+        if ensure_self_signed(cfg.listen.tls_cert, cfg.listen.tls_key, cfg.listen.hostname):
+            log.warning("no TLS certificate configured: made a self-signed one at %s; mail clients will ask "
+                        "users to accept it (set [listen] tls_cert and tls_key for a real one)", cfg.listen.tls_cert)
+        tls = server_context(cfg.listen.tls_cert, cfg.listen.tls_key)
+        await self.submitter.run_db(self._sweep)
+        handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry)
+        loop = asyncio.get_running_loop()
+        for name, addr, implicit in (("smtp", cfg.listen.smtp, False), ("smtps", cfg.listen.smtps, True)):
+            if addr is None:
+                continue
+            factory = make_factory(handler, hostname=cfg.listen.hostname, tls=tls, implicit=implicit,
+                                   size_limit=cfg.outbound.max_message_size)
+            server = await loop.create_server(factory, addr.host, addr.port, ssl=tls if implicit else None,
+                                              reuse_address=True)
+            self.servers.append(server)
+            port = server.sockets[0].getsockname()[1]
+            self.bound[name] = HostPort(addr.host, port)
+            log.info("listening for SMTP submission (%s) on %s", "implicit TLS" if implicit else "STARTTLS",
+                     self.bound[name])
+        self.relay = Relay(store=self.store, upstream=cfg.upstream, outbound=cfg.outbound, run_db=self.submitter.run_db)
+        await self.relay.start()
+        self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
+
+    def _sweep(self) -> None:
+        with Session(self.store.engine) as s:
+            n = sweep_orphans(session=s, spool_dir=self.store.spool_dir)
+        if n:
+            log.info("removed %d spool files left by an interrupted accept", n)
+
+    async def stop(self) -> None:
+        for server in self.servers:
+            server.close()
+        for login in list(self.registry.sessions):
+            self.registry.revoke(login)
+        if self.handler is not None:
+            self.handler.close_all()
+        for server in self.servers:
+            with suppress(Exception):
+                await asyncio.wait_for(server.wait_closed(), 10)
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.relay is not None:
+            await self.relay.stop()
+        await asyncio.to_thread(self.submitter.close)
+
+
+async def run(gw: Gateway) -> None:
+    cfg = gw.cfg
+    await gw.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    log.info("mailwarden is running; relaying to %s as %s", cfg.upstream.smtp if cfg.upstream else "?",
+             cfg.upstream.username if cfg.upstream else "?")
+    await stop.wait()
+    log.info("stopping")
+    await gw.stop()

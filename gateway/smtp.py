@@ -1,0 +1,181 @@
+"""SMTP submission: salespeople's clients send here with their own logins.
+
+One aiosmtpd ``SMTP`` protocol per connection, served from the gateway's own
+event loop.  AUTH is offered only under TLS (STARTTLS on ``[listen] smtp``,
+implicit TLS on ``[listen] smtps``); nothing is accepted without AUTH, so the
+gateway is never an open relay.  The answer to DATA is given only after the
+message is committed to the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from .auth import Authenticator, Identity, SessionRegistry
+from .submit import Submitter
+
+log = logging.getLogger(__name__)
+
+MAX_RECIPIENTS = 100
+_PENDING = AuthResult(success=False, handled=True)
+
+
+def _peer_ip(session: Session) -> str:
+    peer = session.peer
+    if isinstance(peer, tuple) and peer:
+        return str(peer[0])
+    return str(peer or "?")
+
+
+class SubmissionSMTP(SMTP):
+    """aiosmtpd's protocol with asynchronous, throttled, audited logins."""
+
+    def __init__(self, handler: "SubmissionHandler", *, implicit_tls: bool, **kw: Any) -> None:
+        super().__init__(handler, **kw)
+        self._implicit_tls = implicit_tls
+        self._credentials: LoginPassword | None = None
+        self.mw_handler = handler
+        self.identity: Identity | None = None
+
+    # Implicit TLS (port 465): the connection is encrypted from the start, so
+    # AUTH may be offered at once.  aiosmtpd only knows STARTTLS; tell it.
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.mw_handler.connections.add(self)
+        if self._implicit_tls and self._tls_protocol is None:
+            self._tls_protocol = transport  # type: ignore[assignment]
+            self.session.ssl = transport.get_extra_info("ssl_object")
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.mw_handler.connections.discard(self)
+        if self.identity is not None:
+            self.mw_handler.registry.remove(self.identity.login, id(self))
+        # After STARTTLS aiosmtpd drops its TLS transport without closing it
+        # (it closes only the socket underneath): close it so nothing leaks.
+        if self._original_transport is not None and self.transport is not None:
+            self.transport.close()
+        super().connection_lost(error)
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        # aiosmtpd's parsers call this synchronously; park the credentials and
+        # check them asynchronously in _finish_auth (argon2 and the throttle
+        # delays must not block the event loop).
+        self._credentials = auth_data
+        return _PENDING
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._finish_auth("PLAIN", await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._finish_auth("LOGIN", await super().auth_LOGIN(_, args))
+
+    async def _finish_auth(self, mechanism: str, parsed: AuthResult) -> AuthResult:
+        if parsed is not _PENDING or self._credentials is None:
+            return parsed
+        creds, self._credentials = self._credentials, None
+        login = creds.login.decode("utf-8", "replace")
+        password = creds.password.decode("utf-8", "surrogateescape")
+        ip = _peer_ip(self.session)
+        handler = self.mw_handler
+        outcome = await handler.auth.check(login, password, ip)
+        if outcome.identity is None:
+            await handler.audit("auth.failed", actor=login[:64] or "?", peer=ip, mechanism=mechanism,
+                                reason=outcome.reason, locked=outcome.locked)
+            log.info("login failed peer=%s login=%r reason=%s", ip, login[:64], outcome.reason)
+            if outcome.delay:
+                await asyncio.sleep(outcome.delay)
+            if outcome.locked:
+                return AuthResult(success=False, handled=False,
+                                  message=f"454 4.7.0 Too many failed logins: {outcome.reason}")
+            return AuthResult(success=False, handled=False,
+                              message="535 5.7.8 Login or password wrong (登录名或密码错误)")
+        self.identity = outcome.identity
+        handler.registry.add(outcome.identity, id(self), self._cut)
+        await handler.audit("auth.login", actor=outcome.identity.login, peer=ip, mechanism=mechanism, via="smtp")
+        log.info("login peer=%s operator=%s", ip, outcome.identity.login)
+        return AuthResult(success=True, handled=False, auth_data=outcome.identity)
+
+    def _cut(self) -> None:
+        """End this connection now (the user was disabled or their password changed)."""
+        if self.transport is not None and not self.transport.is_closing():
+            try:
+                self.transport.write(b"421 4.7.0 Your account was disabled or its password changed; closing\r\n")
+            except Exception:  # the peer may be gone already
+                pass
+            self.transport.close()
+
+
+class SubmissionHandler:
+    """aiosmtpd handler hooks; the work of accepting a message is in :class:`Submitter`."""
+
+    def __init__(self, submitter: Submitter, auth: Authenticator, registry: SessionRegistry) -> None:
+        self.submitter = submitter
+        self.auth = auth
+        self.registry = registry
+        self.connections: set[SubmissionSMTP] = set()
+
+    def close_all(self) -> None:
+        """Close every open connection (on shutdown)."""
+        for conn in list(self.connections):
+            if conn.transport is not None:
+                conn.transport.close()
+
+    async def audit(self, action: str, *, actor: str, peer: str | None, **detail: Any) -> None:
+        await self.submitter.audit(action, actor=actor, peer=peer, **detail)
+
+    async def handle_MAIL(self, server: SubmissionSMTP, session: Session, envelope: Envelope,
+                          address: str, mail_options: list[str]) -> str:
+        ident = server.identity
+        if ident is None or ident.login not in self.registry.sessions:
+            return "530 5.7.0 Authentication required (请先登录)"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server: SubmissionSMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if server.identity is None:
+            return "530 5.7.0 Authentication required (请先登录)"
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)"
+        if "@" not in address or any(c in address for c in "\r\n\x00 "):
+            return "553 5.1.3 Bad recipient address syntax"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SubmissionSMTP, session: Session, envelope: Envelope) -> str:
+        ident = server.identity
+        if ident is None or ident.login not in self.registry.sessions:
+            return "530 5.7.0 Authentication required (请先登录)"
+        content = envelope.original_content or b""
+        return await self.submitter.submit(ident, envelope.rcpt_tos, content, peer=_peer_ip(session))
+
+
+def make_factory(handler: SubmissionHandler, *, hostname: str, tls: ssl.SSLContext, implicit: bool,
+                 size_limit: int) -> Any:
+    """A protocol factory for ``loop.create_server``."""
+
+    def factory() -> SubmissionSMTP:
+        return SubmissionSMTP(
+            handler,
+            implicit_tls=implicit,
+            hostname=hostname,
+            ident="mailwarden ESMTP",
+            tls_context=None if implicit else tls,
+            require_starttls=not implicit,
+            auth_required=True,
+            auth_require_tls=True,
+            auth_exclude_mechanism=[],
+            data_size_limit=size_limit,
+            decode_data=False,
+            enable_SMTPUTF8=True,
+            timeout=300,
+        )
+
+    return factory

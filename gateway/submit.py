@@ -1,0 +1,174 @@
+"""Accepting one submitted message: the work behind the answer to DATA.
+
+resolve recipients to customers → rewrite headers → (rules, signature) →
+spool commit → answer.  Database work runs on one dedicated thread so the
+event loop never waits on SQLite's fsync and writes are serialised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlmodel import Session
+
+from mailwarden.store import StoreHandle
+from mailwarden.store.directory import add_customer, get_customer, resolve_recipient
+from mailwarden.store.models import Customer, User
+from mailwarden.store.spool import Envelope, accept
+
+from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
+
+from .auth import Identity
+from .config import Company, Outbound, Upstream
+from .outbound import MessageRejected, keyword, rewrite, tag_headers
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Resolved:
+    customers: list[tuple[int, str]]  # (id, name), in recipient order, unique
+    created: list[str]
+
+
+BIG = 256 * 1024  # above this, CPU work on the message goes to a worker thread
+
+
+class Submitter:
+    def __init__(self, *, store: StoreHandle, company: Company, upstream: Upstream, outbound: Outbound,
+                 hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None) -> None:
+        self.store = store
+        self.signatures = signatures
+        self.company = company
+        self.upstream = upstream
+        self.outbound = outbound
+        self.hostname = hostname
+        self.wake = wake
+        self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailwarden-db")
+        self.cpu = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="mailwarden-cpu")
+
+    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
+
+    async def audit(self, action: str, *, actor: str, peer: str | None, **detail: Any) -> None:
+        def write() -> None:
+            self.store.audit.append(actor=actor, action=action, peer=peer, **detail)
+
+        try:
+            await self.run_db(write)
+        except Exception:
+            log.exception("cannot record audit event %s for %s", action, actor)
+
+    def close(self) -> None:
+        self.db.shutdown(wait=True)
+        self.cpu.shutdown(wait=True)
+
+    # -- the pipeline ------------------------------------------------------
+
+    async def submit(self, ident: Identity, rcpts: list[str], content: bytes, *, peer: str) -> str:
+        notes: list[tuple[str, dict[str, Any]]] = []
+        try:
+            if len(content) > BIG:
+                rw = await asyncio.get_running_loop().run_in_executor(self.cpu, self._prepare, ident, content, notes)
+            else:
+                rw = self._prepare(ident, content, notes)
+        except MessageRejected as exc:
+            await self.audit("send.refused", actor=ident.login, peer=peer, reason=exc.smtp_reply, rcpts=rcpts)
+            return exc.smtp_reply
+        for action, detail in notes:
+            await self.audit(action, actor=ident.login, peer=peer, message_id=rw.message_id, **detail)
+        try:
+            msg_id = await self.run_db(self._commit, ident, rcpts, rw, peer)
+        except MessageRejected as exc:
+            return exc.smtp_reply
+        except Exception:
+            log.exception("spool commit failed peer=%s operator=%s", peer, ident.login)
+            return "451 4.3.0 The gateway could not store your message; nothing was sent, please try again"
+        self.wake()
+        log.info("queued peer=%s operator=%s message=%s rcpts=%d size=%d", peer, ident.login, msg_id, len(rcpts), rw.size)
+        return f"250 2.0.0 Queued as {msg_id}"
+
+    def _prepare(self, ident: Identity, content: bytes, notes: list[tuple[str, dict[str, Any]]]) -> Any:
+        """Sign, then rewrite the headers: the pure, CPU-bound part of accepting a message.
+
+        The signature goes in first, so the header rewrite works on its output
+        and keeps the body as a view: at most two copies of a large message exist.
+        """
+        if self.signatures is not None:
+            content = self._sign(ident, content, notes)
+        display = self.outbound.from_format.format(name=ident.name, company=self.company.name, login=ident.login)
+        return rewrite(content, shared_address=self.upstream.username, display_name=display,
+                       company_domains=self.company.domains, loop_key=self.store.audit.key, hostname=self.hostname)
+
+    def _sign(self, ident: Identity, content: bytes, notes: list[tuple[str, dict[str, Any]]]) -> bytes:
+        assert self.signatures is not None
+        user = SignatureUser(login=ident.login, name=ident.name, title=ident.title, phone=ident.phone,
+                             team=ident.team, role=ident.role)
+        result = apply_signature(content, self.signatures, user)
+        if result.fallback:
+            notes.append(("signature.fallback", {"detail": (result.detail or "")[:500]}))
+        if result.untouched_reason:
+            policy = self.signatures.settings.unalterable
+            notes.append(("signature.untouched", {"reason": result.untouched_reason, "policy": policy}))
+            if policy == "block" and result.untouched_reason not in ("no-text-body",):
+                raise MessageRejected(
+                    f"550 5.7.1 This message cannot carry the company signature ({result.untouched_reason}) "
+                    "and company policy refuses such mail / 此类邮件无法添加公司签名，按公司规定不予发送")
+        return result.message
+
+    def _resolve(self, s: Session, ident: Identity, rcpts: list[str]) -> Resolved:
+        customers: dict[int, str] = {}
+        created: list[str] = []
+        for rcpt in rcpts:
+            domain = rcpt.rsplit("@", 1)[-1].lower()
+            if domain in self.company.domains:
+                continue  # internal mail is nobody's customer
+            c = resolve_recipient(session=s, address=rcpt, freemail=self.outbound.freemail_domains)
+            if c is None:
+                c = self._new_customer(s, ident, rcpt, domain)
+                created.append(c.name)
+            assert c.id is not None
+            customers.setdefault(c.id, c.name)
+        return Resolved(list(customers.items()), created)
+
+    def _new_customer(self, s: Session, ident: Identity, rcpt: str, domain: str) -> Customer:
+        """An unknown recipient becomes a customer: owned by the operator or left
+        in the pool (``[outbound] unknown_recipients``).  A free-mail address is
+        a customer of its own; a company domain is one customer for the domain."""
+        owner = ident.login if self.outbound.unknown_recipients == "operator" else None
+        freemail = domain in self.outbound.freemail_domains
+        name = rcpt.lower() if freemail else domain
+        existing = get_customer(session=s, name_or_id=name)
+        if existing is not None:
+            return existing
+        return add_customer(session=s, name=name, domains=() if freemail else (domain,),
+                            contacts=(rcpt,) if freemail else (), owner=owner, created_by=ident.login,
+                            freemail=self.outbound.freemail_domains)
+
+    def _commit(self, ident: Identity, rcpts: list[str], rw: Any, peer: str) -> int:
+        with Session(self.store.engine, expire_on_commit=False) as s:
+            user = s.get(User, ident.user_id)
+            if user is None or not user.enabled:
+                raise MessageRejected("535 5.7.8 Account disabled")
+            resolved = self._resolve(s, ident, rcpts)
+            for name in resolved.created:
+                self.store.audit.append(actor=ident.login, action="customer.created", target=name, peer=peer,
+                                        session=s, owner=ident.login if self.outbound.unknown_recipients == "operator" else None)
+            keywords = (keyword("op", ident.login), *(keyword("cust", str(cid)) for cid, _ in resolved.customers))
+            env = Envelope(
+                mail_from=self.upstream.username, rcpts=tuple(rcpts), operator=ident.login,
+                operator_id=ident.user_id, customer_ids=tuple(cid for cid, _ in resolved.customers),
+                subject=rw.subject, message_id=rw.message_id, keywords=keywords, peer=peer,
+                sent_headers=tag_headers(ident.login, ident.name, resolved.customers).decode("ascii"),
+            )
+            msg, _item = accept(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
+                                chunks=rw.chunks(), env=env)
+            assert msg.id is not None
+            return msg.id

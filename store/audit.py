@@ -1,0 +1,149 @@
+"""The audit chain: append-only events, each MAC-linked to the previous one.
+
+Each event's ``mac`` is HMAC-SHA256, under a key kept outside the database, of
+the previous event's mac and the event's own fields.  ``seq`` is contiguous.
+So editing a row breaks its mac, deleting a row breaks the link or leaves a
+gap in ``seq``, and cutting rows off the end is caught by the head anchor (the
+last seq and mac, written beside the key after each append).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from .models import AuditEvent, utcnow
+
+log = logging.getLogger(__name__)
+GENESIS = "0" * 64
+
+
+def load_or_create_key(path: Path) -> bytes:
+    """The chain's HMAC key; created (mode 0600) on first use."""
+    try:
+        return bytes.fromhex(path.read_text().strip())
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_hex(32)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process won the race
+        return bytes.fromhex(path.read_text().strip())
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    return bytes.fromhex(key)
+
+
+def _mac(key: bytes, prev: str, seq: int, ts: datetime, actor: str, action: str, target: str,
+         detail: str, peer: str | None) -> str:
+    body = json.dumps(
+        [prev, seq, ts.isoformat(timespec="microseconds"), actor, action, target, detail, peer or ""],
+        ensure_ascii=False, separators=(",", ":"),
+    )
+    return hmac.new(key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def _normal_ts(ts: datetime) -> datetime:
+    # SQLite hands back naive datetimes: they were stored as UTC.
+    from datetime import timezone
+
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+
+
+class AuditLog:
+    """Appends and verifies events.  Thread-safe within one process; across
+    processes the database's write lock (SQLite) or an advisory lock
+    (PostgreSQL) orders the appends."""
+
+    def __init__(self, engine: Engine, key_file: Path) -> None:
+        self.engine = engine
+        self.key = load_or_create_key(key_file)
+        self.head_file = key_file.with_name(key_file.name + ".head")
+        self._lock = threading.Lock()
+
+    def append(self, *, actor: str, action: str, target: str = "", peer: str | None = None,
+               session: Session | None = None, **detail: Any) -> AuditEvent:
+        """Record one event.  With ``session`` the event joins that transaction
+        (so a spool commit and its audit event are one commit)."""
+        if session is not None:
+            ev = self._append(session, actor, action, target, peer, detail)
+            event.listen(session, "after_commit", lambda _s: self._write_head(ev), once=True)
+            return ev
+        with self._lock, Session(self.engine, expire_on_commit=False) as s:
+            ev = self._append(s, actor, action, target, peer, detail)
+            s.commit()
+            self._write_head(ev)
+            return ev
+
+    def _append(self, s: Session, actor: str, action: str, target: str, peer: str | None,
+                detail: dict[str, Any]) -> AuditEvent:
+        if s.get_bind().dialect.name == "postgresql":
+            s.exec(text("SELECT pg_advisory_xact_lock(7461736)"))  # type: ignore[call-overload]
+        elif s.get_bind().dialect.name == "sqlite":
+            # Take the write lock now so no other writer slips in between reading the head and appending.
+            s.exec(text("UPDATE audit_events SET seq = seq WHERE 0"))  # type: ignore[call-overload]
+        last = s.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+        prev, seq = (last.mac, last.seq + 1) if last else (GENESIS, 1)
+        ts = utcnow()
+        d = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
+        ev = AuditEvent(seq=seq, ts=ts, actor=actor, action=action, target=target[:320], detail=d,
+                        peer=peer, prev_mac=prev, mac=_mac(self.key, prev, seq, ts, actor, action, target[:320], d, peer))
+        s.add(ev)
+        s.flush()
+        return ev
+
+    def _write_head(self, ev: AuditEvent) -> None:
+        tmp = self.head_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(f"{ev.seq} {ev.mac}\n")
+            os.replace(tmp, self.head_file)
+        except OSError as exc:  # the chain itself is in the database; the anchor is a extra check
+            log.warning("cannot write audit head anchor %s: %s", self.head_file, exc.strerror)
+
+    def verify(self) -> "VerifyResult":
+        """Walk the chain; report the first event that does not hold."""
+        prev, expect_seq, count = GENESIS, 1, 0
+        with Session(self.engine) as s:
+            for ev in s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
+                count += 1
+                if ev.seq != expect_seq:
+                    return VerifyResult(False, count - 1, expect_seq, f"event #{expect_seq} is missing (next present is #{ev.seq})")
+                if ev.prev_mac != prev:
+                    return VerifyResult(False, count - 1, ev.seq, f"event #{ev.seq} does not link to event #{ev.seq - 1} (a row was removed or replaced)")
+                want = _mac(self.key, ev.prev_mac, ev.seq, _normal_ts(ev.ts), ev.actor, ev.action, ev.target, ev.detail, ev.peer)
+                if not hmac.compare_digest(want, ev.mac):
+                    return VerifyResult(False, count - 1, ev.seq, f"event #{ev.seq} ({ev.action} by {ev.actor}) was altered")
+                prev, expect_seq = ev.mac, ev.seq + 1
+        try:
+            head_seq, head_mac = self.head_file.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return VerifyResult(True, count, None, "")
+        if int(head_seq) > expect_seq - 1:
+            return VerifyResult(False, count, expect_seq, f"events #{expect_seq}..#{head_seq} were removed from the end of the chain")
+        if int(head_seq) == expect_seq - 1 and head_mac != prev:
+            return VerifyResult(False, count, int(head_seq), f"event #{head_seq} differs from the recorded head of the chain")
+        return VerifyResult(True, count, None, "")
+
+
+@dataclass
+class VerifyResult:
+    ok: bool
+    checked: int
+    bad_seq: int | None
+    problem: str

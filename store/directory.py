@@ -1,0 +1,215 @@
+"""Users and customers: keyword-only query functions taking a ``session``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from .models import ROLES, Contact, Customer, CustomerDomain, User
+from .passwords import hash_password
+
+LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
+DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z0-9-]{2,63}$")
+
+
+class DirectoryError(ValueError):
+    """A request the directory refuses; the message says what to change."""
+
+
+def _one_line(value: str, what: str) -> str:
+    if any(c in value for c in "\r\n\x00"):
+        raise DirectoryError(f"{what} must be one line without control characters")
+    value = value.strip()
+    if not value:
+        raise DirectoryError(f"{what} must not be empty")
+    return value
+
+
+def normalise_login(login: str) -> str:
+    login = login.strip().lower()
+    if not LOGIN_RE.match(login):
+        raise DirectoryError(f"login {login!r} must be 1-64 of a-z 0-9 . _ - and start with a letter or digit")
+    return login
+
+
+def normalise_email(address: str) -> str:
+    address = address.strip()
+    if not EMAIL_RE.match(address):
+        raise DirectoryError(f"{address!r} is not an email address")
+    local, domain = address.rsplit("@", 1)
+    return f"{local}@{domain.lower()}".lower()
+
+
+def normalise_domain(domain: str) -> str:
+    d = domain.strip().lower().lstrip("@").rstrip(".")
+    try:
+        d = d.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise DirectoryError(f"{domain!r} is not a domain name") from None
+    if not DOMAIN_RE.match(d):
+        raise DirectoryError(f"{domain!r} is not a domain name")
+    return d
+
+
+# ---- users -----------------------------------------------------------------
+
+def get_user(*, session: Session, login: str) -> User | None:
+    return session.exec(select(User).where(User.login == login.strip().lower())).first()
+
+
+def require_user(*, session: Session, login: str) -> User:
+    user = get_user(session=session, login=login)
+    if user is None:
+        raise DirectoryError(f"no user {login!r} (see `mailwarden user list`)")
+    return user
+
+
+def add_user(*, session: Session, login: str, name: str, password: str, role: str = "sales",
+             team: str | None = None, title: str | None = None, phone: str | None = None) -> User:
+    login = normalise_login(login)
+    if role not in ROLES:
+        raise DirectoryError(f"role {role!r} must be one of {', '.join(ROLES)}")
+    if get_user(session=session, login=login):
+        raise DirectoryError(f"user {login!r} exists already")
+    check_password(password)
+    user = User(login=login, name=_one_line(name, "name"), role=role,
+                team=_one_line(team, "team") if team else None,
+                title=_one_line(title, "title") if title else None,
+                phone=_one_line(phone, "phone") if phone else None,
+                password_hash=hash_password(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def check_password(password: str) -> None:
+    if len(password) < 8:
+        raise DirectoryError("the password must have at least 8 characters")
+    if any(c in password for c in "\r\n\x00"):
+        raise DirectoryError("the password must not contain line breaks")
+
+
+def set_password(*, session: Session, login: str, password: str) -> User:
+    user = require_user(session=session, login=login)
+    check_password(password)
+    user.password_hash = hash_password(password)
+    user.generation += 1
+    session.add(user)
+    return user
+
+
+def set_enabled(*, session: Session, login: str, enabled: bool) -> User:
+    user = require_user(session=session, login=login)
+    user.enabled = enabled
+    user.generation += 1
+    session.add(user)
+    return user
+
+
+def list_users(*, session: Session) -> Sequence[User]:
+    return session.exec(select(User).order_by(User.login)).all()
+
+
+# ---- customers -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CustomerView:
+    id: int
+    name: str
+    owner: str | None
+    domains: tuple[str, ...]
+    contacts: tuple[str, ...]
+
+
+def get_customer(*, session: Session, name_or_id: str) -> Customer | None:
+    if name_or_id.isdigit():
+        c = session.get(Customer, int(name_or_id))
+        if c:
+            return c
+    return session.exec(select(Customer).where(Customer.name == name_or_id.strip())).first()
+
+
+def require_customer(*, session: Session, name_or_id: str) -> Customer:
+    c = get_customer(session=session, name_or_id=name_or_id)
+    if c is None:
+        raise DirectoryError(f"no customer {name_or_id!r} (see `mailwarden customer list`)")
+    return c
+
+
+def add_customer(*, session: Session, name: str, domains: Sequence[str] = (), contacts: Sequence[str] = (),
+                 owner: str | None = None, created_by: str | None = None,
+                 freemail: Sequence[str] = ()) -> Customer:
+    name = _one_line(name, "customer name")
+    if len(name) > 200:
+        raise DirectoryError("customer name is longer than 200 characters")
+    if get_customer(session=session, name_or_id=name):
+        raise DirectoryError(f"customer {name!r} exists already")
+    owner_id = require_user(session=session, login=owner).id if owner else None
+    customer = Customer(name=name, owner_id=owner_id, created_by=created_by)
+    session.add(customer)
+    session.flush()
+    assert customer.id is not None
+    for d in dict.fromkeys(normalise_domain(d) for d in domains):
+        if d in freemail:
+            raise DirectoryError(f"{d} is a free-mail domain: add the customer's addresses with --contact instead")
+        taken = session.exec(select(CustomerDomain).where(CustomerDomain.domain == d)).first()
+        if taken:
+            other = session.get(Customer, taken.customer_id)
+            raise DirectoryError(f"domain {d} belongs to customer {other.name if other else taken.customer_id!r} already")
+        session.add(CustomerDomain(customer_id=customer.id, domain=d))
+    for e in dict.fromkeys(normalise_email(e) for e in contacts):
+        taken_c = session.exec(select(Contact).where(Contact.email == e)).first()
+        if taken_c:
+            other = session.get(Customer, taken_c.customer_id)
+            raise DirectoryError(f"contact {e} belongs to customer {other.name if other else taken_c.customer_id!r} already")
+        session.add(Contact(customer_id=customer.id, email=e))
+    session.flush()
+    return customer
+
+
+def assign_customer(*, session: Session, name_or_id: str, owner: str | None) -> tuple[Customer, str | None]:
+    """Give a customer to ``owner`` (None: to the pool).  Returns the customer and the previous owner."""
+    customer = require_customer(session=session, name_or_id=name_or_id)
+    before = session.get(User, customer.owner_id).login if customer.owner_id else None  # type: ignore[union-attr]
+    customer.owner_id = require_user(session=session, login=owner).id if owner else None
+    session.add(customer)
+    return customer, before
+
+
+def customer_view(*, session: Session, customer: Customer) -> CustomerView:
+    assert customer.id is not None
+    owner = session.get(User, customer.owner_id) if customer.owner_id else None
+    domains = session.exec(select(CustomerDomain.domain).where(CustomerDomain.customer_id == customer.id).order_by(CustomerDomain.domain)).all()
+    contacts = session.exec(select(Contact.email).where(Contact.customer_id == customer.id).order_by(Contact.email)).all()
+    return CustomerView(customer.id, customer.name, owner.login if owner else None, tuple(domains), tuple(contacts))
+
+
+def list_customers(*, session: Session, owner: str | None = None) -> list[CustomerView]:
+    q = select(Customer).order_by(Customer.name)
+    if owner:
+        q = q.where(Customer.owner_id == require_user(session=session, login=owner).id)
+    return [customer_view(session=session, customer=c) for c in session.exec(q).all()]
+
+
+def resolve_recipient(*, session: Session, address: str, freemail: Sequence[str] = ()) -> Customer | None:
+    """The customer an address belongs to: an exact contact first, then the
+    domain (never for free-mail domains, where one domain holds many people)."""
+    address = address.strip().lower()
+    contact = session.exec(select(Contact).where(Contact.email == address)).first()
+    if contact:
+        return session.get(Customer, contact.customer_id)
+    domain = address.rsplit("@", 1)[-1]
+    if domain in freemail:
+        return None
+    # the domain itself, then each parent domain (mail.buyer.com → buyer.com)
+    parts = domain.split(".")
+    candidates = [".".join(parts[i:]) for i in range(len(parts) - 1)]
+    rows = session.exec(select(CustomerDomain).where(col(CustomerDomain.domain).in_(candidates))).all()
+    if not rows:
+        return None
+    best = max(rows, key=lambda r: len(r.domain))
+    return session.get(Customer, best.customer_id)

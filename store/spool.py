@@ -1,0 +1,132 @@
+"""The durable outbound queue.
+
+``accept`` writes the message bytes to a file (write, fsync, rename, fsync the
+folder), then commits the spool row, the message row and the audit event in
+one transaction.  Only after it returns may the client hear 250.  If the
+commit fails, the file is removed again; a file without a row (a crash
+between the two) is swept by :func:`sweep_orphans`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from sqlmodel import Session, col, select
+
+from .audit import AuditLog
+from .models import Message, MessageCustomer, SpoolItem, utcnow
+
+
+@dataclass(frozen=True)
+class Envelope:
+    mail_from: str
+    rcpts: tuple[str, ...]
+    operator: str
+    operator_id: int | None
+    customer_ids: tuple[int, ...]
+    subject: str
+    message_id: str | None
+    keywords: tuple[str, ...]
+    peer: str | None = None
+    sent_headers: str = ""  # header fields added to the Sent copy only
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview]) -> tuple[str, int]:
+    """Durably write the chunks to a new file in ``spool_dir``; returns its name and size."""
+    name = f"{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex}.eml"
+    tmp = spool_dir / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    size = 0
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            size += len(view)
+            while view:
+                n = os.write(fd, view)
+                view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, spool_dir / name)
+    _fsync_dir(spool_dir)
+    return name, size
+
+
+def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequence[bytes | memoryview],
+           env: Envelope) -> tuple[Message, SpoolItem]:
+    """Put one message in the spool.  Commits; raises on any failure with nothing left behind."""
+    name, size = write_blob(spool_dir, chunks)
+    try:
+        msg = Message(direction="out", operator_id=env.operator_id,
+                      customer_id=env.customer_ids[0] if env.customer_ids else None,
+                      recipients=json.dumps(list(env.rcpts)), subject=env.subject[:2000],
+                      message_id=env.message_id, size=size, status="queued")
+        session.add(msg)
+        session.flush()
+        assert msg.id is not None
+        for cid in dict.fromkeys(env.customer_ids):
+            session.add(MessageCustomer(message_id=msg.id, customer_id=cid))
+        item = SpoolItem(message_id=msg.id, blob=name, mail_from=env.mail_from, rcpts=json.dumps(list(env.rcpts)),
+                         operator=env.operator, keywords=" ".join(env.keywords),
+                         sent_headers=env.sent_headers)
+        session.add(item)
+        audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
+                          peer=env.peer, message=msg.id, subject=env.subject[:200], size=size,
+                          customers=list(env.customer_ids))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        (spool_dir / name).unlink(missing_ok=True)
+        raise
+    return msg, item
+
+
+def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = ("relay", "append")) -> Sequence[SpoolItem]:
+    return session.exec(
+        select(SpoolItem).where(col(SpoolItem.stage).in_(stages), SpoolItem.next_attempt <= now)
+        .order_by(SpoolItem.next_attempt, SpoolItem.id).limit(limit)
+    ).all()
+
+
+def next_due(*, session: Session) -> datetime | None:
+    row = session.exec(
+        select(SpoolItem.next_attempt).where(col(SpoolItem.stage).in_(("relay", "append")))
+        .order_by(SpoolItem.next_attempt).limit(1)
+    ).first()
+    return row
+
+
+def backoff(attempts: int, initial: float, cap: float = 3600.0) -> timedelta:
+    """Exponential: initial, 2×, 4× … capped at an hour."""
+    return timedelta(seconds=min(cap, initial * (2 ** max(0, attempts - 1))))
+
+
+def sweep_orphans(*, session: Session, spool_dir: Path, older_than: timedelta = timedelta(hours=1)) -> int:
+    """Remove spool files no row refers to (left by a crash between write and commit)."""
+    known = set(session.exec(select(SpoolItem.blob)).all())
+    cutoff = (utcnow() - older_than).timestamp()
+    removed = 0
+    for p in spool_dir.iterdir():
+        if p.name.endswith(".eml") and p.name not in known and p.stat().st_mtime < cutoff:
+            p.unlink(missing_ok=True)
+            removed += 1
+        elif p.name.startswith(".") and p.name.endswith(".tmp") and p.stat().st_mtime < cutoff:
+            p.unlink(missing_ok=True)
+    return removed

@@ -1,0 +1,159 @@
+"""Outbound mail through the gateway, against the real Dovecot + Postfix upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email
+import email.policy
+import json
+import smtplib
+
+import pytest
+from sqlmodel import Session, select
+
+from mailwarden.store.directory import set_enabled
+from mailwarden.store.models import AuditEvent, Customer, Message
+from tests.integration.conftest import PASSWORDS, SHARED, message, token
+
+pytestmark = pytest.mark.integration
+
+
+def events(gw, action: str) -> list[AuditEvent]:
+    with Session(gw.store.engine) as s:
+        return list(s.exec(select(AuditEvent).where(AuditEvent.action == action)).all())
+
+
+async def send(gw, raw: bytes, rcpts=("max@buyer.test",), login="zhang"):
+    def go():
+        with gw.client(login) as c:
+            return c.sendmail("zhang@whatever.example", list(rcpts), raw)
+
+    return await asyncio.to_thread(go)
+
+
+async def test_quote_reaches_customer_from_shared_mailbox_with_tagged_sent_copy(gateway):
+    t = token()
+    await send(gateway, message(f"Quote {t}"))
+    got = await asyncio.to_thread(gateway.upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
+    m = email.message_from_bytes(got[0].raw, policy=email.policy.default)
+    assert m["From"].addresses[0].addr_spec == SHARED
+    assert m["From"].addresses[0].display_name == "Zhang San | Bright Lighting"
+    # the tags are for the company, not for the customer (expose_headers is off)
+    assert m["X-Mailwarden-Operator"] is None and m["X-Mailwarden-Loop"] is not None
+    sent = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, "Sent", containing=t.encode())
+    with Session(gateway.store.engine) as s:
+        acme = s.exec(select(Customer).where(Customer.name == "Acme Lighting GmbH")).one()
+        msg = s.exec(select(Message).where(Message.subject == f"Quote {t}")).one()
+        for _ in range(50):
+            s.refresh(msg)
+            if msg.status == "delivered":
+                break
+            await asyncio.sleep(0.1)
+    assert {"\\Seen", "$mw_op_zhang", f"$mw_cust_{acme.id}"} <= set(sent[0].flags)
+    copy = email.message_from_bytes(sent[0].raw, policy=email.policy.default)
+    assert copy["X-Mailwarden-Operator"] == "zhang (Zhang San)"
+    assert copy["X-Mailwarden-Customer"] == f"{acme.id} Acme Lighting GmbH"
+    assert msg.status == "delivered" and msg.customer_id == acme.id and msg.operator_id is not None
+    assert json.loads(msg.recipients) == ["max@buyer.test"]
+    assert [e.actor for e in events(gateway, "auth.login")] == ["zhang"]
+    assert any(json.loads(e.detail)["message"] == msg.id for e in events(gateway, "send.delivered"))
+    assert gateway.store.audit.verify().ok
+
+
+async def test_implicit_tls_port_works(gateway):
+    t = token()
+
+    def go():
+        with smtplib.SMTP_SSL("localhost", gateway.smtps_port, context=gateway.tls(), timeout=30) as c:
+            c.login("li", PASSWORDS["li"])
+            c.sendmail("li@x.example", ["max@customer.test"], message(f"Implicit {t}", to="max@customer.test"))
+
+    await asyncio.to_thread(go)
+    got = await asyncio.to_thread(gateway.upstream.wait_for, "catchall@customer.test", 1, containing=t.encode())
+    assert b"Li Si | Bright Lighting" in got[0].raw
+
+
+async def test_unknown_recipient_becomes_operators_customer(gateway):
+    t = token()
+    await send(gateway, message(f"New {t}", to="buyer@example.com"), rcpts=("buyer@example.com",))
+    with Session(gateway.store.engine) as s:
+        c = s.exec(select(Customer).where(Customer.name == "example.com")).one()
+        assert c.owner_id is not None
+    assert [e.target for e in events(gateway, "customer.created")] == ["example.com"]
+
+
+async def test_auth_not_offered_before_starttls_and_no_relay_without_auth(gateway):
+    def go():
+        with smtplib.SMTP("localhost", gateway.smtp_port, timeout=30) as c:
+            c.ehlo()
+            assert not c.has_extn("auth")
+            assert c.has_extn("starttls")
+            code, _ = c.docmd("AUTH", "PLAIN AHphYW5nAHphYW5nLXBhc3N3b3Jk")
+            assert code in (530, 538)
+            code, _ = c.docmd("MAIL", "FROM:<x@evil.example>")
+            assert code == 530
+            c.starttls(context=gateway.tls())
+            c.ehlo()
+            assert c.has_extn("auth")
+            code, _ = c.docmd("MAIL", "FROM:<x@evil.example>")
+            assert code == 530  # TLS alone is not enough: no relay without AUTH
+
+    await asyncio.to_thread(go)
+
+
+async def test_wrong_password_is_refused_audited_and_throttled(gateway):
+    def attempt():
+        with smtplib.SMTP("localhost", gateway.smtp_port, timeout=30) as c:
+            c.starttls(context=gateway.tls())
+            c.ehlo()
+            code, _ = c.docmd("AUTH", "PLAIN " + base64.b64encode(b"\0zhang\0wrong-password").decode())
+            return code
+
+    results = [await asyncio.to_thread(attempt) for _ in range(7)]
+    codes = results
+    assert codes[:5] == [535] * 5
+    assert codes[-1] == 454  # locked out: even the right password is refused for a while
+    failed = events(gateway, "auth.failed")
+    assert len(failed) == 7 and all(e.actor == "zhang" for e in failed)
+    with pytest.raises(smtplib.SMTPAuthenticationError) as exc:
+        await asyncio.to_thread(gateway.client, "zhang")
+    assert exc.value.smtp_code == 454
+    # another user from the same address is locked out too: throttling is per address as well
+    assert "wrong-password" not in json.dumps([e.detail for e in failed])
+
+
+async def test_disabled_user_session_is_closed_and_next_login_fails(gateway):
+    client = await asyncio.to_thread(gateway.client, "zhang")
+    try:
+        with Session(gateway.store.engine) as s:
+            set_enabled(session=s, login="zhang", enabled=False)
+            s.commit()
+        await asyncio.sleep(2.5)  # the watcher polls every second
+
+        def try_send():
+            client.sendmail("z@x.example", ["max@buyer.test"], message("after disable"))
+
+        with pytest.raises((smtplib.SMTPServerDisconnected, smtplib.SMTPSenderRefused, smtplib.SMTPResponseException)):
+            await asyncio.to_thread(try_send)
+    finally:
+        client.close()
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        await asyncio.to_thread(gateway.client, "zhang")
+    with Session(gateway.store.engine) as s:
+        assert s.exec(select(Message).where(Message.subject == "after disable")).first() is None
+
+
+async def test_permanent_refusal_bounces_to_operator(gateway):
+    t = token()
+    await send(gateway, message(f"Bounce {t}", to="nobody@unroutable.example"), rcpts=("nobody@unroutable.example",))
+    got = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, containing=f"Bounce {t}".encode())
+    bounce = email.message_from_bytes(got[0].raw, policy=email.policy.default)
+    assert bounce.get_content_type() == "multipart/report"
+    assert "$mw_op_zhang" in got[0].flags
+    text = bounce.get_body(("plain",)).get_content()
+    assert "nobody@unroutable.example" in text and "550" in text
+    with Session(gateway.store.engine) as s:
+        msg = s.exec(select(Message).where(Message.subject == f"Bounce {t}")).one()
+        assert msg.status == "bounced"
+    assert events(gateway, "send.bounced")

@@ -1,0 +1,115 @@
+"""Header surgery: From becomes the shared mailbox; nothing the client sets can spoof or inject."""
+
+import email
+import email.policy
+
+import pytest
+
+from mailwarden.gateway.outbound import MessageRejected, keyword, rewrite, split_headers, tag_headers
+
+KW = dict(shared_address="sales@company.test", company_domains=("company.test",), loop_key=b"k" * 32, hostname="gw")
+
+
+def parse(rw):
+    return email.message_from_bytes(rw.head + bytes(rw.body), policy=email.policy.default)
+
+
+def test_from_becomes_shared_mailbox_with_display_name():
+    rw = rewrite(b"From: Zhang <zhang@gmail.com>\r\nSender: x@y.z\r\nSubject: Quote\r\n\r\nHello\r\n",
+                 display_name="Zhang San | Bright Lighting", **KW)
+    m = parse(rw)
+    assert m["From"].addresses[0].addr_spec == "sales@company.test"
+    assert m["From"].addresses[0].display_name == "Zhang San | Bright Lighting"
+    assert m["Sender"] is None and m["Message-ID"] and m["Date"]
+    assert m.get_content().replace("\r\n", "\n") == "Hello\n"
+
+
+def test_non_ascii_display_name_is_encoded():
+    rw = rewrite(b"Subject: x\r\n\r\nbody", display_name="张伟 | 明亮照明", **KW)
+    assert rw.head.isascii()
+    assert parse(rw)["From"].addresses[0].display_name == "张伟 | 明亮照明"
+
+
+def test_crlf_in_display_name_cannot_inject_headers():
+    rw = rewrite(b"Subject: x\r\n\r\nbody", display_name="Evil\r\nBcc: victim@example.com", **KW)
+    m = parse(rw)
+    assert m["Bcc"] is None
+    assert len(m.get_all("From")) == 1
+
+
+def test_client_cannot_set_mailwarden_headers_or_private_reply_to():
+    raw = (b"X-Mailwarden-Operator: boss\r\nX-Mailwarden-Customer: 1 Big\r\nReply-To: me@gmail.com\r\n"
+           b"Bcc: hidden@example.com\r\nSubject: s\r\n\r\nb")
+    rw = rewrite(raw, display_name="Z", **KW)
+    m = parse(rw)
+    assert m["X-Mailwarden-Operator"] is None and m["X-Mailwarden-Customer"] is None
+    assert m["Reply-To"] is None and m["Bcc"] is None
+    assert {"reply-to", "bcc", "x-mailwarden-operator"} <= set(rw.dropped)
+
+
+def test_company_reply_to_is_kept():
+    rw = rewrite(b"Reply-To: export@company.test\r\nSubject: s\r\n\r\nb", display_name="Z", **KW)
+    assert parse(rw)["Reply-To"] == "export@company.test"
+
+
+def test_no_headers_at_all_is_delivered_safely():
+    rw = rewrite(b"just some text\r\nwithout headers\r\n", display_name="Z", **KW)
+    m = parse(rw)
+    assert m["From"] and m["Message-ID"]
+    assert bytes(rw.body) == b"just some text\r\nwithout headers\r\n"
+
+
+def test_eight_bit_garbage_headers_do_not_crash():
+    rw = rewrite(b"Subject: \xff\xfe\x80 price\r\nX-Junk: \x00\x01\r\n\r\n\xff\xff", display_name="Z", **KW)
+    assert "price" in rw.subject
+
+
+def test_body_is_not_copied():
+    data = b"Subject: s\r\n\r\n" + b"x" * 1000
+    rw = rewrite(data, display_name="Z", **KW)
+    assert rw.body.obj is data
+
+
+def test_own_output_is_recognised_as_a_loop():
+    first = rewrite(b"Subject: s\r\n\r\nb", display_name="Z", **KW)
+    again = first.head + bytes(first.body)
+    with pytest.raises(MessageRejected, match="554 5.4.6"):
+        rewrite(again, display_name="Z", **KW)
+
+
+def test_foreign_loop_header_is_dropped_not_trusted():
+    raw = b"Message-ID: <a@b>\r\nX-Mailwarden-Loop: gw; token=" + b"0" * 24 + b"\r\n\r\nb"
+    rw = rewrite(raw, display_name="Z", **KW)
+    assert rw.head.count(b"X-Mailwarden-Loop") == 1
+
+
+def test_split_headers_folded_lines():
+    h = split_headers(b"Subject: a\r\n b\r\nTo: x@y\r\n\r\nbody")
+    assert h.get("subject") == "a b" and h.get("to") == "x@y"
+
+
+def test_tag_headers_and_keywords():
+    raw = tag_headers("zhang", "张伟", [(42, "Acme GmbH")])
+    assert raw.isascii() and b"X-Mailwarden-Customer: 42 Acme GmbH" in raw
+    assert keyword("op", "zhang") == "$mw_op_zhang"
+    assert keyword("cust", "a b(c)") == "$mw_cust_a_b_c_"
+
+
+async def test_login_throttle_grows_and_locks(tmp_path):
+    from mailwarden.gateway.auth import Authenticator
+    from mailwarden.gateway.config import Auth, Store
+    from mailwarden.store import open_store
+    from mailwarden.store.directory import add_user
+
+    store = open_store(Store(url=f"sqlite:///{tmp_path / 'db'}", data_dir=tmp_path, audit_key_file=tmp_path / "k"))
+    with store.session() as s:
+        add_user(session=s, login="zhang", name="Z", password="right-password")
+    auth = Authenticator(store, Auth(max_failures=4, base_delay=0.1, max_delay=0.3, lockout_seconds=60))
+    delays = [(await auth.check("zhang", "wrong", "10.0.0.1")).delay for _ in range(4)]
+    assert delays == [0.1, 0.2, 0.3, 0.3]
+    locked = await auth.check("zhang", "right-password", "10.0.0.2")
+    assert locked.identity is None and locked.locked  # the login is locked, from any address
+    other = await auth.check("li", "whatever", "10.0.0.1")
+    assert other.locked  # and the address is locked, for any login
+    assert (await auth.check("ZHANG", "right-password", "10.0.0.3")).locked
+    store.close()

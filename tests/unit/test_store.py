@@ -1,0 +1,137 @@
+"""The store: audit chain tamper evidence, spool commits, customer resolution — on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, select
+
+from mailwarden.gateway.config import Store
+from mailwarden.store import open_store
+from mailwarden.store.directory import DirectoryError, add_customer, add_user, resolve_recipient
+from mailwarden.store.models import AuditEvent, SpoolItem
+from mailwarden.store.spool import Envelope, accept
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mw.db'}"
+        handle = open_store(Store(url=url, data_dir=tmp_path, audit_key_file=tmp_path / "audit.key"))
+        yield handle
+        handle.close()
+        return
+    base = request.getfixturevalue("pg_url")
+    name = "mw_" + uuid.uuid4().hex[:12]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = base.rsplit("/", 1)[0] + "/" + name
+    handle = open_store(Store(url=url, data_dir=tmp_path, audit_key_file=tmp_path / "audit.key"))
+    yield handle
+    handle.close()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def chain(store, n=5):
+    for i in range(n):
+        store.audit.append(actor="admin", action="test.event", target=f"t{i}", n=i)
+
+
+def test_clean_chain_verifies(store):
+    chain(store)
+    r = store.audit.verify()
+    assert r.ok and r.checked == 5
+
+
+def test_edited_event_is_named(store):
+    chain(store)
+    with Session(store.engine) as s:
+        s.exec(text("UPDATE audit_events SET target = 'forged' WHERE seq = 3"))
+        s.commit()
+    r = store.audit.verify()
+    assert not r.ok and r.bad_seq == 3 and "altered" in r.problem
+
+
+def test_removed_event_is_named(store):
+    chain(store)
+    with Session(store.engine) as s:
+        s.exec(text("DELETE FROM audit_events WHERE seq = 2"))
+        s.commit()
+    r = store.audit.verify()
+    assert not r.ok and r.bad_seq == 2 and "missing" in r.problem
+
+
+def test_removed_tail_is_detected(store):
+    chain(store)
+    with Session(store.engine) as s:
+        s.exec(text("DELETE FROM audit_events WHERE seq >= 4"))
+        s.commit()
+    r = store.audit.verify()
+    assert not r.ok and "removed from the end" in r.problem
+
+
+def test_renumbered_chain_is_detected(store):
+    """Deleting a row and renumbering the rest to hide the gap still breaks the links."""
+    chain(store)
+    with Session(store.engine) as s:
+        s.exec(text("DELETE FROM audit_events WHERE seq = 2"))
+        s.exec(text("UPDATE audit_events SET seq = seq - 1 WHERE seq > 2"))
+        s.commit()
+    r = store.audit.verify()
+    assert not r.ok and r.bad_seq == 2
+
+
+def test_chain_needs_the_key(store, tmp_path):
+    chain(store, 2)
+    (tmp_path / "audit.key").write_text("00" * 32 + "\n")
+    from mailwarden.store.audit import AuditLog
+
+    r = AuditLog(store.engine, tmp_path / "audit.key").verify()
+    assert not r.ok and r.bad_seq == 1
+
+
+def test_spool_accept_is_one_commit(store):
+    env = Envelope(mail_from="sales@company.test", rcpts=("a@buyer.test",), operator="zhang", operator_id=None,
+                   customer_ids=(), subject="s", message_id="<x@y>", keywords=("$mw_op_zhang",))
+    msg, item = accept(session=Session(store.engine, expire_on_commit=False), audit=store.audit, spool_dir=store.spool_dir,
+                       chunks=[b"Subject: s\r\n\r\n", memoryview(b"body")], env=env)
+    assert (store.spool_dir / item.blob).read_bytes() == b"Subject: s\r\n\r\nbody"
+    with Session(store.engine) as s:
+        row = s.exec(select(SpoolItem)).one()
+        assert json.loads(row.rcpts) == ["a@buyer.test"] and row.stage == "relay"
+        ev = s.exec(select(AuditEvent).where(AuditEvent.action == "send.accepted")).one()
+        assert json.loads(ev.detail)["message"] == msg.id
+    assert store.audit.verify().ok
+
+
+def test_failed_spool_commit_leaves_no_file(store):
+    env = Envelope(mail_from="x", rcpts=("a@b.test",), operator="o" * 500, operator_id=None, customer_ids=(999999,),
+                   subject="s", message_id=None, keywords=())
+    with pytest.raises(Exception):
+        accept(session=Session(store.engine), audit=store.audit, spool_dir=store.spool_dir, chunks=[b"x"], env=env)
+    assert [p for p in store.spool_dir.iterdir()] == []
+
+
+def test_recipient_resolution(store):
+    with Session(store.engine) as s:
+        add_user(session=s, login="zhang", name="Zhang", password="password1")
+        acme = add_customer(session=s, name="Acme", domains=["acme.de"], owner="zhang")
+        private = add_customer(session=s, name="Hans", contacts=["hans.buyer@gmail.com"])
+        s.commit()
+        assert resolve_recipient(session=s, address="Max@ACME.de").id == acme.id
+        assert resolve_recipient(session=s, address="max@mail.acme.de").id == acme.id
+        assert resolve_recipient(session=s, address="hans.buyer@gmail.com").id == private.id
+        # a free-mail domain never resolves by domain
+        assert resolve_recipient(session=s, address="other@gmail.com", freemail=("gmail.com",)) is None
+
+
+def test_customer_name_with_line_break_is_refused(store):
+    with Session(store.engine) as s, pytest.raises(DirectoryError, match="one line"):
+        add_customer(session=s, name="Evil\r\nBcc: x@y.z")
