@@ -8,6 +8,7 @@ import typer
 
 from mailwarden.gateway.config import ConfigError
 from mailwarden.gateway.server import SECTIONS, Gateway, run
+from mailwarden.rules import RulesConfigError
 from mailwarden.signatures import SignatureTemplateError
 
 from .common import fail, store
@@ -18,7 +19,7 @@ def serve(ctx: typer.Context) -> None:
     with store(ctx, SECTIONS) as (cfg, st):
         try:
             gw = Gateway(cfg, st)
-        except (ConfigError, SignatureTemplateError) as exc:
+        except (ConfigError, SignatureTemplateError, RulesConfigError) as exc:
             fail(str(exc))
         st.audit.append(actor="system", action="gateway.start")
         try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ConfigError, _Reader
+from .config import ConfigError, _default_data_dir, _Reader
 
 if TYPE_CHECKING:
     from mailwarden.rules.context import CompanyProfile, RulesSettings
@@ -24,12 +24,22 @@ def company_profile(cfg: "Config") -> "CompanyProfile":
                           official_handles=c.official_handles)
 
 
+RULES_KEYS = {"packs", "word_lists", "mode", "language", "budget_ms", "competitor_domains", "list_threshold",
+              "freemail_domains", "quarantine_timeout", "quarantine_timeout_action"}
+
+
+def quarantine_expiry(cfg: "Config") -> tuple[float | None, str]:
+    """``[rules] quarantine_timeout`` (none: held until a person decides) and what happens then."""
+    r = _Reader(str(cfg.path), "rules", cfg.rules_raw)
+    timeout = r.duration("quarantine_timeout", "0") or None
+    return timeout, r.choice("quarantine_timeout_action", ("reject", "release"), "reject")
+
+
 def rules_settings(cfg: "Config") -> "RulesSettings":
     from mailwarden.rules.context import RulesSettings
 
     r = _Reader(str(cfg.path), "rules", cfg.rules_raw)
-    r.unknown_keys({"packs", "word_lists", "mode", "language", "budget_ms", "competitor_domains",
-                    "list_threshold", "freemail_domains"})
+    r.unknown_keys(RULES_KEYS)
     base = cfg.path.parent if cfg.path else Path.cwd()
 
     def paths(key: str) -> tuple[Path, ...]:
@@ -57,6 +67,8 @@ def rules_settings(cfg: "Config") -> "RulesSettings":
         freemail_domains_extra=tuple(d.lower() for d in r.str_list("freemail_domains")),
         competitor_domains=tuple(d.lower() for d in r.str_list("competitor_domains")),
         list_threshold=threshold,
+        # word lists added with `mailwarden rules import-words`
+        word_dirs=(_default_data_dir(cfg.path, cfg.raw.get("store", {})) / "rules",),
     )
 
 

@@ -16,16 +16,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import Message, SpoolItem, utcnow
-from mailwarden.store.spool import backoff, due
+from mailwarden.store.quarantine import expired, reject, release
+from mailwarden.store.spool import PENDING, backoff, due
 
-from .bounce import build_bounce
+from .notices import build_bounce, build_notice
 from .config import Outbound, Upstream
 from .outbound import keyword
 from .upstream import IMAPConnection, PermanentFailure, SMTPConnection, TemporaryFailure, upstream_tls
@@ -34,8 +36,12 @@ log = logging.getLogger(__name__)
 
 
 class Relay:
-    def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, run_db) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, run_db,  # type: ignore[no-untyped-def]
+                 held_timeout: float | None = None, held_timeout_action: str = "reject") -> None:
         self.store = store
+        self.held_timeout = held_timeout
+        self.held_timeout_action = held_timeout_action
+        self._next_expiry_check = 0.0
         self.upstream = upstream
         self.outbound = outbound
         self.run_db = run_db
@@ -80,13 +86,40 @@ class Relay:
                 if item.id in self._in_flight:
                     continue
                 self._in_flight.add(item.id)
-                (self._queue if item.stage == "relay" else self._appends).put_nowait(item)
+                (self._queue if item.stage == "relay" else self._appends).put_nowait(item)  # append, notice
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0 if items else 5.0)
             except asyncio.TimeoutError:
                 pass
 
+    def _expire_held(self) -> None:
+        """Held mail nobody decided on within ``[rules] quarantine_timeout``: release or reject it."""
+        if self.held_timeout is None:
+            return
+        cutoff = utcnow() - timedelta(seconds=self.held_timeout)
+        with Session(self.store.engine, expire_on_commit=False) as s:
+            for item in expired(session=s, older_than=cutoff):
+                if self.held_timeout_action == "release":
+                    release(session=s, audit=self.store.audit, message_id=item.message_id, actor="system",
+                            note="quarantine timeout")
+                else:
+                    reason = "nobody reviewed it in time / 超时未审核"
+                    msg = s.get(Message, item.message_id)
+                    notice = build_notice(shared=self.upstream.username, operator=item.operator,
+                                          subject=f"Not sent / 未发送: {msg.subject if msg else ''}",
+                                          text=f"Your held message was not sent: {reason}.\n",
+                                          kind="rejected", ref=str(item.message_id))
+                    reject(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
+                           message_id=item.message_id, actor="system", reason=reason, notice=notice)
+
     def _load_due(self) -> list[SpoolItem]:
+        now = time.monotonic()
+        if now >= self._next_expiry_check:
+            self._next_expiry_check = now + 30
+            try:
+                self._expire_held()
+            except Exception:
+                log.exception("quarantine expiry round failed")
         with Session(self.store.engine, expire_on_commit=False) as s:
             return [i for i in due(session=s, now=utcnow(), limit=500) if i.id not in self._in_flight]
 
@@ -229,8 +262,11 @@ class Relay:
             try:
                 path = self.store.spool_dir / item.blob
                 data = await asyncio.to_thread(path.read_bytes)
-                copy = item.sent_headers.encode("ascii") + data
-                await self.imap.append(self.upstream.sent_folder, copy, ["\\Seen"], item.keywords.split())
+                if item.stage == "notice":  # a note for the operator: their view of the INBOX
+                    await self.imap.append(self.upstream.inbox_folder, data, [], item.keywords.split())
+                else:  # the Sent copy: the message as it went out, plus the tags
+                    copy = item.sent_headers.encode("ascii") + data
+                    await self.imap.append(self.upstream.sent_folder, copy, ["\\Seen"], item.keywords.split())
                 await self.run_db(self._record_append, item.id)
                 await asyncio.to_thread(self._archive, item.blob)
             except TemporaryFailure as exc:
@@ -254,9 +290,8 @@ class Relay:
     def _archive(self, blob: str) -> None:
         """Keep the message as sent under messages/YYYY/MM (if no other spool item still needs it)."""
         with Session(self.store.engine) as s:
-            from sqlmodel import col, select
-
-            pending = s.exec(select(SpoolItem.id).where(SpoolItem.blob == blob, col(SpoolItem.stage).in_(("relay", "append")))).first()
+            pending = s.exec(select(SpoolItem.id).where(SpoolItem.blob == blob,
+                                                        col(SpoolItem.stage).in_((*PENDING, "held")))).first()
         if pending is not None:
             return
         src = self.store.spool_dir / blob

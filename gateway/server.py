@@ -13,10 +13,11 @@ from mailwarden.store import StoreHandle
 from mailwarden.store.spool import sweep_orphans
 
 from .auth import Authenticator, SessionRegistry, watch_users
+from mailwarden.rules import load_policy
 from mailwarden.signatures import load_signatures
 
 from .config import Config, HostPort
-from .engines import signature_inputs
+from .engines import company_profile, quarantine_expiry, rules_settings, signature_inputs
 from .relay import Relay
 from .smtp import SubmissionHandler, make_factory
 from .submit import Submitter
@@ -38,8 +39,11 @@ class Gateway:
         self.relay: Relay | None = None
         settings, company = signature_inputs(cfg)
         signatures = load_signatures(settings, company)  # raises SignatureTemplateError naming template and line
+        rules = rules_settings(cfg)
+        policy = load_policy(company_profile(cfg), rules)  # raises RulesConfigError naming file and line
         self.submitter = Submitter(store=store, company=cfg.company, upstream=cfg.upstream, outbound=cfg.outbound,
-                                   hostname=cfg.listen.hostname, wake=self._wake, signatures=signatures)
+                                   hostname=cfg.listen.hostname, wake=self._wake, signatures=signatures,
+                                   policy=policy, language=rules.language)
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -71,7 +75,9 @@ class Gateway:
             self.bound[name] = HostPort(addr.host, port)
             log.info("listening for SMTP submission (%s) on %s", "implicit TLS" if implicit else "STARTTLS",
                      self.bound[name])
-        self.relay = Relay(store=self.store, upstream=cfg.upstream, outbound=cfg.outbound, run_db=self.submitter.run_db)
+        held_timeout, held_action = quarantine_expiry(cfg)
+        self.relay = Relay(store=self.store, upstream=cfg.upstream, outbound=cfg.outbound, run_db=self.submitter.run_db,
+                           held_timeout=held_timeout, held_timeout_action=held_action)
         await self.relay.start()
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
 
@@ -96,6 +102,11 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.relay is not None:
             await self.relay.stop()
+        # Let the closed connections finish their TLS shutdown while the loop still runs.
+        deadline = asyncio.get_running_loop().time() + 3
+        while self.handler is not None and self.handler.connections and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
         await asyncio.to_thread(self.submitter.close)
 
 

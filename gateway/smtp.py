@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from typing import Any
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
@@ -60,6 +60,17 @@ class SubmissionSMTP(SMTP):
         if self._original_transport is not None and self.transport is not None:
             self.transport.close()
         super().connection_lost(error)
+
+    async def push(self, status: AnyStr) -> None:
+        """aiosmtpd's own refusals, reworded so a salesperson's mail client shows something useful."""
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
+        if text.startswith("500 Line too long"):
+            text = ("552 5.3.4 The message has a line longer than 1000 characters (RFC 5321); "
+                    "it was not sent (邮件中有超长行，未发送)")
+        elif text.startswith("552 Error: Too much mail data"):
+            mb = (self.data_size_limit or 0) / (1024 * 1024)
+            text = f"552 5.3.4 The message is larger than the {mb:g} MB limit; it was not sent (邮件过大，未发送)"
+        await super().push(text)
 
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         # aiosmtpd's parsers call this synchronously; park the credentials and

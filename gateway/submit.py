@@ -1,13 +1,14 @@
 """Accepting one submitted message: the work behind the answer to DATA.
 
-resolve recipients to customers → rewrite headers → (rules, signature) →
-spool commit → answer.  Database work runs on one dedicated thread so the
+look up recipients → rules → signature → header rewrite → spool commit →
+answer.  Database work runs on one dedicated thread so the
 event loop never waits on SQLite's fsync and writes are serialised.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -15,18 +16,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from mailwarden.store import StoreHandle
-from mailwarden.store.directory import add_customer, get_customer, resolve_recipient
-from mailwarden.store.models import Customer, User
-from mailwarden.store.spool import Envelope, accept
-
+from mailwarden.rules import CheckContext, Policy, RecipientInfo
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
+from mailwarden.store import StoreHandle
+from mailwarden.store.directory import add_customer, customer_view, get_customer, resolve_recipient
+from mailwarden.store.models import Contact, Customer, User
+from mailwarden.store.spool import Envelope, accept
 
 from .auth import Identity
 from .config import Company, Outbound, Upstream
-from .outbound import MessageRejected, keyword, rewrite, tag_headers
+from .enforce import Blocked, Verdict, decision_detail, judge, recipient_info
+from .notices import build_notice
+from .outbound import MessageRejected, Rewritten, keyword, rewrite, tag_headers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -38,14 +41,26 @@ class Resolved:
     created: list[str]
 
 
-BIG = 256 * 1024  # above this, CPU work on the message goes to a worker thread
+@dataclass
+class Prepared:
+    rw: Rewritten
+    verdict: Verdict
+    notes: list[tuple[str, dict[str, Any]]]  # further audit events (signature fallback …)
+
+
+# Above these sizes CPU work on a message runs on a worker thread, not the event loop.
+INLINE = 16 * 1024   # with rules on
+BIG = 256 * 1024     # signature and header rewrite only
 
 
 class Submitter:
     def __init__(self, *, store: StoreHandle, company: Company, upstream: Upstream, outbound: Outbound,
-                 hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None) -> None:
+                 hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None,
+                 policy: Policy | None = None, language: str = "en") -> None:
         self.store = store
         self.signatures = signatures
+        self.policy = policy
+        self.language = language
         self.company = company
         self.upstream = upstream
         self.outbound = outbound
@@ -73,39 +88,66 @@ class Submitter:
     # -- the pipeline ------------------------------------------------------
 
     async def submit(self, ident: Identity, rcpts: list[str], content: bytes, *, peer: str) -> str:
-        notes: list[tuple[str, dict[str, Any]]] = []
         try:
-            if len(content) > BIG:
-                rw = await asyncio.get_running_loop().run_in_executor(self.cpu, self._prepare, ident, content, notes)
+            recipients = await self.run_db(self._lookup, ident, rcpts)
+            if self.policy is not None and len(content) > INLINE or len(content) > BIG:
+                prepared = await asyncio.get_running_loop().run_in_executor(
+                    self.cpu, self._prepare, ident, recipients, content)
             else:
-                rw = self._prepare(ident, content, notes)
+                prepared = self._prepare(ident, recipients, content)
+        except Blocked as exc:
+            await self.audit("send.blocked", actor=ident.login, peer=peer, rcpts=rcpts,
+                             reason=exc.smtp_reply, **decision_detail(exc.decision))
+            log.info("blocked peer=%s operator=%s: %s", peer, ident.login, exc.smtp_reply)
+            return exc.smtp_reply
         except MessageRejected as exc:
             await self.audit("send.refused", actor=ident.login, peer=peer, reason=exc.smtp_reply, rcpts=rcpts)
             return exc.smtp_reply
-        for action, detail in notes:
-            await self.audit(action, actor=ident.login, peer=peer, message_id=rw.message_id, **detail)
         try:
-            msg_id = await self.run_db(self._commit, ident, rcpts, rw, peer)
+            msg_id = await self.run_db(self._commit, ident, rcpts, prepared, peer)
         except MessageRejected as exc:
             return exc.smtp_reply
         except Exception:
             log.exception("spool commit failed peer=%s operator=%s", peer, ident.login)
             return "451 4.3.0 The gateway could not store your message; nothing was sent, please try again"
         self.wake()
-        log.info("queued peer=%s operator=%s message=%s rcpts=%d size=%d", peer, ident.login, msg_id, len(rcpts), rw.size)
+        action = prepared.verdict.action
+        log.info("accepted peer=%s operator=%s message=%s rcpts=%d size=%d action=%s",
+                 peer, ident.login, msg_id, len(rcpts), prepared.rw.size, action)
+        if prepared.verdict.stage == "held":
+            return f"250 2.0.0 Held for review as {msg_id}: a supervisor must release it (需主管审核)"
         return f"250 2.0.0 Queued as {msg_id}"
 
-    def _prepare(self, ident: Identity, content: bytes, notes: list[tuple[str, dict[str, Any]]]) -> Any:
-        """Sign, then rewrite the headers: the pure, CPU-bound part of accepting a message.
+    def _lookup(self, ident: Identity, rcpts: list[str]) -> tuple[RecipientInfo, ...]:
+        """What the rules need to know about each recipient (read-only)."""
+        out = []
+        with Session(self.store.engine) as s:
+            for rcpt in rcpts:
+                c = resolve_recipient(session=s, address=rcpt, freemail=self.outbound.freemail_domains)
+                if c is None:
+                    out.append(recipient_info(rcpt, None, None, (), (), ()))
+                    continue
+                view = customer_view(session=s, customer=c)
+                phones = tuple(p for p in s.exec(select(Contact.phone).where(Contact.customer_id == c.id)).all() if p)
+                out.append(recipient_info(rcpt, c, view.owner, view.domains, view.contacts, phones))
+        return tuple(out)
 
-        The signature goes in first, so the header rewrite works on its output
-        and keeps the body as a view: at most two copies of a large message exist.
+    def _prepare(self, ident: Identity, recipients: tuple[RecipientInfo, ...], content: bytes) -> Prepared:
+        """Rules, signature, header rewrite: the pure, CPU-bound part of accepting a message.
+
+        The signature goes in before the header rewrite, which keeps the body
+        as a view of its input: at most two copies of a large message exist.
         """
+        ctx = CheckContext(operator=ident.login, role=ident.role, team=ident.team, recipients=recipients)
+        verdict = judge(self.policy, content, ctx, language=self.language)
+        notes: list[tuple[str, dict[str, Any]]] = []
+        content = verdict.content
         if self.signatures is not None:
             content = self._sign(ident, content, notes)
         display = self.outbound.from_format.format(name=ident.name, company=self.company.name, login=ident.login)
-        return rewrite(content, shared_address=self.upstream.username, display_name=display,
-                       company_domains=self.company.domains, loop_key=self.store.audit.key, hostname=self.hostname)
+        rw = rewrite(content, shared_address=self.upstream.username, display_name=display,
+                     company_domains=self.company.domains, loop_key=self.store.audit.key, hostname=self.hostname)
+        return Prepared(rw, verdict, notes)
 
     def _sign(self, ident: Identity, content: bytes, notes: list[tuple[str, dict[str, Any]]]) -> bytes:
         assert self.signatures is not None
@@ -152,7 +194,8 @@ class Submitter:
                             contacts=(rcpt,) if freemail else (), owner=owner, created_by=ident.login,
                             freemail=self.outbound.freemail_domains)
 
-    def _commit(self, ident: Identity, rcpts: list[str], rw: Any, peer: str) -> int:
+    def _commit(self, ident: Identity, rcpts: list[str], prepared: Prepared, peer: str) -> int:
+        rw, verdict = prepared.rw, prepared.verdict
         with Session(self.store.engine, expire_on_commit=False) as s:
             user = s.get(User, ident.user_id)
             if user is None or not user.enabled:
@@ -168,7 +211,15 @@ class Submitter:
                 subject=rw.subject, message_id=rw.message_id, keywords=keywords, peer=peer,
                 sent_headers=tag_headers(ident.login, ident.name, resolved.customers).decode("ascii"),
             )
+            events = list(prepared.notes)
+            if verdict.action != "allow" and verdict.decision is not None:
+                events.append((f"rules.{verdict.action}", verdict.audit_detail()))
+            notices = [build_notice(shared=self.upstream.username, operator=ident.login, subject=subj, text=text,
+                                    original=bytes(rw.head), kind=kind, ref=rw.message_id)
+                       for kind, subj, text in verdict.notices]
             msg, _item = accept(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
-                                chunks=rw.chunks(), env=env)
+                                chunks=rw.chunks(), env=env, stage=verdict.stage, notices=notices,
+                                original=verdict.original, events=events,
+                                decision=json.dumps(verdict.audit_detail(), ensure_ascii=False))
             assert msg.id is not None
             return msg.id

@@ -48,8 +48,12 @@ class SMTPConnection:
             hostname=u.smtp.host, port=u.smtp.port, use_tls=u.smtp_tls == "implicit",
             start_tls=u.smtp_tls == "starttls", tls_context=self.tls, timeout=60,
         )
-        await client.connect()
-        await client.login(u.username, u.password.reveal())
+        try:
+            await client.connect()
+            await client.login(u.username, u.password.reveal())
+        except BaseException:
+            client.close()
+            raise
         return client
 
     async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> SendResult:
@@ -81,11 +85,14 @@ class SMTPConnection:
 
     async def close(self) -> None:
         client, self.client = self.client, None
-        if client is not None and client.is_connected:
+        if client is None:
+            return
+        if client.is_connected:
             try:
-                await client.quit()
+                await asyncio.wait_for(client.quit(), 10)
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
-                client.close()
+                pass
+        client.close()  # also when the server dropped us: the transport must not leak
 
 
 PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")
@@ -107,10 +114,14 @@ class IMAPConnection:
             client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=u.imap.host, port=u.imap.port, ssl_context=self.tls, timeout=60)
         else:
             client = aioimaplib.IMAP4(host=u.imap.host, port=u.imap.port, timeout=60)
-        await client.wait_hello_from_server()
-        if u.imap_tls == "starttls":
-            await _starttls(client, self.tls, u.imap.host)
-        resp = await client.login(u.username, u.password.reveal())
+        try:
+            await client.wait_hello_from_server()
+            if u.imap_tls == "starttls":
+                await _starttls(client, self.tls, u.imap.host)
+            resp = await client.login(u.username, u.password.reveal())
+        except BaseException:
+            await _drop(client)
+            raise
         if resp.result != "OK":
             await _drop(client)
             raise TemporaryFailure(f"upstream IMAP refused the shared account's login: {_text(resp)}")

@@ -108,6 +108,7 @@ class SpoolItem(SQLModel, table=True):
     operator: str = Field(max_length=64)
     keywords: str = Field(default="", max_length=500)
     sent_headers: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    decision: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))  # rules' findings (JSON)
     stage: str = Field(default="relay", max_length=16, index=True)
     attempts: int = 0
     next_attempt: datetime = _ts(index=True)  # type: ignore[assignment]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
@@ -70,14 +71,31 @@ def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview]) -> tuple[s
 
 
 def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequence[bytes | memoryview],
-           env: Envelope) -> tuple[Message, SpoolItem]:
-    """Put one message in the spool.  Commits; raises on any failure with nothing left behind."""
+           env: Envelope, stage: str = "relay", notices: Sequence[bytes] = (), original: bytes | None = None,
+           events: Sequence[tuple[str, dict[str, Any]]] = (), decision: str = "") -> tuple[Message, SpoolItem]:
+    """Put one message in the spool.  Commits; raises on any failure with nothing left behind.
+
+    ``stage`` is ``relay`` (send now) or ``held`` (quarantined).  ``notices``
+    are messages for the operator, delivered to the shared INBOX tagged for
+    them.  ``original`` is the message before redaction, kept for the audit.
+    ``events`` are further audit events (action, detail) committed with it.
+    """
+    written: list[Path] = []
     name, size = write_blob(spool_dir, chunks)
+    written.append(spool_dir / name)
     try:
+        notice_names = []
+        for n in notices:
+            notice_names.append(write_blob(spool_dir, [n])[0])
+            written.append(spool_dir / notice_names[-1])
+        if original is not None:
+            kept = spool_dir.parent / "originals"
+            kept.mkdir(mode=0o700, exist_ok=True)
+            written.append(kept / write_blob(kept, [original])[0])
         msg = Message(direction="out", operator_id=env.operator_id,
                       customer_id=env.customer_ids[0] if env.customer_ids else None,
                       recipients=json.dumps(list(env.rcpts)), subject=env.subject[:2000],
-                      message_id=env.message_id, size=size, status="queued")
+                      message_id=env.message_id, size=size, status="quarantined" if stage == "held" else "queued")
         session.add(msg)
         session.flush()
         assert msg.id is not None
@@ -85,20 +103,30 @@ def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequen
             session.add(MessageCustomer(message_id=msg.id, customer_id=cid))
         item = SpoolItem(message_id=msg.id, blob=name, mail_from=env.mail_from, rcpts=json.dumps(list(env.rcpts)),
                          operator=env.operator, keywords=" ".join(env.keywords),
-                         sent_headers=env.sent_headers)
+                         sent_headers=env.sent_headers, stage=stage, decision=decision)
         session.add(item)
+        for n in notice_names:
+            session.add(SpoolItem(message_id=msg.id, blob=n, mail_from="", rcpts="[]", operator=env.operator,
+                                  keywords=f"$mw_op_{env.operator} $mw_notice", stage="notice"))
         audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
-                          peer=env.peer, message=msg.id, subject=env.subject[:200], size=size,
-                          customers=list(env.customer_ids))
+                     peer=env.peer, message=msg.id, subject=env.subject[:200], size=size,
+                     customers=list(env.customer_ids), held=stage == "held")
+        for action, detail in events:
+            audit.append(session=session, actor=env.operator, action=action, target=",".join(env.rcpts),
+                         peer=env.peer, message=msg.id, **detail)
         session.commit()
     except BaseException:
         session.rollback()
-        (spool_dir / name).unlink(missing_ok=True)
+        for p in written:
+            p.unlink(missing_ok=True)
         raise
     return msg, item
 
 
-def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = ("relay", "append")) -> Sequence[SpoolItem]:
+PENDING = ("relay", "append", "notice")
+
+
+def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = PENDING) -> Sequence[SpoolItem]:
     return session.exec(
         select(SpoolItem).where(col(SpoolItem.stage).in_(stages), SpoolItem.next_attempt <= now)
         .order_by(SpoolItem.next_attempt, SpoolItem.id).limit(limit)
@@ -107,7 +135,7 @@ def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = 
 
 def next_due(*, session: Session) -> datetime | None:
     row = session.exec(
-        select(SpoolItem.next_attempt).where(col(SpoolItem.stage).in_(("relay", "append")))
+        select(SpoolItem.next_attempt).where(col(SpoolItem.stage).in_(PENDING))
         .order_by(SpoolItem.next_attempt).limit(1)
     ).first()
     return row

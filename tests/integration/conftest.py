@@ -10,6 +10,7 @@ import smtplib
 import ssl
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,8 @@ SHARED = "sales@company.test"
 PASSWORDS = {"zhang": "zhang-password", "li": "li-password-1"}
 
 
-def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, **outbound) -> Config:  # type: ignore[no-untyped-def]
+def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, rules: dict | None = None,  # type: ignore[no-untyped-def]
+                   **outbound) -> Config:
     (tmp_path / "upstream.password").write_text(upstream.password_for(SHARED) + "\n")
     raw = {
         "company": {"name": "Bright Lighting", "domains": ["company.test"],
@@ -38,6 +40,7 @@ def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, **
         "store": {"data_dir": "data"},
         "outbound": {"retry_initial": "0.5s", **outbound},
         "auth": {"base_delay": "0.05s", "max_delay": "0.4s", "max_failures": 6, "lockout": "60s"},
+        "rules": rules or {},
     }
     return config_from_dict(raw, tmp_path / "mailwarden.toml", SECTIONS)
 
@@ -98,9 +101,9 @@ def message(subject: str, body: str = "Please find our quote below.\r\n", to: st
             f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}").encode()
 
 
-@pytest.fixture
-async def gateway(upstream, tmp_path) -> AsyncIterator[RunningGateway]:  # type: ignore[no-untyped-def]
-    cfg = gateway_config(tmp_path, upstream)
+@asynccontextmanager
+async def running_gateway(upstream, tmp_path: Path, **kw) -> AsyncIterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    cfg = gateway_config(tmp_path, upstream, **kw)
     assert cfg.store is not None
     store = open_store(cfg.store)
     seed(store)
@@ -111,3 +114,9 @@ async def gateway(upstream, tmp_path) -> AsyncIterator[RunningGateway]:  # type:
     finally:
         await gw.stop()
         store.close()
+
+
+@pytest.fixture
+async def gateway(upstream, tmp_path) -> AsyncIterator[RunningGateway]:  # type: ignore[no-untyped-def]
+    async with running_gateway(upstream, tmp_path) as gw:
+        yield gw

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 04:24:54.240302
+Create Date: 2026-11-22 04:48:57.866603
 """
 from alembic import op
 import sqlalchemy as sa
@@ -132,6 +132,7 @@ def upgrade() -> None:
     sa.Column('operator', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('keywords', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('sent_headers', sa.Text(), nullable=False),
+    sa.Column('decision', sa.Text(), nullable=False),
     sa.Column('stage', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('next_attempt', sa.DateTime(timezone=True), nullable=False),

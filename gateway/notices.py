@@ -1,4 +1,9 @@
-"""Bounce reports for the operator when the upstream refuses a message for good."""
+"""Messages the gateway writes to a salesperson: bounces, refusals, warnings, quarantine notes.
+
+They are put in the shared mailbox's INBOX, tagged for the operator (keyword
+``$mw_op_<login>`` and ``X-Mailwarden-Operator``), so they reach that
+salesperson's view and nobody else's.
+"""
 
 from __future__ import annotations
 
@@ -48,3 +53,31 @@ def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, o
         f"\r\n--{boundary}--\r\n".encode(),
     ]
     return b"".join(parts)
+
+
+def build_notice(*, shared: str, operator: str, subject: str, text: str, original: bytes | None = None,
+                 kind: str = "info", ref: str = "") -> bytes:
+    """A plain notice (UTF-8 text, base64), naming the original's subject when given.
+
+    ``X-Mailwarden-Notice: <kind>; ref=<ref>`` lets mail filters (and tests) find it.
+    """
+    domain = shared.rsplit("@", 1)[-1]
+    body = text
+    if original is not None:
+        h = split_headers(original)
+        orig_subject = h.get("subject") or ""
+        body += f"\n\n-- \nOriginal subject / 原邮件主题: {orig_subject}\n"
+    head = "".join([
+        f"From: mailwarden <{shared}>\r\n",
+        f"To: {shared}\r\n",
+        "Subject: " + make_header_value(subject[:200]) + "\r\n",
+        f"Date: {format_datetime(localtime())}\r\n",
+        f"Message-ID: {make_msgid(domain=domain)}\r\n",
+        "Auto-Submitted: auto-generated\r\n",
+        f"X-Mailwarden-Operator: {operator}\r\n",
+        f"X-Mailwarden-Notice: {kind}; ref={ref}\r\n",
+        "MIME-Version: 1.0\r\n",
+        "Content-Type: text/plain; charset=utf-8\r\n",
+        "Content-Transfer-Encoding: base64\r\n\r\n",
+    ])
+    return head.encode("utf-8") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")

@@ -1,0 +1,148 @@
+"""Decoding bytes to text: honour the declared charset, repair wrong or missing ones."""
+
+from __future__ import annotations
+
+import codecs
+import re
+
+__all__ = ["decode_bytes", "looks_binary"]
+
+# Declared names mapped to the superset codec that decodes them (mail clients mislabel GBK as
+# GB2312 all the time; Big5 mail often carries HKSCS characters).
+_ALIASES = {
+    "gb2312": "gb18030",
+    "gb_2312-80": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "ms936": "gb18030",
+    "euc-cn": "gb18030",
+    "x-euc-cn": "gb18030",
+    "csgb2312": "gb18030",
+    "chinese": "gb18030",
+    "big5": "big5hkscs",
+    "big-5": "big5hkscs",
+    "x-big5": "big5hkscs",
+    "cn-big5": "big5hkscs",
+    "csbig5": "big5hkscs",
+    "utf8": "utf-8",
+    "ks_c_5601-1987": "cp949",
+    "iso-8859-1": "cp1252",
+    "latin1": "cp1252",
+    "us-ascii": "ascii",
+    "ansi_x3.4-1968": "ascii",
+}
+# Declared charsets that decode any byte sequence, so a wrong label never fails loudly.
+_PERMISSIVE = {"ascii", "cp1252", "iso-8859-15", "windows-1252", "latin-1", "iso8859-1"}
+_BAD_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f\ufffd\ue000-\uf8ff]")
+
+
+def _codec(name: str | None) -> str | None:
+    if not name:
+        return None
+    name = name.strip().strip("\"'").lower()
+    name = _ALIASES.get(name, name)
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        return None
+
+
+def looks_binary(text: str) -> bool:
+    """True when more than 3 % of *text* are control, private-use or replacement characters."""
+    if not text:
+        return False
+    sample = text[:100_000]
+    return len(_BAD_CHARS.findall(sample)) > 0.03 * len(sample)
+
+
+def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
+    """Decode *data*; returns ``(text, ok)``. ``ok`` is False when no charset fits.
+
+    Valid UTF-8 wins over any label (it is self-validating and GBK text is practically never
+    valid UTF-8); then the declared charset (mapped to its superset); then charset-normalizer.
+    """
+    if not data:
+        return "", True
+    if data.isascii():
+        text = data.decode("ascii")
+        return text, not looks_binary(text)
+    codec = _codec(declared)
+    if codec not in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
+        try:
+            text = data.decode("utf-8")
+            return text, not looks_binary(text)
+        except UnicodeDecodeError:
+            pass
+    if codec and codec not in _PERMISSIVE and codec not in ("utf-8", "ascii"):
+        try:
+            text = data.decode(codec)
+            if not looks_binary(text):
+                return text, True
+        except (UnicodeDecodeError, LookupError):
+            pass
+    declared_ok = codec in _PERMISSIVE
+    cjk = _cjk(data, strict_big5=declared_ok)
+    if cjk is not None:
+        return cjk, True
+    guess = _guess(data)
+    if guess is not None and not (declared_ok and guess not in _CJK_CODECS):
+        try:
+            text = data.decode(guess, errors="replace")
+            if not looks_binary(text):
+                return text, True
+        except LookupError:
+            pass
+    if declared_ok:
+        text = data.decode(codec, errors="replace")  # type: ignore[arg-type]
+        return text, not looks_binary(text)
+    text = data.decode("utf-8", errors="replace")
+    return text, False
+
+
+_CJK_CODECS = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "hz", "euc_jp", "shift_jis",
+               "euc_kr", "cp949", "iso2022_jp"}
+_IDEOGRAPH = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]")
+
+
+def _cjk(data: bytes, *, strict_big5: bool) -> str | None:
+    """Undeclared or mislabelled Chinese: GBK if the text is mostly common simplified
+    characters (GB2312 repertoire), else Big5 if it decodes to ideographs."""
+    try:
+        gb = data.decode("gb18030")
+    except UnicodeDecodeError:
+        gb = None
+    if gb is not None:
+        wide = [c for c in gb if ord(c) > 0x7F]
+        if wide:
+            common = 0
+            for c in wide:
+                try:
+                    c.encode("gb2312")
+                    common += 1
+                except UnicodeEncodeError:
+                    pass
+            if common >= 0.9 * len(wide) and not looks_binary(gb):
+                return gb
+    try:
+        b5 = data.decode("big5hkscs")
+    except UnicodeDecodeError:
+        return None
+    wide = [c for c in b5 if ord(c) > 0x7F]
+    if not wide or looks_binary(b5):
+        return None
+    ratio = len(_IDEOGRAPH.findall(b5)) / len(wide)
+    if ratio >= (0.98 if strict_big5 else 0.9) and (not strict_big5 or len(wide) >= 4):
+        return b5
+    return None
+
+
+def _guess(data: bytes) -> str | None:
+    try:
+        from charset_normalizer import from_bytes  # noqa: PLC0415
+    except ImportError:  # pragma: no cover
+        return None
+    best = from_bytes(data[:200_000]).best()
+    if best is None:
+        return None
+    return _codec(best.encoding)

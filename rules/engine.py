@@ -1,0 +1,149 @@
+"""``load_policy`` and ``evaluate``: parse, normalise, detect, decide — within a time budget."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from . import attachments as _attachments
+from . import normalize as _normalize
+from .budget import Deadline, EvaluationTimeout
+from .context import CheckContext, CompanyProfile, RulesSettings
+from .detectors import DETECTORS
+from .detectors.base import Doc, Hit
+from .findings import Decision, Finding, action_rank, min_action, severity_rank
+from .message import ParsedMessage, parse_message
+from .policy import Policy, build_policy
+
+__all__ = ["load_policy", "evaluate", "decide"]
+
+log = logging.getLogger(__name__)
+
+_QUOTED_REGIONS = ("quoted", "signature")
+
+
+def load_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
+    """Load the shipped pack, site packs and word lists; build the automata once.
+
+    Raises :class:`~mailwarden.rules.errors.RulesConfigError` naming the file, the line or
+    key, and the problem.
+    """
+    _normalize.warm_up()
+    _attachments.warm_up()
+    policy = build_policy(company, settings)
+    for det in DETECTORS:
+        prepare = getattr(det, "prepare", None)
+        if prepare is not None:
+            prepare(policy)
+    policy.extra["signature_check"] = _signature_check(policy)
+    return policy
+
+
+def _signature_check(policy: Policy):  # type: ignore[no-untyped-def]
+    """A block only counts as the company signature if it names the company.
+
+    The markers (``-- `` line, ``class="mailwarden-signature"``) can be typed by anyone, and
+    findings inside the signature are capped at ``tag``; requiring the company's name, a
+    company domain or an official phone keeps the marker from hiding a private contact.
+    """
+    company = policy.company
+    needles = [company.name.strip().lower()] if company.name.strip() else []
+    needles += [d.lower() for d in policy.company_domains]
+    digits = [re.sub(r"\D", "", p)[-8:] for p in company.official_phones]
+
+    def check(text: str) -> bool:
+        low = text.lower()
+        if any(n and n in low for n in needles):
+            return True
+        flat = re.sub(r"\D", "", text)
+        return any(d and len(d) >= 6 and d in flat for d in digits)
+
+    return check
+
+
+def evaluate(policy: Policy, message: bytes, ctx: CheckContext) -> Decision:
+    """Decide what happens to *message* sent by ``ctx.operator`` to ``ctx.recipients``.
+
+    Never raises on malformed input. Over ``policy.settings.budget_ms`` the decision is
+    ``quarantine`` with an ``EVALUATION_TIMEOUT`` finding; an internal error likewise
+    quarantines (``EVALUATION_ERROR``) rather than passing the message unchecked.
+    """
+    deadline = Deadline(policy.settings.budget_ms)
+    hits: list[Hit] = []
+    doc: Doc | None = None
+    try:
+        parsed = parse_message(message, is_company_signature=policy.extra["signature_check"],
+                               deadline=deadline)
+        deadline.check()
+        doc = Doc.build(parsed, ctx, policy)
+        for det in DETECTORS:
+            hits.extend(det.check(doc))
+            deadline.check()
+    except EvaluationTimeout:
+        found = decide(policy, hits, ctx).findings
+        budget = policy.settings.budget_ms
+        extra = Finding("EVALUATION_TIMEOUT", "evaluation", "timeout",
+                        f"{deadline.elapsed_ms():.0f} ms > {budget:g} ms", "high", "quarantine",
+                        "message")
+        return _decision(policy, [extra, *found])
+    except Exception:  # noqa: BLE001 - never pass a message unchecked because of a bug
+        log.exception("rules evaluation failed (operator=%s)", ctx.operator)
+        extra = Finding("EVALUATION_ERROR", "evaluation", "error", "internal error", "high",
+                        "quarantine", "message")
+        return _decision(policy, [extra])
+    return decide(policy, hits, ctx)
+
+
+def decide(policy: Policy, hits: list[Hit], ctx: CheckContext) -> Decision:
+    """Apply the decision table to the hits: the most severe action wins."""
+    findings: list[Finding] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    im_spans: list[tuple[int, int, int]] = []  # (segment id, start, end) of IM handles
+    for h in hits:
+        rule = policy.rules.get(h.rule)
+        if rule is None:
+            continue
+        if rule.kind == "phone" and h.segment is not None and h.start is not None:
+            if any(sid == id(h.segment) and s <= h.start and h.end <= e  # type: ignore[operator]
+                   for sid, s, e in im_spans):
+                continue  # already reported as a WhatsApp/WeChat/… handle
+        resolved = policy.resolve(h.rule, ctx, h.severity, h.action)
+        if resolved is None:
+            continue
+        action, severity = resolved
+        if h.region == "quoted":
+            action = min_action(action, policy.quoted_max_action)
+        elif h.region == "signature":
+            action = min_action(action, min_action("tag", policy.quoted_max_action))
+        if rule.category == "private_contact" and rule.kind != "phone" and h.segment is not None \
+                and h.start is not None and rule.kind != "email":
+            im_spans.append((id(h.segment), h.start, h.end or h.start))
+        where = h.location
+        key = (h.rule, " ".join(h.match.lower().split()),
+               "body" if where in ("body", "html") else where)
+        f = Finding(h.rule, rule.category, rule.kind, h.match, severity, action, where)
+        if key in seen:
+            i = seen[key]
+            if action_rank(action) > action_rank(findings[i].action):
+                findings[i] = f
+            continue
+        seen[key] = len(findings)
+        findings.append(f)
+    return _decision(policy, findings)
+
+
+def _decision(policy: Policy, findings: list[Finding]) -> Decision:
+    findings.sort(key=lambda f: (-action_rank(f.action), -severity_rank(f.severity),
+                                 f.where in _QUOTED_REGIONS))
+    action = findings[0].action if findings else "allow"
+    if policy.mode == "audit":
+        enforced = "allow" if action == "allow" else "tag"
+    else:
+        enforced = action
+    return Decision(action=action, findings=findings, mode=policy.mode, enforced_action=enforced)
+
+
+def parse_only(policy: Policy, message: bytes) -> ParsedMessage:
+    """The message model alone (for debugging and the CLI)."""
+    return parse_message(message, is_company_signature=policy.extra["signature_check"],
+                         deadline=Deadline(0))

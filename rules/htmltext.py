@@ -1,0 +1,57 @@
+"""HTML to plain text with regular expressions (fast; entities decoded; scripts dropped)."""
+
+from __future__ import annotations
+
+import html
+import re
+
+__all__ = ["html_to_text", "split_signature_html"]
+
+_DROP = re.compile(
+    r"<!--.*?(?:-->|$)|<(script|style|head|title|xml)\b[^>]*>.*?(?:</\1\s*>|$)", re.S | re.I
+)
+_BLOCK = re.compile(
+    r"<(?:br|/?p|/?div|/?tr|/?li|/?ul|/?ol|/?h[1-6]|/?table|/?blockquote|hr|/?pre|/?section)\b[^>]*>",
+    re.I,
+)
+# Link targets that carry a contact are kept as visible text: <a href="mailto:x@y">mail me</a>.
+_CONTACT_HREF = re.compile(
+    r"""<a\b[^>]*?\bhref\s*=\s*["']?((?:mailto:|tel:|callto:|sms:|skype:|viber:|weixin:|wechat:|"""
+    r"""whatsapp:|tg:|line:|https?://(?:wa\.me|api\.whatsapp\.com|chat\.whatsapp\.com|t\.me|"""
+    r"""telegram\.me|line\.me|u\.wechat\.com|weixin\.qq\.com|join\.skype\.com|invite\.viber\.com))"""
+    r"""[^"'\s>]*)[^>]*>""",
+    re.I,
+)
+_CELL = re.compile(r"</?t[dh]\b[^>]*>", re.I)
+_TAG = re.compile(r"</?[a-zA-Z!?][^>]*>")
+_SIG_OPEN = re.compile(
+    r"<([a-zA-Z][a-zA-Z0-9]*)\b[^>]*\bclass\s*=\s*[\"']?[^\"'>]*\bmailwarden-signature\b[^>]*>", re.I
+)
+
+
+def html_to_text(source: str) -> str:
+    """Visible text of an HTML fragment: block elements become line breaks."""
+    text = _DROP.sub(" ", source)
+    if "href" in text:
+        text = _CONTACT_HREF.sub(lambda m: f" {m.group(1)} ", text)
+    text = _BLOCK.sub("\n", text)
+    text = _CELL.sub("\t", text)
+    text = _TAG.sub("", text)
+    return html.unescape(text)
+
+
+def split_signature_html(source: str) -> tuple[int, int] | None:
+    """Source range of the element marked ``class="mailwarden-signature"``, or None."""
+    m = _SIG_OPEN.search(source)
+    if not m:
+        return None
+    tag = m.group(1).lower()
+    depth = 1
+    pat = re.compile(rf"<(/?){tag}\b[^>]*>", re.I)
+    for t in pat.finditer(source, m.end()):
+        if t.group(0).endswith("/>"):
+            continue
+        depth += -1 if t.group(1) else 1
+        if depth == 0:
+            return m.start(), t.end()
+    return m.start(), len(source)

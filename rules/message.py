@@ -1,0 +1,321 @@
+"""The message model: every piece of text in a message, decoded, with where it came from.
+
+A message becomes a list of :class:`Segment` s. Each says where its text was found
+(``body``, ``html``, ``subject``, ``header:From``, ``attachment:quote.xlsx``, ``quoted``,
+``signature``) and whether it is the operator's own text (``region="new"``), quoted history
+(``"quoted"``) or the company signature (``"signature"``). Parts that cannot be read become
+:class:`Problem` s. Parsing never raises on malformed input.
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.policy
+import email.utils
+import logging
+from dataclasses import dataclass, field
+from email.message import Message
+from email.parser import BytesParser
+from typing import Callable
+
+from .attachments import Extracted, SheetInfo, Uninspectable, extract
+from .budget import Deadline
+from .charset import decode_bytes
+from .htmltext import html_to_text, split_signature_html
+from .quotes import find_quote_start_html, find_signature_text, quoted_spans_text
+
+__all__ = ["Segment", "Problem", "ParsedMessage", "parse_message", "MAX_DEPTH"]
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 8  # nesting of multiparts and attached messages
+MAX_PARTS = 1000
+_ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To", "Sender")
+
+
+@dataclass
+class Segment:
+    """A piece of decoded text and where it was found."""
+
+    text: str
+    where: str
+    region: str = "new"  # "new" | "quoted" | "signature"
+
+
+@dataclass
+class Problem:
+    """A part that could not be decoded or inspected."""
+
+    name: str
+    kind: str  # "undecodable" | "encrypted" | "uninspected"
+    detail: str
+
+
+@dataclass
+class ParsedMessage:
+    """Everything the detectors look at."""
+
+    segments: list[Segment] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    sheets: list[SheetInfo] = field(default_factory=list)
+    addresses: dict[str, list[str]] = field(default_factory=dict)  # header name → addresses
+    has_history: bool = False  # quoted history, a forwarded block or an attached message
+
+
+SignatureCheck = Callable[[str], bool]
+
+
+def decode_header_value(value: str) -> str:
+    """An unfolded header value with encoded words and raw 8-bit bytes decoded.
+
+    The compat32 parser keeps headers as they came (8-bit bytes as surrogate escapes); it is
+    several times faster than ``email.policy.default``'s structured headers, which matters
+    because rules run while the SMTP client waits.
+    """
+    value = value.replace("\r", "").replace("\n", "")
+    if any("\udc80" <= c <= "\udcff" for c in value):
+        value, _ok = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
+    if "=?" not in value:
+        return value.strip()
+    try:
+        chunks = email.header.decode_header(value)
+    except Exception:  # noqa: BLE001 - a malformed encoded word is kept as written
+        return value.strip()
+    out = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, bytes):
+            out.append(decode_bytes(chunk, charset)[0])
+        else:
+            out.append(chunk)
+    return "".join(out).strip()
+
+
+def _header_str(msg: Message, name: str) -> str:
+    lname = name.lower()
+    try:
+        raw = [v for k, v in msg.raw_items() if k.lower() == lname]  # type: ignore[attr-defined]
+        return " ".join(decode_header_value(str(v)) for v in raw)
+    except Exception:  # noqa: BLE001 - a malformed header must not stop the check
+        return ""
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001
+        name = None
+    if not name:
+        return None
+    name = str(name)
+    return decode_header_value(name) if "=?" in name or not name.isascii() else name
+
+
+def _payload(part: Message) -> bytes:
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        data = None
+    if isinstance(data, bytes):
+        return data
+    raw = part.get_payload()
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def _charset(part: Message) -> str | None:
+    try:
+        cs = part.get_content_charset()
+    except Exception:  # noqa: BLE001
+        return None
+    return str(cs) if cs else None
+
+
+def _content_type(part: Message) -> str:
+    try:
+        return part.get_content_type()
+    except Exception:  # noqa: BLE001
+        return "application/octet-stream"
+
+
+class _Builder:
+    def __init__(self, is_company_signature: SignatureCheck, deadline: Deadline) -> None:
+        self.out = ParsedMessage()
+        self.sig_ok = is_company_signature
+        self.deadline = deadline
+        self.parts = 0
+
+    # ---- bodies
+    def text_body(self, text: str, where: str = "body") -> None:
+        spans = quoted_spans_text(text)
+        if spans:
+            self.out.has_history = True
+        pos = 0
+        first_quote = spans[0][0] if spans else len(text)
+        sig = find_signature_text(text, len(text[:first_quote].rstrip()))
+        if sig is not None and not self.sig_ok(text[sig:first_quote]):
+            sig = None
+        for qs, qe in [*spans, (len(text), len(text))]:
+            new = text[pos:qs]
+            if sig is not None and pos <= sig < qs:
+                self._add(new[: sig - pos], where, "new")
+                self._add(new[sig - pos :], "signature", "signature")
+            else:
+                self._add(new, where, "new")
+            self._add(text[qs:qe], "quoted", "quoted")
+            pos = qe
+
+    def html_body(self, source: str, where: str = "html") -> None:
+        q = find_quote_start_html(source)
+        new, quoted = (source, "") if q is None else (source[:q], source[q:])
+        if quoted:
+            self.out.has_history = True
+        sig = split_signature_html(new)
+        if sig is not None:
+            sig_text = html_to_text(new[sig[0] : sig[1]])
+            if self.sig_ok(sig_text):
+                self._add(sig_text, "signature", "signature")
+                new = new[: sig[0]] + new[sig[1] :]
+        new_text = html_to_text(new)
+        # Some clients (and hand-made HTML) quote in plain text inside the HTML.
+        if not quoted and quoted_spans_text(new_text):
+            self.text_body(new_text, where)
+        else:
+            self._add(new_text, where, "new")
+        if quoted:
+            self._add(html_to_text(quoted), "quoted", "quoted")
+
+    def _add(self, text: str, where: str, region: str) -> None:
+        if text and text.strip():
+            self.out.segments.append(Segment(text, where, region))
+
+    # ---- MIME tree
+    def walk(self, part: Message, depth: int, attachment_of: str | None) -> None:
+        self.deadline.check()
+        self.parts += 1
+        if self.parts > MAX_PARTS:
+            if self.parts == MAX_PARTS + 1:
+                self.out.problems.append(Problem("message", "uninspected", "too many MIME parts"))
+            return
+        if depth > MAX_DEPTH:
+            self.out.problems.append(Problem("message", "uninspected", "MIME nesting too deep"))
+            return
+        ctype = _content_type(part)
+        name = _filename(part)
+        if ctype == "multipart/encrypted":
+            self.out.problems.append(Problem(name or "message", "encrypted", "encrypted message"))
+            return
+        if ctype == "message/rfc822" or (part.is_multipart() and ctype.startswith("message/")):
+            inner = part.get_payload()
+            label = name or "message.eml"
+            self.out.has_history = True
+            if isinstance(inner, list):
+                for sub in inner:
+                    if isinstance(sub, Message):
+                        self.attached_message(sub, label, depth + 1)
+            return
+        if part.is_multipart():
+            payload = part.get_payload()
+            if isinstance(payload, list):
+                for sub in payload:
+                    if isinstance(sub, Message):
+                        self.walk(sub, depth + 1, attachment_of)
+            return
+        try:
+            disposition = part.get_content_disposition()
+        except Exception:  # noqa: BLE001
+            disposition = None
+        is_attachment = attachment_of is not None or disposition == "attachment" or (
+            name is not None and ctype not in ("text/plain", "text/html")
+        ) or (name is not None and disposition != "inline")
+        if attachment_of is None and not is_attachment and ctype in ("text/plain", "text/html"):
+            text, ok = decode_bytes(_payload(part), _charset(part))
+            if not ok:
+                self.out.problems.append(Problem(ctype, "undecodable", "text in no known charset"))
+            if ctype == "text/html":
+                self.html_body(text)
+            else:
+                self.text_body(text)
+            return
+        if ctype.startswith(("image/", "audio/", "video/", "font/")) or ctype in (
+            "application/pgp-signature", "application/pkcs7-signature",
+            "application/x-pkcs7-signature",
+        ):
+            return
+        label = name or f"part.{ctype.split('/')[-1]}"
+        if attachment_of is not None:
+            label = f"{attachment_of}/{label}"
+        self.attachment(label, ctype, _payload(part), _charset(part), depth)
+
+    def attachment(self, label: str, ctype: str, data: bytes, charset: str | None, depth: int) -> None:
+        try:
+            items = extract(label, ctype, data, declared_charset=charset, check_time=self.deadline.check)
+        except Uninspectable as e:
+            self.out.problems.append(Problem(label, e.kind, e.detail))
+            return
+        for item in items:
+            self._extracted(item, depth)
+
+    def _extracted(self, item: Extracted, depth: int) -> None:
+        for pname, kind, detail in item.problems:
+            self.out.problems.append(Problem(pname, kind, detail))
+        self.out.sheets.extend(item.sheets)
+        if item.is_message:
+            self.out.has_history = True
+            try:
+                inner = BytesParser(policy=email.policy.compat32).parsebytes(item.raw)
+            except Exception:  # noqa: BLE001
+                self.out.problems.append(Problem(item.name, "undecodable", "unparseable message"))
+                return
+            self.attached_message(inner, item.name, depth + 1)
+            return
+        self._add(item.text, f"attachment:{item.name}", "new")
+
+    def attached_message(self, msg: Message, label: str, depth: int) -> None:
+        """A forwarded message: all its text counts as an attachment of the operator's."""
+        where = f"attachment:{label}"
+        sub = _Builder(self.sig_ok, self.deadline)
+        sub.parts = self.parts
+        subject = _header_str(msg, "Subject")
+        if subject:
+            sub._add(subject, where, "new")
+        sub.walk(msg, depth, None)
+        self.parts = sub.parts
+        for seg in sub.out.segments:
+            self.out.segments.append(Segment(seg.text, where, "new"))
+        self.out.problems.extend(sub.out.problems)
+        self.out.sheets.extend(sub.out.sheets)
+
+
+def parse_message(
+    message: bytes, *, is_company_signature: SignatureCheck, deadline: Deadline
+) -> ParsedMessage:
+    """Decode *message* into segments; never raises on malformed input."""
+    b = _Builder(is_company_signature, deadline)
+    try:
+        msg = BytesParser(policy=email.policy.compat32).parsebytes(message)
+    except Exception as e:  # noqa: BLE001 - the stdlib parser should not raise, but be sure
+        log.warning("unparseable message: %s", type(e).__name__)
+        text, _ = decode_bytes(message, None)
+        b.text_body(text)
+        b.out.problems.append(Problem("message", "undecodable", "unparseable MIME structure"))
+        return b.out
+    subject = _header_str(msg, "Subject")
+    if subject:
+        b._add(subject, "subject", "new")
+    for h in _ADDRESS_HEADERS:
+        raw = _header_str(msg, h)
+        if not raw:
+            continue
+        try:
+            pairs = email.utils.getaddresses([raw])
+        except Exception:  # noqa: BLE001
+            pairs = []
+        b.out.addresses[h] = [addr.strip().lower() for _, addr in pairs if "@" in addr]
+        names = " ".join(n for n, _ in pairs if n)
+        if names and h in ("From", "Reply-To", "Sender"):
+            b._add(names, f"header:{h}", "new")
+        if h == "Reply-To":
+            b._add(raw, "header:Reply-To", "new")
+    b.walk(msg, 0, None)
+    return b.out

@@ -1,0 +1,1 @@
+"""Shipped rule packs (data only)."""

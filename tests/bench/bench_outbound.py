@@ -1,0 +1,453 @@
+"""Benchmark of outbound mail: ``python tests/bench/bench_outbound.py [--quick] [--profile DIR]``.
+
+Run from the repository root as root: it starts a private Dovecot + Postfix (LocalUpstream);
+about 75 s in full, 30 s with ``--quick``. The same load goes, in one run, (1) ``gateway``:
+through ``mailwarden serve`` in its own process (SQLite, durable commits), STARTTLS + AUTH as
+``zhang``; it relays to the upstream's submission port and appends a tagged Sent copy;
+(2) ``direct``: to the upstream's submission port, STARTTLS + AUTH as ``sales@company.test``
+(the same TLS and AUTH costs: the fair comparison); (3) ``smtp-source``: Postfix's C load
+generator on the plain port-25 style port, as a reference (no latency figures).
+
+Load: N messages of 10 KB (N=1000) and of 1 MB (N=100; ``--quick``: 200 and 20) from 10
+clients, one connection each, all logged in before the clock starts. Reported: accepted msg/s
+(last 250); delivered msg/s (all N in catchall@buyer.test, counted with IMAP STATUS); Sent msg/s
+(all N copies in Sent); p50/p99 time to 250 (from the client having written the final "." to
+the reply); the gateway's peak RSS (VmHWM, a fresh gateway per size) and CPU per message; ratio
+gateway/direct. Then one 50 MB message through the gateway: its peak RSS rise over the RSS
+before, as a multiple of the message size. Targets (issue 2): ratio >= 0.5 at 10 KB, p99 to
+250 <= 50 ms (gateway rows), a 50 MB message never in memory more than twice; a miss is marked
+MISS. The exit status is non-zero only when the run itself failed (an error reply, a lost or
+duplicated message). ``--profile DIR`` records the gateway with py-spy during each gateway leg
+as collapsed stacks, DIR/gateway-<size>.txt (render with flamegraph.pl or speedscope).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import imaplib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+from sqlmodel import Session
+
+from mailwarden.gateway.config import load_config
+from mailwarden.gateway.localupstream import LocalUpstream, MailAccount
+from mailwarden.store import open_store
+from mailwarden.store.directory import add_customer, add_user
+
+SHARED = MailAccount("sales@company.test", "company-secret")
+CATCHALL, RCPT = "catchall@buyer.test", "max@buyer.test"
+LOGIN, PASSWORD = "zhang", "zhang-password"
+CLIENTS = 10
+BIG = 50_000_000  # "50 MB", under the default max_message_size of 50 MiB
+STALL = 90.0  # a delivery count that does not move for this long: messages were lost
+
+
+class RunFailed(Exception):
+    """The run itself went wrong (not a missed target)."""
+
+
+def human(size: int) -> str:
+    if size < 1 << 20:
+        return f"{size // 1024} KB"
+    return f"{size >> 20} MB" if size % (1 << 20) == 0 else f"{size / 1e6:.0f} MB"
+
+
+def message(size: int, token: str, i: int) -> bytes:
+    """About ``size`` bytes, CRLF, no line starting with '.': a text quote, plus a JPEG above 64 KB
+    (a photo: the rules read no text out of it, so this measures the mail path, not extraction)."""
+    head = (f"From: Zhang San <zhang@company.test>\r\nTo: Max <{RCPT}>\r\nSubject: Quote {token} #{i}\r\n"
+            f"Message-ID: <{token}.{i}@company.test>\r\nMIME-Version: 1.0\r\n")
+    line = "Item {:05d}: 600x600 LED panel 40 W, 4000 K, UGR<19, FOB Ningbo USD 12.{:02d}\r\n"
+    lines = max(1, (min(size, 64 * 1024) - len(head) - 110) // len(line.format(0, 0)))
+    text = b"Dear Max,\r\n\r\nplease find our quotation for the LED panels below.\r\n" + b"".join(
+        line.format(k, k % 100).encode() for k in range(lines))
+    if size <= 64 * 1024:
+        return (head + "Content-Type: text/plain; charset=us-ascii\r\n\r\n").encode() + text
+    jpeg = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom((size - len(text) - 600) * 57 // 78)
+    photo = base64.encodebytes(jpeg).replace(b"\n", b"\r\n")
+    return (head + 'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n--b1\r\n'
+            "Content-Type: text/plain; charset=us-ascii\r\n\r\n").encode() + text + (
+        b'\r\n--b1\r\nContent-Type: image/jpeg; name="led-panel.jpg"\r\nContent-Transfer-Encoding: base64\r\n'
+        b'Content-Disposition: attachment; filename="led-panel.jpg"\r\n\r\n') + photo + b"--b1--\r\n"
+
+
+class Counter:
+    """Counts one folder with IMAP ``STATUS (MESSAGES)`` (no bodies fetched) on its own connection."""
+
+    def __init__(self, up: LocalUpstream, address: str, folder: str) -> None:
+        self.imap, self.folder, self.label = up.imap(address), folder, f"{address} {folder}"
+
+    def count(self) -> int:
+        typ, data = self.imap.status(self.folder, "(MESSAGES)")
+        m = re.search(rb"MESSAGES (\d+)", data[0] or b"") if typ == "OK" else None
+        return int(m.group(1)) if m else 0  # no Sent folder yet
+
+
+class Waiter(threading.Thread):
+    """Polls a Counter every 20 ms until it reaches ``target``; ``when`` is the perf_counter() it did."""
+
+    def __init__(self, counter: Counter, target: int) -> None:
+        super().__init__(daemon=True)
+        self.counter, self.target, self.when, self.last = counter, target, 0.0, -1
+        self.stop = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        moved = time.perf_counter()
+        while not self.stop.is_set():
+            n, now = self.counter.count(), time.perf_counter()
+            if n >= self.target:
+                self.when, self.last = now, n
+                return
+            if n != self.last:
+                self.last, moved = n, now
+            elif now - moved > STALL:
+                return
+            time.sleep(0.02)
+
+    def result(self) -> float:
+        self.join()
+        if not self.when:
+            raise RunFailed(f"{self.counter.label}: stuck at {self.last} of {self.target} messages for {STALL:g} s")
+        return self.when
+
+
+@dataclass
+class Load:
+    t0: float
+    t_end: float
+    latencies: list[float]
+
+
+async def timed_data(client: aiosmtplib.SMTP, payload: bytes) -> float:
+    """DATA; the seconds from the final '.' leaving the client's buffer to the reply."""
+    reply = await client.execute_command(b"DATA")
+    if reply.code != 354:
+        raise RunFailed(f"DATA refused: {reply.code} {reply.message}")
+    proto: Any = client.protocol  # aiosmtplib's data() would re-normalise the payload and time the upload
+    proto.write(payload + b".\r\n")
+    await proto._drain_helper()  # its flow control: until the transport has taken the bytes
+    t = time.perf_counter()
+    reply = await proto.read_response(timeout=300)
+    took = time.perf_counter() - t
+    if reply.code != 250:
+        raise RunFailed(f"message refused after DATA: {reply.code} {reply.message}")
+    return took
+
+
+async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, sender: str,
+                    payloads: list[bytes]) -> Load:
+    """CLIENTS connections, logged in before the clock starts, each sending its share in turn."""
+    clients: list[aiosmtplib.SMTP] = []
+    latencies: list[float] = []
+    go = asyncio.Event()
+
+    async def one(c: aiosmtplib.SMTP, share: list[bytes]) -> None:
+        await go.wait()
+        for p in share:
+            await c.mail(sender)
+            await c.rcpt(RCPT)
+            latencies.append(await timed_data(c, p))
+        await c.quit()
+
+    try:
+        for _ in range(CLIENTS):
+            clients.append(aiosmtplib.SMTP(hostname="localhost", port=port, start_tls=True, tls_context=tls,
+                                           timeout=300))
+            await clients[-1].connect()
+            await clients[-1].login(login, password)
+        tasks = [asyncio.create_task(one(c, payloads[k::CLIENTS])) for k, c in enumerate(clients)]
+        t0 = time.perf_counter()
+        go.set()
+        await asyncio.gather(*tasks)
+        return Load(t0, time.perf_counter(), latencies)
+    finally:
+        for c in clients:
+            c.close()
+
+
+class GatewayProcess:
+    """``mailwarden --config FILE serve`` on a fresh data dir with ``zhang`` and a customer for buyer.test."""
+
+    def __init__(self, root: Path, up: LocalUpstream) -> None:
+        root.mkdir(parents=True)
+        self.log = root / "serve.log"
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        (root / "upstream.password").write_text(up.password_for(SHARED.address) + "\n")
+        path = root / "mailwarden.toml"
+        raw = {"company": {"name": "Bright Lighting", "domains": ["company.test"]},
+               "upstream": {"imap": f"localhost:{up.imaps_port}", "imap_tls": "implicit",
+                            "smtp": f"localhost:{up.submission_port}", "smtp_tls": "starttls",
+                            "username": SHARED.address, "password_file": "upstream.password", "ca_file": str(up.ca_file)},
+               "listen": {"smtp": f"127.0.0.1:{self.port}", "smtps": "", "hostname": "localhost"},
+               "store": {"data_dir": "data"}, "outbound": {"retry_initial": "0.5s"}}
+        # JSON strings and lists are TOML too
+        path.write_text("".join(f"[{section}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in kv.items())
+                                for section, kv in raw.items()))
+        cfg = load_config(path, {"store"})
+        assert cfg.store is not None
+        store = open_store(cfg.store)
+        with Session(store.engine) as s:
+            add_user(session=s, login=LOGIN, name="Zhang San", password=PASSWORD)
+            add_customer(session=s, name="Acme Lighting GmbH", domains=["buyer.test"], owner=LOGIN)
+            s.commit()
+        store.close()
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "mailwarden.cli", "--config", str(path), "serve"],
+                                         stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RunFailed(f"the gateway did not start:\n{self.log.read_text()[-3000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        self.tls = ssl.create_default_context(cafile=str(root / "data" / "tls" / "gateway.crt"))
+
+    def memory_kb(self, key: str) -> int:
+        m = re.search(rf"^{key}:\s+(\d+) kB", Path(f"/proc/{self.proc.pid}/status").read_text(), re.M)
+        return int(m.group(1)) if m else 0
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime, all threads
+
+    def reset_peak(self) -> None:
+        """Restart VmHWM from the current RSS (Linux >= 4.0)."""
+        Path(f"/proc/{self.proc.pid}/clear_refs").write_text("5")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@dataclass
+class Row:
+    size: int
+    n: int
+    leg: str
+    accepted: float
+    delivered: float
+    sent: float | None = None
+    p50: float | None = None
+    p99: float | None = None
+    rss_mb: float | None = None
+    cpu_ms: float | None = None  # gateway CPU per message, first send to last Sent copy
+    t_accepted: float = 0.0  # perf_counter() of the last 250
+
+
+def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter], *,
+        gw: GatewayProcess | None = None, up: LocalUpstream | None = None) -> Row:
+    """Send the payloads through the gateway (or direct to ``up``); wait until all are delivered (and in Sent)."""
+    n = len(payloads)
+    base = {k: c.count() for k, c in counters.items()}
+    waits = {k: Waiter(counters[k], base[k] + n) for k in (("inbox", "sent") if gw else ("inbox",))}
+    cpu0 = gw.cpu_seconds() if gw else 0.0
+    try:
+        if gw is not None:
+            load = asyncio.run(send_load(gw.port, gw.tls, LOGIN, PASSWORD, "zhang@company.test", payloads))
+        else:
+            assert up is not None
+            load = asyncio.run(send_load(up.submission_port, up.client_ssl_context(), SHARED.address,
+                                         SHARED.password, SHARED.address, payloads))
+        done = {k: w.result() for k, w in waits.items()}
+    finally:
+        for w in waits.values():
+            w.stop.set()
+            w.join(5)
+    for k in waits:
+        if (got := counters[k].count() - base[k]) != n:
+            raise RunFailed(f"{name}: {counters[k].label} holds {got} new messages, expected {n} (duplicates)")
+    q = statistics.quantiles(load.latencies, n=100, method="inclusive") if n > 1 else load.latencies * 99
+    return Row(size, n, name, n / (load.t_end - load.t0), n / (done["inbox"] - load.t0),
+               n / (done["sent"] - load.t0) if "sent" in done else None, q[49] * 1e3, q[98] * 1e3,
+               gw.memory_kb("VmHWM") / 1024 if gw else None, (gw.cpu_seconds() - cpu0) * 1e3 / n if gw else None,
+               load.t_end)
+
+
+def smtp_source_leg(up: LocalUpstream, size: int, n: int, counters: dict[str, Counter]) -> Row | None:
+    tool = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+    if not os.access(tool, os.X_OK):
+        return None
+    w = Waiter(counters["inbox"], counters["inbox"].count() + n)
+    try:
+        t0 = time.perf_counter()
+        subprocess.run([tool, "-d", "-s", str(CLIENTS), "-m", str(n), "-l", str(size), "-f", SHARED.address,
+                        "-t", RCPT, "-S", "smtp-source", f"{up.host}:{up.smtp_port}"],
+                       check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
+        t1 = time.perf_counter()
+        return Row(size, n, "smtp-source", n / (t1 - t0), n / (w.result() - t0))
+    finally:
+        w.stop.set()
+        w.join(5)
+
+
+def big_message(gw: GatewayProcess, counters: dict[str, Counter]) -> str:
+    """One 50 MB message; the RSS, sampled every 2 ms, also shows the peak until the 250."""
+    payload = message(BIG, "big", 0)
+    rss0 = gw.memory_kb("VmRSS")
+    samples: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            samples.append((time.perf_counter(), gw.memory_kb("VmRSS")))
+            time.sleep(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    gw.reset_peak()
+    sampler.start()
+    try:
+        big = leg("gateway", len(payload), [payload], counters, gw=gw)
+    finally:
+        stop.set()
+        sampler.join()
+    rise = gw.memory_kb("VmHWM") - rss0
+    until_250 = max((r for t, r in samples if t <= big.t_accepted), default=rss0) - rss0
+    factor = rise * 1024 / len(payload)
+    return (f"{len(payload) / 1e6:.0f} MB message via the gateway: 250 after {1 / big.accepted:.1f} s, delivered "
+            f"after {1 / big.delivered:.1f} s, in Sent after {1 / (big.sent or 1):.1f} s. Gateway RSS before "
+            f"{rss0 / 1024:.0f} MB, peak +{rise / 1024:.0f} MB = {factor:.2f}x the message (target <= 2x)"
+            f"{' MISS' if factor > 2 else ''}; of which until the 250 (sampled): +{until_250 / 1024:.0f} MB")
+
+
+def table(rows: list[Row]) -> str:
+    out = [["size", "N", "leg", "accepted/s", "delivered/s", "Sent/s", "p50 ms", "p99 ms", "gw peak RSS MB",
+            "gw CPU ms/msg", "ratio acc", "ratio dlv"]]
+    direct = {r.size: r for r in rows if r.leg == "direct"}
+
+    def f(v: float | None, fmt: str = "{:.1f}", miss: bool = False) -> str:
+        return "-" if v is None else fmt.format(v) + (" MISS" if miss else "")
+
+    for r in rows:
+        d = direct.get(r.size) if r.leg == "gateway" else None
+        ra, rd = (r.accepted / d.accepted, r.delivered / d.delivered) if d else (None, None)
+        small = r.size <= 64 * 1024
+        out.append([human(r.size), str(r.n), r.leg, f(r.accepted), f(r.delivered), f(r.sent), f(r.p50),
+                    f(r.p99, miss=r.leg == "gateway" and (r.p99 or 0) > 50), f(r.rss_mb, "{:.0f}"), f(r.cpu_ms),
+                    f(ra, "{:.2f}", small and (ra or 1) < 0.5), f(rd, "{:.2f}", small and (rd or 1) < 0.5)])
+    widths = [max(len(row[i]) for row in out) for i in range(len(out[0]))]
+    return "\n".join("  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     for row in out)
+
+
+def profiler(pid: int, outdir: Path | None, label: str) -> subprocess.Popen[bytes] | None:
+    if outdir is None:
+        return None
+    return subprocess.Popen(["py-spy", "record", "--pid", str(pid), "--format", "raw", "--threads", "--nonblocking",
+                             "-o", str(outdir / f"gateway-{label.replace(' ', '')}.txt")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_profiler(p: subprocess.Popen[bytes] | None) -> None:
+    if p is not None and p.poll() is None:
+        p.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="N=200 (10 KB) and 20 (1 MB)")
+    ap.add_argument("--profile", type=Path, metavar="DIR", help="py-spy the gateway during each gateway leg")
+    args = ap.parse_args()
+    if args.profile:
+        if not shutil.which("py-spy"):
+            ap.error("--profile needs py-spy: pip install py-spy")
+        args.profile.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the clean-up below runs
+    sizes = [(10 * 1024, 200 if args.quick else 1000), (1 << 20, 20 if args.quick else 100)]
+    cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
+    print(f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu.group(1) if cpu else '?'}), {platform.platform()}, "
+          f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}; "
+          "the load generator, Postfix and Dovecot share these cores", flush=True)
+    started = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="mw-bench-"))
+    up = LocalUpstream(tmp / "upstream", [SHARED])
+    gw: GatewayProcess | None = None
+    prof: subprocess.Popen[bytes] | None = None
+    counters: dict[str, Counter] = {}
+    rows: list[Row] = []
+    big_line, failed = "", ""
+    try:
+        up.start()
+        counters = {"inbox": Counter(up, CATCHALL, "INBOX"), "sent": Counter(up, SHARED.address, "Sent")}
+        for k, (size, n) in enumerate(sizes):
+            gw = GatewayProcess(tmp / f"gateway-{k}", up)
+            warm = [message(size, f"warm{k}", i) for i in range(CLIENTS)]  # imports, connections, caches
+            leg("direct", size, warm, counters, up=up)
+            leg("gateway", size, warm, counters, gw=gw)
+            rows.append(leg("direct", size, [message(size, f"d{k}", i) for i in range(n)], counters, up=up))
+            prof = profiler(gw.proc.pid, args.profile, human(size))
+            rows.append(leg("gateway", size, [message(size, f"g{k}", i) for i in range(n)], counters, gw=gw))
+            stop_profiler(prof)
+            if (ref := smtp_source_leg(up, size, n, counters)) is not None:
+                rows.append(ref)
+            print(f"{human(size)} done after {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+            gw.stop()
+            gw = None
+        gw = GatewayProcess(tmp / "gateway-big", up)
+        leg("gateway", 10 * 1024, [message(10 * 1024, "warm-big", i) for i in range(CLIENTS)], counters, gw=gw)
+        big_line = big_message(gw, counters)
+    except (RunFailed, aiosmtplib.SMTPException, OSError, imaplib.IMAP4.error, subprocess.SubprocessError) as exc:
+        failed = f"{type(exc).__name__}: {exc}"
+        if gw is not None:
+            failed += f"\n--- gateway log tail ---\n{gw.log.read_text()[-2000:]}"
+    except KeyboardInterrupt:
+        failed = "interrupted"
+    finally:
+        stop_profiler(prof)
+        for c in counters.values():
+            try:
+                c.imap.logout()
+            except (OSError, imaplib.IMAP4.error):
+                pass
+        if gw is not None:
+            gw.stop()
+        up.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    print(table(rows))
+    if big_line:
+        print(big_line)
+    print(f"(gateway: SQLite, WAL, synchronous=FULL; whole run {time.monotonic() - started:.0f} s)")
+    if failed:
+        print(f"RUN FAILED: {failed}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
