@@ -24,7 +24,7 @@ def company_profile(cfg: "Config") -> "CompanyProfile":
                           official_handles=c.official_handles)
 
 
-RULES_KEYS = {"packs", "word_lists", "mode", "language", "budget_ms", "competitor_domains", "list_threshold",
+RULES_KEYS = {"packs", "word_lists", "mode", "language", "budget_ms", "budget_ms_per_mb", "competitor_domains", "list_threshold",
               "freemail_domains", "quarantine_timeout", "quarantine_timeout_action"}
 
 
@@ -64,6 +64,7 @@ def rules_settings(cfg: "Config") -> "RulesSettings":
         mode=r.choice("mode", ("enforce", "audit"), "enforce"),
         language=r.choice("language", ("en", "zh"), "en"),
         budget_ms=float(budget),
+        budget_ms_per_mb=float(r.get("budget_ms_per_mb", (int, float), 100.0)),
         freemail_domains_extra=tuple(d.lower() for d in r.str_list("freemail_domains")),
         competitor_domains=tuple(d.lower() for d in r.str_list("competitor_domains")),
         list_threshold=threshold,

@@ -16,19 +16,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import uuid
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import Message, SpoolItem, utcnow
 from mailwarden.store.quarantine import expired, reject, release
-from mailwarden.store.spool import PENDING, backoff, due
+from mailwarden.store.spool import backoff, due
 
 from .notices import build_bounce, build_notice
 from .config import Outbound, Upstream
+from .dbwriter import BatchWriter
 from .outbound import keyword
 from .upstream import IMAPConnection, PermanentFailure, SMTPConnection, TemporaryFailure, upstream_tls
 
@@ -36,7 +39,7 @@ log = logging.getLogger(__name__)
 
 
 class Relay:
-    def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, run_db,  # type: ignore[no-untyped-def]
+    def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, writer: BatchWriter,
                  held_timeout: float | None = None, held_timeout_action: str = "reject") -> None:
         self.store = store
         self.held_timeout = held_timeout
@@ -44,7 +47,7 @@ class Relay:
         self._next_expiry_check = 0.0
         self.upstream = upstream
         self.outbound = outbound
-        self.run_db = run_db
+        self.writer = writer
         tls = upstream_tls(upstream)
         self.smtp = [SMTPConnection(upstream, tls) for _ in range(outbound.relay_connections)]
         self.imap = IMAPConnection(upstream, tls)
@@ -77,7 +80,7 @@ class Relay:
         while True:
             self._wake.clear()
             try:
-                items = await self.run_db(self._load_due)
+                items = await asyncio.to_thread(self._load_due)
             except Exception:
                 log.exception("cannot read the spool; retrying")
                 items = []
@@ -155,7 +158,7 @@ class Relay:
         permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
         temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
         delivered = [r for r in rcpts if r not in result.refused]
-        await self.run_db(self._record_delivery, item.id, delivered, temporary)
+        await self.writer.run(lambda s: self._record_delivery(s, item.id, delivered, temporary))
         log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
         if permanent:
             await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()), data,
@@ -167,35 +170,36 @@ class Relay:
             return True
         return False
 
-    def _record_delivery(self, item_id: int, delivered: list[str], temporary: dict[str, str]) -> None:
+    def _record_delivery(self, s: Session, item_id: int | None, delivered: list[str], temporary: dict[str, str]) -> None:
         """The upstream said 250: record it at once (this is what makes delivery exactly-once)."""
-        with Session(self.store.engine) as s:
-            item = s.get(SpoolItem, item_id)
-            assert item is not None
-            msg = s.get(Message, item.message_id)
-            if delivered:
-                if temporary:
-                    # Some recipients must be retried: split them off as their own relay item.
-                    s.add(SpoolItem(message_id=item.message_id, blob=item.blob, mail_from=item.mail_from,
-                                    rcpts=json.dumps(list(temporary)), operator=item.operator, keywords="",
-                                    stage="relay", attempts=item.attempts + 1, sent_headers=item.sent_headers,
-                                    next_attempt=utcnow() + backoff(item.attempts + 1, self.outbound.retry_initial),
-                                    last_error="; ".join(temporary.values())[:2000]))
-                item.stage = "append"
-                item.rcpts = json.dumps(delivered)
-                item.next_attempt = utcnow()
-                if msg is not None:
-                    msg.status = "delivered"
-                    msg.delivered_at = utcnow()
-                    s.add(msg)
-                self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
-                                        session=s, message=item.message_id)
-            else:  # nothing delivered, everything temporary
-                item.attempts += 1
-                item.next_attempt = utcnow() + backoff(item.attempts, self.outbound.retry_initial)
-                item.last_error = "; ".join(temporary.values())[:2000]
-            s.add(item)
-            s.commit()
+        item = s.get(SpoolItem, item_id)
+        assert item is not None
+        msg = s.get(Message, item.message_id)
+        if delivered:
+            if temporary:
+                # Some recipients must be retried: split them off as their own relay item,
+                # with its own name for the file (a hard link), so each item files its own.
+                twin = f"{item.blob[:-4]}-{uuid.uuid4().hex[:8]}.eml"
+                os.link(self.store.spool_dir / item.blob, self.store.spool_dir / twin)
+                s.add(SpoolItem(message_id=item.message_id, blob=twin, mail_from=item.mail_from,
+                                rcpts=json.dumps(list(temporary)), operator=item.operator, keywords="",
+                                stage="relay", attempts=item.attempts + 1, sent_headers=item.sent_headers,
+                                next_attempt=utcnow() + backoff(item.attempts + 1, self.outbound.retry_initial),
+                                last_error="; ".join(temporary.values())[:2000]))
+            item.stage = "append"
+            item.rcpts = json.dumps(delivered)
+            item.next_attempt = utcnow()
+            if msg is not None:
+                msg.status = "delivered"
+                msg.delivered_at = utcnow()
+                s.add(msg)
+            self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
+                                    session=s, message=item.message_id)
+        else:  # nothing delivered, everything temporary
+            item.attempts += 1
+            item.next_attempt = utcnow() + backoff(item.attempts, self.outbound.retry_initial)
+            item.last_error = "; ".join(temporary.values())[:2000]
+        s.add(item)
 
     async def _temporary(self, item: SpoolItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()
@@ -209,18 +213,16 @@ class Relay:
         await self._retry_later(item, error)
 
     async def _retry_later(self, item: SpoolItem, error: str) -> None:
-        def update() -> None:
-            with Session(self.store.engine) as s:
-                row = s.get(SpoolItem, item.id)
-                if row is None:
-                    return
-                row.attempts += 1
-                row.next_attempt = utcnow() + backoff(row.attempts, self.outbound.retry_initial)
-                row.last_error = error[:2000]
-                s.add(row)
-                s.commit()
+        def update(s: Session) -> None:
+            row = s.get(SpoolItem, item.id)
+            if row is None:
+                return
+            row.attempts += 1
+            row.next_attempt = utcnow() + backoff(row.attempts, self.outbound.retry_initial)
+            row.last_error = error[:2000]
+            s.add(row)
 
-        await self.run_db(update)
+        await self.writer.run(update)
 
     async def _bounce(self, item: SpoolItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
         """Tell the operator: a bounce report in the shared INBOX, tagged for them."""
@@ -233,23 +235,21 @@ class Relay:
             await self._retry_later(item, f"bounce pending: {exc}")
             return
 
-        def record() -> None:
-            with Session(self.store.engine) as s:
-                row = s.get(SpoolItem, item.id)
-                msg = s.get(Message, item.message_id)
-                if row is not None and not partial:
-                    row.stage = "bounced"
-                    row.last_error = reason[:2000]
-                    s.add(row)
-                if msg is not None and not partial:
-                    msg.status = "bounced"
-                    msg.status_detail = reason[:2000]
-                    s.add(msg)
-                self.store.audit.append(actor=item.operator, action="send.bounced", target=",".join(rcpts),
-                                        session=s, message=item.message_id, reason=reason[:500])
-                s.commit()
+        def record(s: Session) -> None:
+            row = s.get(SpoolItem, item.id)
+            msg = s.get(Message, item.message_id)
+            if row is not None and not partial:
+                row.stage = "bounced"
+                row.last_error = reason[:2000]
+                s.add(row)
+            if msg is not None and not partial:
+                msg.status = "bounced"
+                msg.status_detail = reason[:2000]
+                s.add(msg)
+            self.store.audit.append(actor=item.operator, action="send.bounced", target=",".join(rcpts),
+                                    session=s, message=item.message_id, reason=reason[:500])
 
-        await self.run_db(record)
+        await self.writer.run(record)
         if not partial:
             await asyncio.to_thread(self._archive, item.blob)
         log.warning("bounced message=%s operator=%s: %s", item.message_id, item.operator, reason[:200])
@@ -267,7 +267,7 @@ class Relay:
                 else:  # the Sent copy: the message as it went out, plus the tags
                     copy = item.sent_headers.encode("ascii") + data
                     await self.imap.append(self.upstream.sent_folder, copy, ["\\Seen"], item.keywords.split())
-                await self.run_db(self._record_append, item.id)
+                await self.writer.run(lambda s: self._record_append(s, item.id))
                 await asyncio.to_thread(self._archive, item.blob)
             except TemporaryFailure as exc:
                 log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
@@ -278,22 +278,16 @@ class Relay:
             finally:
                 assert item.id is not None
                 self._in_flight.discard(item.id)
+                data = copy = b""  # don't keep a large message alive while waiting for the next
 
-    def _record_append(self, item_id: int) -> None:
-        with Session(self.store.engine) as s:
-            row = s.get(SpoolItem, item_id)
-            if row is not None:
-                row.stage = "done"
-                s.add(row)
-                s.commit()
+    def _record_append(self, s: Session, item_id: int | None) -> None:
+        row = s.get(SpoolItem, item_id)
+        if row is not None:
+            row.stage = "done"
+            s.add(row)
 
     def _archive(self, blob: str) -> None:
-        """Keep the message as sent under messages/YYYY/MM (if no other spool item still needs it)."""
-        with Session(self.store.engine) as s:
-            pending = s.exec(select(SpoolItem.id).where(SpoolItem.blob == blob,
-                                                        col(SpoolItem.stage).in_((*PENDING, "held")))).first()
-        if pending is not None:
-            return
+        """Keep the message as sent under messages/YYYY/MM."""
         src = self.store.spool_dir / blob
         dest_dir = self.archive_dir / blob[:4] / blob[4:6]
         dest_dir.mkdir(parents=True, exist_ok=True)

@@ -10,13 +10,14 @@ from contextlib import suppress
 from sqlmodel import Session
 
 from mailwarden.store import StoreHandle
-from mailwarden.store.spool import sweep_orphans
+from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
 
 from .auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.rules import load_policy
 from mailwarden.signatures import load_signatures
 
 from .config import Config, HostPort
+from .dbwriter import BatchWriter
 from .engines import company_profile, quarantine_expiry, rules_settings, signature_inputs
 from .relay import Relay
 from .smtp import SubmissionHandler, make_factory
@@ -41,9 +42,12 @@ class Gateway:
         signatures = load_signatures(settings, company)  # raises SignatureTemplateError naming template and line
         rules = rules_settings(cfg)
         policy = load_policy(company_profile(cfg), rules)  # raises RulesConfigError naming file and line
+        # Spool files are written without syncing their folder; one folder fsync per group commit.
+        self.writer = BatchWriter(store.engine, before_commit=lambda: sync_dirs(
+            store.spool_dir, originals_dir(store.spool_dir)))
         self.submitter = Submitter(store=store, company=cfg.company, upstream=cfg.upstream, outbound=cfg.outbound,
                                    hostname=cfg.listen.hostname, wake=self._wake, signatures=signatures,
-                                   policy=policy, language=rules.language)
+                                   policy=policy, language=rules.language, writer=self.writer)
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -60,7 +64,8 @@ class Gateway:
             log.warning("no TLS certificate configured: made a self-signed one at %s; mail clients will ask "
                         "users to accept it (set [listen] tls_cert and tls_key for a real one)", cfg.listen.tls_cert)
         tls = server_context(cfg.listen.tls_cert, cfg.listen.tls_key)
-        await self.submitter.run_db(self._sweep)
+        await asyncio.to_thread(self._sweep)
+        self.writer.start()
         handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry)
         loop = asyncio.get_running_loop()
         for name, addr, implicit in (("smtp", cfg.listen.smtp, False), ("smtps", cfg.listen.smtps, True)):
@@ -76,7 +81,7 @@ class Gateway:
             log.info("listening for SMTP submission (%s) on %s", "implicit TLS" if implicit else "STARTTLS",
                      self.bound[name])
         held_timeout, held_action = quarantine_expiry(cfg)
-        self.relay = Relay(store=self.store, upstream=cfg.upstream, outbound=cfg.outbound, run_db=self.submitter.run_db,
+        self.relay = Relay(store=self.store, upstream=cfg.upstream, outbound=cfg.outbound, writer=self.writer,
                            held_timeout=held_timeout, held_timeout_action=held_action)
         await self.relay.start()
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
@@ -107,6 +112,7 @@ class Gateway:
         while self.handler is not None and self.handler.connections and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         await asyncio.sleep(0.1)
+        await self.writer.stop()
         await asyncio.to_thread(self.submitter.close)
 
 

@@ -1,8 +1,8 @@
 """Accepting one submitted message: the work behind the answer to DATA.
 
 look up recipients → rules → signature → header rewrite → spool commit →
-answer.  Database work runs on one dedicated thread so the
-event loop never waits on SQLite's fsync and writes are serialised.
+answer.  Database writes go through the group-commit writer, so the event loop
+never waits on an fsync and concurrent messages share one commit.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,11 +23,12 @@ from mailwarden.rules import CheckContext, Policy, RecipientInfo
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
 from mailwarden.store import StoreHandle
 from mailwarden.store.directory import add_customer, customer_view, get_customer, resolve_recipient
-from mailwarden.store.models import Contact, Customer, User
-from mailwarden.store.spool import Envelope, accept
+from mailwarden.store.models import Contact, Customer
+from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
 
 from .auth import Identity
 from .config import Company, Outbound, Upstream
+from .dbwriter import BatchWriter
 from .enforce import Blocked, Verdict, decision_detail, judge, recipient_info
 from .notices import build_notice
 from .outbound import MessageRejected, Rewritten, keyword, rewrite, tag_headers
@@ -51,12 +53,13 @@ class Prepared:
 # Above these sizes CPU work on a message runs on a worker thread, not the event loop.
 INLINE = 16 * 1024   # with rules on
 BIG = 256 * 1024     # signature and header rewrite only
+RCPT_CACHE_SECONDS = 5.0
 
 
 class Submitter:
     def __init__(self, *, store: StoreHandle, company: Company, upstream: Upstream, outbound: Outbound,
                  hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None,
-                 policy: Policy | None = None, language: str = "en") -> None:
+                 policy: Policy | None = None, language: str = "en", writer: BatchWriter) -> None:
         self.store = store
         self.signatures = signatures
         self.policy = policy
@@ -66,30 +69,27 @@ class Submitter:
         self.outbound = outbound
         self.hostname = hostname
         self.wake = wake
-        self.db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailwarden-db")
+        self.writer = writer
+        self._rcpt_cache: dict[str, tuple[float, RecipientInfo]] = {}
         self.cpu = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="mailwarden-cpu")
 
-    async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.db, fn, *args)
-
     async def audit(self, action: str, *, actor: str, peer: str | None, **detail: Any) -> None:
-        def write() -> None:
-            self.store.audit.append(actor=actor, action=action, peer=peer, **detail)
+        def write(s: Session) -> None:
+            self.store.audit.append(actor=actor, action=action, peer=peer, session=s, **detail)
 
         try:
-            await self.run_db(write)
+            await self.writer.run(write)
         except Exception:
             log.exception("cannot record audit event %s for %s", action, actor)
 
     def close(self) -> None:
-        self.db.shutdown(wait=True)
         self.cpu.shutdown(wait=True)
 
     # -- the pipeline ------------------------------------------------------
 
     async def submit(self, ident: Identity, rcpts: list[str], content: bytes, *, peer: str) -> str:
         try:
-            recipients = await self.run_db(self._lookup, ident, rcpts)
+            recipients = await asyncio.to_thread(self._lookup, ident, rcpts)
             if self.policy is not None and len(content) > INLINE or len(content) > BIG:
                 prepared = await asyncio.get_running_loop().run_in_executor(
                     self.cpu, self._prepare, ident, recipients, content)
@@ -103,11 +103,18 @@ class Submitter:
         except MessageRejected as exc:
             await self.audit("send.refused", actor=ident.login, peer=peer, reason=exc.smtp_reply, rcpts=rcpts)
             return exc.smtp_reply
+        blobs: Blobs | None = None
         try:
-            msg_id = await self.run_db(self._commit, ident, rcpts, prepared, peer)
+            # files first (fsync, in parallel with other connections), then the rows, group-committed
+            blobs = await asyncio.to_thread(self._write_files, ident, prepared)
+            msg_id = await self.writer.run(lambda s: self._record(s, ident, rcpts, recipients, prepared, blobs, peer))
         except MessageRejected as exc:
+            if blobs is not None:
+                blobs.discard()
             return exc.smtp_reply
         except Exception:
+            if blobs is not None:
+                blobs.discard()
             log.exception("spool commit failed peer=%s operator=%s", peer, ident.login)
             return "451 4.3.0 The gateway could not store your message; nothing was sent, please try again"
         self.wake()
@@ -119,7 +126,15 @@ class Submitter:
         return f"250 2.0.0 Queued as {msg_id}"
 
     def _lookup(self, ident: Identity, rcpts: list[str]) -> tuple[RecipientInfo, ...]:
-        """What the rules need to know about each recipient (read-only)."""
+        """What the rules need to know about each recipient (read-only).
+
+        Kept for a few seconds: a salesperson writing to the same customer all
+        day should not cost six queries a message; a reassignment shows within
+        ``RCPT_CACHE_SECONDS``."""
+        now = time.monotonic()
+        hits = [self._rcpt_cache.get(r.lower()) for r in rcpts]
+        if all(h is not None and h[0] > now for h in hits):
+            return tuple(h[1] for h in hits if h is not None)
         out = []
         with Session(self.store.engine) as s:
             for rcpt in rcpts:
@@ -130,6 +145,11 @@ class Submitter:
                 view = customer_view(session=s, customer=c)
                 phones = tuple(p for p in s.exec(select(Contact.phone).where(Contact.customer_id == c.id)).all() if p)
                 out.append(recipient_info(rcpt, c, view.owner, view.domains, view.contacts, phones))
+        if len(self._rcpt_cache) > 10_000:
+            self._rcpt_cache.clear()
+        for rcpt, info in zip(rcpts, out):
+            if info.customer_id is not None:  # unknown ones become customers on commit: look again next time
+                self._rcpt_cache[rcpt.lower()] = (now + RCPT_CACHE_SECONDS, info)
         return tuple(out)
 
     def _prepare(self, ident: Identity, recipients: tuple[RecipientInfo, ...], content: bytes) -> Prepared:
@@ -165,22 +185,29 @@ class Submitter:
                     "and company policy refuses such mail / 此类邮件无法添加公司签名，按公司规定不予发送")
         return result.message
 
-    def _resolve(self, s: Session, ident: Identity, rcpts: list[str]) -> Resolved:
+    def _resolve(self, s: Session, ident: Identity, rcpts: list[str],
+                 recipients: tuple[RecipientInfo, ...]) -> Resolved:
+        """The customers of the recipients, as looked up before the rules ran;
+        unknown external recipients become customers now."""
         customers: dict[int, str] = {}
         created: list[str] = []
-        for rcpt in rcpts:
+        for rcpt, info in zip(rcpts, recipients):
             domain = rcpt.rsplit("@", 1)[-1].lower()
             if domain in self.company.domains:
                 continue  # internal mail is nobody's customer
+            if info.customer_id is not None and info.customer_name is not None:
+                customers.setdefault(info.customer_id, info.customer_name)
+                continue
             c = resolve_recipient(session=s, address=rcpt, freemail=self.outbound.freemail_domains)
             if c is None:
-                c = self._new_customer(s, ident, rcpt, domain)
-                created.append(c.name)
+                c, new = self._new_customer(s, ident, rcpt, domain)
+                if new:
+                    created.append(c.name)
             assert c.id is not None
             customers.setdefault(c.id, c.name)
         return Resolved(list(customers.items()), created)
 
-    def _new_customer(self, s: Session, ident: Identity, rcpt: str, domain: str) -> Customer:
+    def _new_customer(self, s: Session, ident: Identity, rcpt: str, domain: str) -> tuple[Customer, bool]:
         """An unknown recipient becomes a customer: owned by the operator or left
         in the pool (``[outbound] unknown_recipients``).  A free-mail address is
         a customer of its own; a company domain is one customer for the domain."""
@@ -189,37 +216,40 @@ class Submitter:
         name = rcpt.lower() if freemail else domain
         existing = get_customer(session=s, name_or_id=name)
         if existing is not None:
-            return existing
+            return existing, False
         return add_customer(session=s, name=name, domains=() if freemail else (domain,),
                             contacts=(rcpt,) if freemail else (), owner=owner, created_by=ident.login,
-                            freemail=self.outbound.freemail_domains)
+                            freemail=self.outbound.freemail_domains), True
 
-    def _commit(self, ident: Identity, rcpts: list[str], prepared: Prepared, peer: str) -> int:
+    def _record(self, s: Session, ident: Identity, rcpts: list[str], recipients: tuple[RecipientInfo, ...],
+                prepared: Prepared, blobs: Blobs, peer: str) -> int:
+        """The database part of accepting: a job for the group-commit writer.
+
+        (A disabled user's sessions are cut by the watcher within a second, so
+        the user is not looked up again here.)"""
         rw, verdict = prepared.rw, prepared.verdict
-        with Session(self.store.engine, expire_on_commit=False) as s:
-            user = s.get(User, ident.user_id)
-            if user is None or not user.enabled:
-                raise MessageRejected("535 5.7.8 Account disabled")
-            resolved = self._resolve(s, ident, rcpts)
-            for name in resolved.created:
-                self.store.audit.append(actor=ident.login, action="customer.created", target=name, peer=peer,
-                                        session=s, owner=ident.login if self.outbound.unknown_recipients == "operator" else None)
-            keywords = (keyword("op", ident.login), *(keyword("cust", str(cid)) for cid, _ in resolved.customers))
-            env = Envelope(
-                mail_from=self.upstream.username, rcpts=tuple(rcpts), operator=ident.login,
-                operator_id=ident.user_id, customer_ids=tuple(cid for cid, _ in resolved.customers),
-                subject=rw.subject, message_id=rw.message_id, keywords=keywords, peer=peer,
-                sent_headers=tag_headers(ident.login, ident.name, resolved.customers).decode("ascii"),
-            )
-            events = list(prepared.notes)
-            if verdict.action != "allow" and verdict.decision is not None:
-                events.append((f"rules.{verdict.action}", verdict.audit_detail()))
-            notices = [build_notice(shared=self.upstream.username, operator=ident.login, subject=subj, text=text,
-                                    original=bytes(rw.head), kind=kind, ref=rw.message_id)
-                       for kind, subj, text in verdict.notices]
-            msg, _item = accept(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
-                                chunks=rw.chunks(), env=env, stage=verdict.stage, notices=notices,
-                                original=verdict.original, events=events,
-                                decision=json.dumps(verdict.audit_detail(), ensure_ascii=False))
-            assert msg.id is not None
-            return msg.id
+        resolved = self._resolve(s, ident, rcpts, recipients)
+        for name in resolved.created:
+            self.store.audit.append(actor=ident.login, action="customer.created", target=name, peer=peer,
+                                    session=s, owner=ident.login if self.outbound.unknown_recipients == "operator" else None)
+        keywords = (keyword("op", ident.login), *(keyword("cust", str(cid)) for cid, _ in resolved.customers))
+        env = Envelope(
+            mail_from=self.upstream.username, rcpts=tuple(rcpts), operator=ident.login,
+            operator_id=ident.user_id, customer_ids=tuple(cid for cid, _ in resolved.customers),
+            subject=rw.subject, message_id=rw.message_id, keywords=keywords, peer=peer,
+            sent_headers=tag_headers(ident.login, ident.name, resolved.customers).decode("ascii"),
+        )
+        events = list(prepared.notes)
+        if verdict.action != "allow" and verdict.decision is not None:
+            events.append((f"rules.{verdict.action}", verdict.audit_detail()))
+        msg = record(session=s, audit=self.store.audit, env=env, blobs=blobs, stage=verdict.stage, events=events,
+                     decision=json.dumps(verdict.audit_detail(), ensure_ascii=False) if verdict.decision else "")
+        assert msg.id is not None
+        return msg.id
+
+    def _write_files(self, ident: Identity, prepared: Prepared) -> Blobs:
+        rw, verdict = prepared.rw, prepared.verdict
+        notices = [build_notice(shared=self.upstream.username, operator=ident.login, subject=subj, text=text,
+                                original=bytes(rw.head), kind=kind, ref=rw.message_id)
+                   for kind, subj, text in verdict.notices]
+        return write_blobs(self.store.spool_dir, rw.chunks(), notices, verdict.original, sync_dir=False)

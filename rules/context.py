@@ -32,6 +32,7 @@ class RulesSettings:
     mode: str = "enforce"
     language: str = "en"
     budget_ms: float = 200.0
+    budget_ms_per_mb: float = 100.0
     freemail_domains_extra: tuple[str, ...] = ()
     competitor_domains: tuple[str, ...] = ()
     list_threshold: int = 20

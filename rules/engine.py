@@ -61,14 +61,21 @@ def _signature_check(policy: Policy):  # type: ignore[no-untyped-def]
     return check
 
 
+def budget_for(settings: RulesSettings, size: int) -> float:
+    """The time budget for a message of ``size`` bytes: ``budget_ms`` plus ``budget_ms_per_mb`` per MB,
+    so a large attachment is inspected rather than quarantined for taking longer than a quote."""
+    return settings.budget_ms + settings.budget_ms_per_mb * size / 1_000_000
+
+
 def evaluate(policy: Policy, message: bytes, ctx: CheckContext) -> Decision:
     """Decide what happens to *message* sent by ``ctx.operator`` to ``ctx.recipients``.
 
-    Never raises on malformed input. Over ``policy.settings.budget_ms`` the decision is
+    Never raises on malformed input. Over its time budget (:func:`budget_for`) the decision is
     ``quarantine`` with an ``EVALUATION_TIMEOUT`` finding; an internal error likewise
     quarantines (``EVALUATION_ERROR``) rather than passing the message unchecked.
     """
-    deadline = Deadline(policy.settings.budget_ms)
+    budget = budget_for(policy.settings, len(message))
+    deadline = Deadline(budget)
     hits: list[Hit] = []
     doc: Doc | None = None
     try:
@@ -81,7 +88,6 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext) -> Decision:
             deadline.check()
     except EvaluationTimeout:
         found = decide(policy, hits, ctx).findings
-        budget = policy.settings.budget_ms
         extra = Finding("EVALUATION_TIMEOUT", "evaluation", "timeout",
                         f"{deadline.elapsed_ms():.0f} ms > {budget:g} ms", "high", "quarantine",
                         "message")

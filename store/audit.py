@@ -66,6 +66,11 @@ def _normal_ts(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
+def _forget_tail(session: Session, transaction: object) -> None:
+    if getattr(transaction, "parent", None) is None:  # the outermost transaction, not a SAVEPOINT
+        session.info.pop("mw_audit_tail", None)
+
+
 class AuditLog:
     """Appends and verifies events.  Thread-safe within one process; across
     processes the database's write lock (SQLite) or an advisory lock
@@ -83,7 +88,10 @@ class AuditLog:
         (so a spool commit and its audit event are one commit)."""
         if session is not None:
             ev = self._append(session, actor, action, target, peer, detail)
-            event.listen(session, "after_commit", lambda _s: self._write_head(ev), once=True)
+            # One anchor write per commit, however many events it carries.
+            if "mw_audit_last" not in session.info:
+                event.listen(session, "after_commit", self._after_commit, once=True)
+            session.info["mw_audit_last"] = ev
             return ev
         with self._lock, Session(self.engine, expire_on_commit=False) as s:
             ev = self._append(s, actor, action, target, peer, detail)
@@ -93,20 +101,33 @@ class AuditLog:
 
     def _append(self, s: Session, actor: str, action: str, target: str, peer: str | None,
                 detail: dict[str, Any]) -> AuditEvent:
-        if s.get_bind().dialect.name == "postgresql":
-            s.exec(text("SELECT pg_advisory_xact_lock(7461736)"))  # type: ignore[call-overload]
-        elif s.get_bind().dialect.name == "sqlite":
-            # Take the write lock now so no other writer slips in between reading the head and appending.
-            s.exec(text("UPDATE audit_events SET seq = seq WHERE 0"))  # type: ignore[call-overload]
-        last = s.exec(select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
-        prev, seq = (last.mac, last.seq + 1) if last else (GENESIS, 1)
+        head = s.info.get("mw_audit_tail")  # (seq, mac) of this transaction's last event
+        if head is None:
+            if s.get_bind().dialect.name == "postgresql":
+                s.exec(text("SELECT pg_advisory_xact_lock(7461736)"))  # type: ignore[call-overload]
+            elif s.get_bind().dialect.name == "sqlite":
+                # Take the write lock now so no other writer slips in between reading the head and appending.
+                s.exec(text("UPDATE audit_events SET seq = seq WHERE 0"))  # type: ignore[call-overload]
+            last = s.exec(select(AuditEvent.seq, AuditEvent.mac).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+            head = (last[0], last[1]) if last else (0, GENESIS)
+            # Forget it when the transaction ends: the next one must read (and lock) afresh.
+            if not s.info.get("mw_audit_listener"):
+                s.info["mw_audit_listener"] = True
+                event.listen(s, "after_transaction_end", _forget_tail)
+        seq, prev = head[0] + 1, head[1]
         ts = utcnow()
         d = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
         ev = AuditEvent(seq=seq, ts=ts, actor=actor, action=action, target=target[:320], detail=d,
                         peer=peer, prev_mac=prev, mac=_mac(self.key, prev, seq, ts, actor, action, target[:320], d, peer))
         s.add(ev)
         s.flush()
+        s.info["mw_audit_tail"] = (seq, ev.mac)
         return ev
+
+    def _after_commit(self, session: Session) -> None:
+        ev = session.info.pop("mw_audit_last", None)
+        if ev is not None:
+            self._write_head(ev)
 
     def _write_head(self, ev: AuditEvent) -> None:
         tmp = self.head_file.with_suffix(".tmp")

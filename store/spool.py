@@ -46,8 +46,12 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview]) -> tuple[str, int]:
-    """Durably write the chunks to a new file in ``spool_dir``; returns its name and size."""
+def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview], *, sync_dir: bool = True) -> tuple[str, int]:
+    """Durably write the chunks to a new file in ``spool_dir``; returns its name and size.
+
+    With ``sync_dir=False`` the caller must fsync the folder (:func:`sync_dirs`)
+    before committing the rows that name the file — the gateway does that once
+    per group commit instead of once per message."""
     name = f"{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex}.eml"
     tmp = spool_dir / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -66,61 +70,100 @@ def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview]) -> tuple[s
         raise
     os.close(fd)
     os.replace(tmp, spool_dir / name)
-    _fsync_dir(spool_dir)
+    if sync_dir:
+        _fsync_dir(spool_dir)
     return name, size
 
 
-def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequence[bytes | memoryview],
-           env: Envelope, stage: str = "relay", notices: Sequence[bytes] = (), original: bytes | None = None,
-           events: Sequence[tuple[str, dict[str, Any]]] = (), decision: str = "") -> tuple[Message, SpoolItem]:
-    """Put one message in the spool.  Commits; raises on any failure with nothing left behind.
+@dataclass
+class Blobs:
+    """The files of one accepted message, written before its rows are committed."""
 
-    ``stage`` is ``relay`` (send now) or ``held`` (quarantined).  ``notices``
-    are messages for the operator, delivered to the shared INBOX tagged for
-    them.  ``original`` is the message before redaction, kept for the audit.
+    message: str
+    size: int
+    notices: list[str]
+    written: list[Path]
+
+    def discard(self) -> None:
+        """Remove the files again (the commit failed: nothing may be left half-written)."""
+        for p in self.written:
+            p.unlink(missing_ok=True)
+
+
+def originals_dir(spool_dir: Path) -> Path:
+    return spool_dir.parent / "originals"
+
+
+def sync_dirs(*dirs: Path) -> None:
+    """Make the names of files written with ``sync_dir=False`` durable."""
+    for d in dirs:
+        if d.exists():
+            _fsync_dir(d)
+
+
+def write_blobs(spool_dir: Path, chunks: Sequence[bytes | memoryview], notices: Sequence[bytes] = (),
+                original: bytes | None = None, *, sync_dir: bool = True) -> Blobs:
+    """Durably write a message, its notices and (when redacted) its original."""
+    name, size = write_blob(spool_dir, chunks, sync_dir=sync_dir)
+    blobs = Blobs(name, size, [], [spool_dir / name])
+    try:
+        for n in notices:
+            blobs.notices.append(write_blob(spool_dir, [n], sync_dir=sync_dir)[0])
+            blobs.written.append(spool_dir / blobs.notices[-1])
+        if original is not None:
+            kept = originals_dir(spool_dir)
+            kept.mkdir(mode=0o700, exist_ok=True)
+            blobs.written.append(kept / write_blob(kept, [original], sync_dir=sync_dir)[0])
+    except BaseException:
+        blobs.discard()
+        raise
+    return blobs
+
+
+def record(*, session: Session, audit: AuditLog, env: Envelope, blobs: Blobs, stage: str = "relay",
+           events: Sequence[tuple[str, dict[str, Any]]] = (), decision: str = "") -> Message:
+    """Add the rows for one accepted message (no commit: the caller commits).
+
+    ``stage`` is ``relay`` (send now) or ``held`` (quarantined).  Notices are
+    messages for the operator, delivered to the shared INBOX tagged for them.
     ``events`` are further audit events (action, detail) committed with it.
     """
-    written: list[Path] = []
-    name, size = write_blob(spool_dir, chunks)
-    written.append(spool_dir / name)
+    msg = Message(direction="out", operator_id=env.operator_id,
+                  customer_id=env.customer_ids[0] if env.customer_ids else None,
+                  recipients=json.dumps(list(env.rcpts)), subject=env.subject[:2000],
+                  message_id=env.message_id, size=blobs.size, status="quarantined" if stage == "held" else "queued")
+    session.add(msg)
+    session.flush()
+    assert msg.id is not None
+    for cid in dict.fromkeys(env.customer_ids):
+        session.add(MessageCustomer(message_id=msg.id, customer_id=cid))
+    session.add(SpoolItem(message_id=msg.id, blob=blobs.message, mail_from=env.mail_from,
+                          rcpts=json.dumps(list(env.rcpts)), operator=env.operator, keywords=" ".join(env.keywords),
+                          sent_headers=env.sent_headers, stage=stage, decision=decision))
+    for n in blobs.notices:
+        session.add(SpoolItem(message_id=msg.id, blob=n, mail_from="", rcpts="[]", operator=env.operator,
+                              keywords=f"$mw_op_{env.operator} $mw_notice", stage="notice"))
+    audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
+                 peer=env.peer, message=msg.id, subject=env.subject[:200], size=blobs.size,
+                 customers=list(env.customer_ids), held=stage == "held")
+    for action, detail in events:
+        audit.append(session=session, actor=env.operator, action=action, target=",".join(env.rcpts),
+                     peer=env.peer, message=msg.id, **detail)
+    return msg
+
+
+def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequence[bytes | memoryview],
+           env: Envelope, **kw: Any) -> Message:
+    """Write the files and commit the rows of one message; nothing is left behind on failure."""
+    blobs = write_blobs(spool_dir, chunks)
     try:
-        notice_names = []
-        for n in notices:
-            notice_names.append(write_blob(spool_dir, [n])[0])
-            written.append(spool_dir / notice_names[-1])
-        if original is not None:
-            kept = spool_dir.parent / "originals"
-            kept.mkdir(mode=0o700, exist_ok=True)
-            written.append(kept / write_blob(kept, [original])[0])
-        msg = Message(direction="out", operator_id=env.operator_id,
-                      customer_id=env.customer_ids[0] if env.customer_ids else None,
-                      recipients=json.dumps(list(env.rcpts)), subject=env.subject[:2000],
-                      message_id=env.message_id, size=size, status="quarantined" if stage == "held" else "queued")
-        session.add(msg)
-        session.flush()
-        assert msg.id is not None
-        for cid in dict.fromkeys(env.customer_ids):
-            session.add(MessageCustomer(message_id=msg.id, customer_id=cid))
-        item = SpoolItem(message_id=msg.id, blob=name, mail_from=env.mail_from, rcpts=json.dumps(list(env.rcpts)),
-                         operator=env.operator, keywords=" ".join(env.keywords),
-                         sent_headers=env.sent_headers, stage=stage, decision=decision)
-        session.add(item)
-        for n in notice_names:
-            session.add(SpoolItem(message_id=msg.id, blob=n, mail_from="", rcpts="[]", operator=env.operator,
-                                  keywords=f"$mw_op_{env.operator} $mw_notice", stage="notice"))
-        audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
-                     peer=env.peer, message=msg.id, subject=env.subject[:200], size=size,
-                     customers=list(env.customer_ids), held=stage == "held")
-        for action, detail in events:
-            audit.append(session=session, actor=env.operator, action=action, target=",".join(env.rcpts),
-                         peer=env.peer, message=msg.id, **detail)
+        msg = record(session=session, audit=audit, env=env, blobs=blobs, **kw)
         session.commit()
     except BaseException:
         session.rollback()
-        for p in written:
-            p.unlink(missing_ok=True)
+        blobs.discard()
         raise
-    return msg, item
+    return msg
 
 
 PENDING = ("relay", "append", "notice")

@@ -258,7 +258,7 @@ def test_long_line_with_contact_is_checked_or_quarantined(check) -> None:
 
 
 def test_time_budget_quarantines() -> None:
-    policy = load_policy(COMPANY, RulesSettings(budget_ms=0.001))
+    policy = load_policy(COMPANY, RulesSettings(budget_ms=0.001, budget_ms_per_mb=0))
     d = evaluate(policy, make_message("hello " * 10000).as_bytes(), CTX)
     assert d.action == "quarantine"
     assert d.findings[0].rule == "EVALUATION_TIMEOUT"
@@ -284,3 +284,11 @@ def test_encoded_word_attachment_filename(check) -> None:
     raw = msg.as_bytes()
     d = check(raw)
     assert ("DIVERT_BUSINESS", "attachment:报价单.txt") in {(f.rule, f.where) for f in d.findings}
+
+
+def test_time_budget_grows_with_size() -> None:
+    from mailwarden.rules.engine import budget_for
+
+    s = RulesSettings(budget_ms=200, budget_ms_per_mb=100)
+    assert budget_for(s, 10_000) == pytest.approx(201)
+    assert budget_for(s, 50_000_000) == pytest.approx(5200)
