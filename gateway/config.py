@@ -18,42 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .confread import ConfigError, HostPort, Secret, TableReader, parse_duration, parse_hostport
+
+__all__ = ["Config", "ConfigError", "HostPort", "Secret", "load_config", "config_from_dict", "parse_duration",
+           "parse_hostport"]
+
 ENV_CONFIG = "MAILWARDEN_CONFIG"
 TLS_MODES = ("implicit", "starttls", "none")
 ROLES = ("sales", "senior", "supervisor", "admin")
 KNOWN_SECTIONS = (
     "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures", "digest",
 )
-
-
-class ConfigError(Exception):
-    """A configuration problem a person can fix; ``str()`` names file, key and problem."""
-
-
-class Secret:
-    """A string that never prints itself (passwords, keys)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    __str__ = __repr__
-
-
-@dataclass(frozen=True)
-class HostPort:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -153,100 +128,6 @@ class Config:
         return company_profile(self)
 
 
-class _Reader:
-    """Typed access to one section, with errors that name file, section and key."""
-
-    def __init__(self, where: str, section: str, data: Any) -> None:
-        self.where = where
-        self.section = section
-        if not isinstance(data, dict):
-            raise ConfigError(f"{where}: [{section}] must be a table")
-        self.data = data
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(f"{self.where}: [{self.section}] {key}: {problem}")
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., *, required: bool = False) -> Any:
-        if key not in self.data:
-            if required or default is ...:
-                raise self.fail(key, "is required")
-            return default
-        value = self.data[key]
-        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise self.fail(key, f"must be {_article(name)} {name}, not {type(value).__name__}")
-        return value
-
-    def str_list(self, key: str) -> tuple[str, ...]:
-        value = self.get(key, list, [])
-        for item in value:
-            if not isinstance(item, str) or not item.strip():
-                raise self.fail(key, "must be a list of non-empty strings")
-        return tuple(item.strip() for item in value)
-
-    def hostport(self, key: str, default: str | None = ..., *, required: bool = False) -> HostPort | None:  # type: ignore[assignment]
-        value = self.get(key, str, default, required=required)
-        if value is None or value == "":
-            return None
-        return parse_hostport(value, lambda problem: self.fail(key, problem))
-
-    def choice(self, key: str, choices: tuple[str, ...], default: str) -> str:
-        value = self.get(key, str, default)
-        if value not in choices:
-            raise self.fail(key, f"must be one of {', '.join(choices)}, not {value!r}")
-        return value
-
-    def duration(self, key: str, default: str) -> float:
-        value = self.get(key, (str, int, float), default)
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            raise self.fail(key, str(exc)) from None
-
-    def path(self, key: str, base: Path, default: Path | None = None) -> Path | None:
-        value = self.get(key, str, None)
-        if value is None:
-            return default
-        p = Path(value).expanduser()
-        return p if p.is_absolute() else (base / p)
-
-    def unknown_keys(self, known: set[str]) -> None:
-        extra = sorted(set(self.data) - known)
-        if extra:
-            raise self.fail(extra[0], f"unknown key (known keys: {', '.join(sorted(known))})")
-
-
-def _article(name: str) -> str:
-    return "an" if name[:1] in "aeiou" else "a"
-
-
-def parse_hostport(value: str, fail: Any = None) -> HostPort:
-    """``host:port`` or ``[v6]:port`` → HostPort."""
-    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^:\s\[\]]+):(\d+)", value.strip())
-    if not m:
-        problem = f"must look like host:port, not {value!r}"
-        raise fail(problem) if fail else ValueError(problem)
-    host = m.group(1) or m.group(3)
-    port = int(m.group(2) or m.group(4))
-    if not 0 <= port <= 65535:
-        problem = f"port {port} is out of range"
-        raise fail(problem) if fail else ValueError(problem)
-    return HostPort(host, port)
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
-
-
-def parse_duration(value: str | int | float) -> float:
-    """``90``, ``"90s"``, ``"15m"``, ``"4h"``, ``"5d"`` → seconds."""
-    if isinstance(value, (int, float)):
-        return float(value)
-    m = _DURATION.fullmatch(value.strip())
-    if not m:
-        raise ValueError(f"must be a duration like 30s, 15m, 4h or 5d, not {value!r}")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-
-
 def _default_data_dir(path: Path | None, store: dict[str, Any]) -> Path:
     if "data_dir" in store and isinstance(store["data_dir"], str):
         p = Path(store["data_dir"]).expanduser()
@@ -294,21 +175,21 @@ def config_from_dict(raw: dict[str, Any], path: Path | None, sections: set[str] 
     cfg.signatures_raw = raw.get("signatures", {}) if isinstance(raw.get("signatures", {}), dict) else {}
     need = set(sections)
     if "company" in need:
-        cfg.company = _company(_Reader(where, "company", raw.get("company", {})), base)
+        cfg.company = _company(TableReader(where, "company", raw.get("company", {})), base)
     if "store" in need:
-        cfg.store = _store(_Reader(where, "store", raw.get("store", {})), path, base)
+        cfg.store = _store(TableReader(where, "store", raw.get("store", {})), path, base)
     if "upstream" in need:
-        cfg.upstream = _upstream(_Reader(where, "upstream", raw.get("upstream", {})), base)
+        cfg.upstream = _upstream(TableReader(where, "upstream", raw.get("upstream", {})), base)
     if "listen" in need:
-        cfg.listen = _listen(_Reader(where, "listen", raw.get("listen", {})), cfg.data_dir, base)
+        cfg.listen = _listen(TableReader(where, "listen", raw.get("listen", {})), cfg.data_dir, base)
     if "outbound" in need:
-        cfg.outbound = _outbound(_Reader(where, "outbound", raw.get("outbound", {})))
+        cfg.outbound = _outbound(TableReader(where, "outbound", raw.get("outbound", {})))
     if "auth" in need:
-        cfg.auth = _auth(_Reader(where, "auth", raw.get("auth", {})))
+        cfg.auth = _auth(TableReader(where, "auth", raw.get("auth", {})))
     return cfg
 
 
-def _company(r: _Reader, base: Path) -> Company:
+def _company(r: TableReader, base: Path) -> Company:
     r.unknown_keys({"name", "domains", "official_phones", "official_handles", "address", "website", "logo"})
     name = r.get("name", str, required=True).strip()
     if not name:
@@ -333,7 +214,7 @@ def _company(r: _Reader, base: Path) -> Company:
     )
 
 
-def _store(r: _Reader, path: Path | None, base: Path) -> Store:
+def _store(r: TableReader, path: Path | None, base: Path) -> Store:
     r.unknown_keys({"url", "data_dir", "audit_key_file"})
     data_dir = _default_data_dir(path, r.data)
     url = r.get("url", str, "") or f"sqlite:///{data_dir / 'mailwarden.db'}"
@@ -344,7 +225,7 @@ def _store(r: _Reader, path: Path | None, base: Path) -> Store:
     return Store(url=url, data_dir=data_dir, audit_key_file=key_file)
 
 
-def _upstream(r: _Reader, base: Path) -> Upstream:
+def _upstream(r: TableReader, base: Path) -> Upstream:
     r.unknown_keys({
         "imap", "imap_tls", "smtp", "smtp_tls", "username", "password_env", "password_file",
         "ca_file", "tls_verify", "sent_folder", "inbox_folder",
@@ -385,7 +266,7 @@ def _upstream(r: _Reader, base: Path) -> Upstream:
     )
 
 
-def _listen(r: _Reader, data_dir: Path, base: Path) -> Listen:
+def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname"})
     smtp = r.hostport("smtp", "127.0.0.1:587")
     smtps = r.hostport("smtps", "")
@@ -414,7 +295,7 @@ DEFAULT_FREEMAIL = (
 )
 
 
-def _outbound(r: _Reader) -> Outbound:
+def _outbound(r: TableReader) -> Outbound:
     r.unknown_keys({
         "from_format", "unknown_recipients", "expose_headers", "max_message_size", "retry_initial",
         "retry_max_age", "relay_connections", "freemail_domains",
@@ -443,7 +324,7 @@ def _outbound(r: _Reader) -> Outbound:
     )
 
 
-def _auth(r: _Reader) -> Auth:
+def _auth(r: TableReader) -> Auth:
     r.unknown_keys({"max_failures", "base_delay", "max_delay", "lockout"})
     return Auth(
         max_failures=r.get("max_failures", int, 10),

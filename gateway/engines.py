@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ConfigError, _default_data_dir, _Reader
+from .config import ConfigError, _default_data_dir
+from .confread import TableReader
 
 if TYPE_CHECKING:
     from mailwarden.rules.context import CompanyProfile, RulesSettings
@@ -30,7 +31,7 @@ RULES_KEYS = {"packs", "word_lists", "mode", "language", "budget_ms", "budget_ms
 
 def quarantine_expiry(cfg: "Config") -> tuple[float | None, str]:
     """``[rules] quarantine_timeout`` (none: held until a person decides) and what happens then."""
-    r = _Reader(str(cfg.path), "rules", cfg.rules_raw)
+    r = TableReader(str(cfg.path), "rules", cfg.rules_raw)
     timeout = r.duration("quarantine_timeout", "0") or None
     return timeout, r.choice("quarantine_timeout_action", ("reject", "release"), "reject")
 
@@ -38,7 +39,7 @@ def quarantine_expiry(cfg: "Config") -> tuple[float | None, str]:
 def rules_settings(cfg: "Config") -> "RulesSettings":
     from mailwarden.rules.context import RulesSettings
 
-    r = _Reader(str(cfg.path), "rules", cfg.rules_raw)
+    r = TableReader(str(cfg.path), "rules", cfg.rules_raw)
     r.unknown_keys(RULES_KEYS)
     base = cfg.path.parent if cfg.path else Path.cwd()
 
@@ -81,7 +82,7 @@ def signature_inputs(cfg: "Config") -> tuple["SignatureSettings", "SignatureComp
     (paths relative to the config file)."""
     from mailwarden.signatures import SignatureCompany, SignatureSettings
 
-    r = _Reader(str(cfg.path), "signatures", cfg.signatures_raw)
+    r = TableReader(str(cfg.path), "signatures", cfg.signatures_raw)
     r.unknown_keys(SIGNATURE_KEYS)
     base = cfg.path.parent if cfg.path else Path.cwd()
     settings = SignatureSettings(

@@ -44,6 +44,7 @@ from types import TracebackType
 from typing import Literal, NamedTuple
 
 from . import _upstream_conf as conf
+from . import _upstream_os as osx
 
 __all__ = [
     "DEFAULT_DOMAINS",
@@ -105,7 +106,7 @@ class LocalUpstream:
         domains: list[str] | None = None,
         host: str = "127.0.0.1",
     ) -> None:
-        if not conf.is_ip(host):
+        if not osx.is_ip(host):
             raise ValueError(f"host must be an IP address, not {host!r}")
         self.workdir = Path(workdir).absolute()
         self.host = host
@@ -182,7 +183,7 @@ class LocalUpstream:
         self.stop()  # leftovers of an earlier run in this workdir
         self._prepare_dirs()
         logs = ("dovecot", "postfix", "commands")
-        self._log_marks = {name: conf.file_size(self._log_dir / f"{name}.log") for name in logs}
+        self._log_marks = {name: osx.file_size(self._log_dir / f"{name}.log") for name in logs}
         for attempt in (1, 2):
             self._pick_ports()
             self._write_config()
@@ -255,13 +256,13 @@ class LocalUpstream:
     def fetch_all(self, address: str, folder: str = "INBOX") -> list[FetchedMessage]:
         """Every message in *folder* of *address*, oldest first, without marking it read."""
         with self.imap(address) as client:
-            typ, data = client.select(conf.quote_mailbox(folder), readonly=True)
+            typ, data = client.select(osx.quote_mailbox(folder), readonly=True)
             if typ != "OK":
                 raise UpstreamError(f"cannot select {folder!r} of {address}: {data!r}")
             typ, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
             if typ != "OK":
                 raise UpstreamError(f"FETCH failed in {folder!r} of {address}: {data!r}")
-        return [FetchedMessage(raw, flags) for raw, flags in conf.parse_fetch(data)]
+        return [FetchedMessage(raw, flags) for raw, flags in osx.parse_fetch(data)]
 
     def wait_for(
         self,
@@ -299,18 +300,18 @@ class LocalUpstream:
 
     def log_tail(self, component: Literal["dovecot", "postfix", "commands"], lines: int = 40) -> str:
         """The last *lines* lines that *component* logged since the last :meth:`start`."""
-        return conf.tail(self._log_dir / f"{component}.log", lines, since=self._log_marks.get(component, 0))
+        return osx.tail(self._log_dir / f"{component}.log", lines, since=self._log_marks.get(component, 0))
 
     # ------------------------------------------------------------------------- internals
     def _prepare_dirs(self) -> None:
         for path in (self.workdir, self.ca_file.parent, self._log_dir, self._postfix_etc):
             path.mkdir(mode=0o755, parents=True, exist_ok=True)
         self.workdir.chmod(0o755)
-        if conf.reachable_by_others(self.workdir) and len(str(self._run_dir)) <= 64:
+        if osx.reachable_by_others(self.workdir) and len(str(self._run_dir)) <= 64:
             run = self._run_dir
             run.mkdir(mode=0o755, exist_ok=True)
         else:  # unprivileged users cannot reach workdir, or socket paths would be too long
-            run = Path(tempfile.mkdtemp(prefix="mw-upstream-", dir=conf.shared_tmp()))
+            run = Path(tempfile.mkdtemp(prefix="mw-upstream-", dir=osx.shared_tmp()))
             self._run_dir.symlink_to(run, target_is_directory=True)
         run.chmod(0o755)
         mail = pwd.getpwnam("mail")
@@ -320,13 +321,13 @@ class LocalUpstream:
         (run / "mail").chmod(0o750)
         chain, key = self.ca_file.with_name("server.pem"), self.ca_file.with_name("server.key")
         if not (self.ca_file.exists() and chain.exists() and key.exists()):  # kept across restarts
-            ca_pem, chain_pem, key_pem = conf.tls_material(self.host)
-            conf.write_file(key, key_pem, 0o600)
-            conf.write_file(chain, chain_pem, 0o644)
-            conf.write_file(self.ca_file, ca_pem, 0o644)
+            ca_pem, chain_pem, key_pem = osx.tls_material(self.host)
+            osx.write_file(key, key_pem, 0o600)
+            osx.write_file(chain, chain_pem, 0o644)
+            osx.write_file(self.ca_file, ca_pem, 0o644)
 
     def _pick_ports(self) -> None:
-        ports = conf.free_ports(self.host, 4)
+        ports = osx.free_ports(self.host, 4)
         self.imap_port, self.imaps_port, self.smtp_port, self.submission_port = ports
 
     def _settings(self) -> conf.UpstreamSettings:
@@ -346,8 +347,8 @@ class LocalUpstream:
     def _write_config(self) -> None:
         s = self._settings()
         accounts = self._all_accounts()
-        conf.write_file(self.workdir / "dovecot.conf", conf.dovecot_conf(s).encode(), 0o644)
-        conf.write_file(s.dovecot_users, conf.dovecot_passwd(accounts).encode(), 0o640)
+        osx.write_file(self.workdir / "dovecot.conf", conf.dovecot_conf(s).encode(), 0o644)
+        osx.write_file(s.dovecot_users, conf.dovecot_passwd(accounts).encode(), 0o640)
         os.chown(s.dovecot_users, 0, grp.getgrnam("dovecot").gr_gid)
         etc = self._postfix_etc
         files = {
@@ -359,7 +360,7 @@ class LocalUpstream:
         }
         old = time.time() - 10  # Postfix waits until main.cf and tables are over a second old
         for name, text in files.items():
-            conf.write_file(etc / name, text.encode(), 0o644)
+            osx.write_file(etc / name, text.encode(), 0o644)
             os.utime(etc / name, (old, old))
 
     def _start_dovecot(self, binary: str) -> None:
@@ -369,7 +370,7 @@ class LocalUpstream:
             self._raise_start_error(f"dovecot exited with status {rc}", "dovecot")
         try:
             self._wait_ports((self.imap_port, self.imaps_port), listening=True, what="Dovecot")
-            conf.wait_until(lambda: all(p.exists() for p in sockets), _START_TIMEOUT, "Dovecot's LMTP/auth sockets")
+            osx.wait_until(lambda: all(p.exists() for p in sockets), _START_TIMEOUT, "Dovecot's LMTP/auth sockets")
         except TimeoutError as exc:
             self._raise_start_error(str(exc), "dovecot")
 
@@ -387,7 +388,7 @@ class LocalUpstream:
         raise UpstreamStartError(message, tail, port_in_use="Address already in use" in tail)
 
     def _command(self, argv: list[str]) -> int:
-        return conf.run_detached(argv, self._log_dir / "commands.log")
+        return osx.run_detached(argv, self._log_dir / "commands.log")
 
     def _stop_processes(self) -> None:
         self._stop_postfix()  # first, so that no delivery into Dovecot is cut half-way
@@ -400,8 +401,8 @@ class LocalUpstream:
 
     def _stop_pidfile(self, pidfile: Path, program: str) -> bool:
         """SIGTERM (then SIGKILL) the server whose master wrote *pidfile*; False if none ran."""
-        pid = conf.read_pidfile(pidfile)
-        if pid is None or not conf.is_running(pid, program):
+        pid = osx.read_pidfile(pidfile)
+        if pid is None or not osx.is_running(pid, program):
             return False
         for sig, timeout in ((signal.SIGTERM, _STOP_TIMEOUT), (signal.SIGKILL, 5.0)):
             try:
@@ -409,7 +410,7 @@ class LocalUpstream:
             except ProcessLookupError:
                 return True
             try:
-                conf.wait_until(lambda: not conf.is_running(pid, program), timeout, f"{program} ({pid}) to exit")
+                osx.wait_until(lambda: not osx.is_running(pid, program), timeout, f"{program} ({pid}) to exit")
                 return True
             except TimeoutError:
                 continue
@@ -418,8 +419,8 @@ class LocalUpstream:
     def _wait_ports(self, ports: Iterable[int], *, listening: bool, what: str) -> None:
         wanted = {port for port in ports if port}
         state = "listen" if listening else "close"
-        conf.wait_until(
-            lambda: (wanted <= conf.listening_ports()) if listening else not (wanted & conf.listening_ports()),
+        osx.wait_until(
+            lambda: (wanted <= osx.listening_ports()) if listening else not (wanted & osx.listening_ports()),
             _START_TIMEOUT if listening else _STOP_TIMEOUT,
             f"{what} ports {sorted(wanted)} to {state}",
         )
@@ -433,7 +434,7 @@ class LocalUpstream:
 
 
 def _binary(name: str) -> str:
-    path = conf.find_binary(name)
+    path = osx.find_binary(name)
     if path is None:
         raise UpstreamUnavailable(
             f"{name} is not installed: the local upstream needs the Debian packages {DEBIAN_PACKAGES} "

@@ -91,6 +91,14 @@ def submission_client(port: int, tls: ssl.SSLContext, login: str | None = "zhang
     return c
 
 
+def send_one(gw: RunningGateway, raw: bytes, rcpt: str = "max@buyer.test", login: str = "zhang") -> tuple[int, bytes]:
+    """One message as ``login`` over a fresh connection; the reply to DATA (code, text)."""
+    with gw.client(login) as c:
+        c.mail("z@x.example")
+        c.rcpt(rcpt)
+        return c.data(raw)
+
+
 def token() -> str:
     return uuid.uuid4().hex[:12]
 

@@ -13,16 +13,10 @@ from typer.testing import CliRunner
 
 from mailwarden.cli.app import app
 from mailwarden.store.models import AuditEvent, Message, SpoolItem
-from tests.integration.conftest import SHARED, message, running_gateway, token
+from tests.integration.conftest import SHARED, message, running_gateway, send_one, token
 
 pytestmark = pytest.mark.integration
 
-
-def send(gw, raw: bytes, rcpt: str = "max@buyer.test"):
-    with gw.client("zhang") as c:
-        c.mail("z@x.example")
-        c.rcpt(rcpt)
-        return c.data(raw)
 
 
 def actions(gw) -> list[str]:
@@ -44,7 +38,7 @@ def _toml(gw) -> str:
 
 
 async def test_private_wechat_is_blocked_with_a_readable_reason_and_nothing_spooled(gateway):
-    code, reply = await asyncio.to_thread(send, gateway, message("Quote", body="Add me on WeChat: zhang_private88\r\n"))
+    code, reply = await asyncio.to_thread(send_one, gateway, message("Quote", body="Add me on WeChat: zhang_private88\r\n"))
     assert code == 550
     text = reply.decode()
     assert text.startswith("5.7.1") and "PRIVATE_WECHAT" in text and "zhang_private88" in text
@@ -58,7 +52,7 @@ async def test_private_wechat_is_blocked_with_a_readable_reason_and_nothing_spoo
 async def test_company_phone_and_handle_never_trigger(gateway):
     t = token()
     body = ("Best regards,\r\nZhang San\r\nTel: +86 574 8888 0000\r\nWeChat: BrightLightingCN\r\n")
-    code, reply = await asyncio.to_thread(send, gateway, message(f"Official {t}", body=body))
+    code, reply = await asyncio.to_thread(send_one, gateway, message(f"Official {t}", body=body))
     assert code == 250 and b"Queued" in reply
     await asyncio.to_thread(gateway.upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
 
@@ -67,14 +61,14 @@ async def test_customers_own_phone_in_quoted_history_never_triggers(gateway):
     t = token()
     body = ("Dear Max, the price is fine.\r\n\r\nOn Mon, 3 Nov 2025 at 10:00, Max <max@buyer.test> wrote:\r\n"
             "> Please call me on my mobile +49 151 2345 6789 or WhatsApp.\r\n> Max\r\n")
-    code, reply = await asyncio.to_thread(send, gateway, message(f"Re: price {t}", body=body))
+    code, reply = await asyncio.to_thread(send_one, gateway, message(f"Re: price {t}", body=body))
     assert code == 250 and b"Queued" in reply, reply
 
 
 async def test_quarantined_mail_is_delivered_exactly_once_on_release(gateway):
     t = token()
     body = "我们成立了新公司，以后私下合作吧。\r\n"
-    code, reply = await asyncio.to_thread(send, gateway, message(f"Held {t}", body=body))
+    code, reply = await asyncio.to_thread(send_one, gateway, message(f"Held {t}", body=body))
     assert code == 250 and b"Held for review" in reply
     msg_id = int(reply.split(b"Held for review as ")[1].split(b":")[0])
     notice = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, containing=b"X-Mailwarden-Notice: quarantine")
@@ -98,7 +92,7 @@ async def test_quarantined_mail_is_delivered_exactly_once_on_release(gateway):
 
 async def test_rejected_mail_is_never_sent_and_the_sender_is_told(gateway):
     t = token()
-    code, reply = await asyncio.to_thread(send, gateway, message(f"Reject {t}", body="我们成立了新公司。\r\n"))
+    code, reply = await asyncio.to_thread(send_one, gateway, message(f"Reject {t}", body="我们成立了新公司。\r\n"))
     msg_id = int(reply.split(b"Held for review as ")[1].split(b":")[0])
     r = await asyncio.to_thread(cli, gateway, "quarantine", "reject", str(msg_id), "--reason", f"no side deals {t}")
     assert r.exit_code == 0, r.output
@@ -116,7 +110,7 @@ async def test_supervisor_sees_only_their_team(gateway):
     with Session(gateway.store.engine) as s:
         add_user(session=s, login="wang", name="Wang", password="wang-password", role="supervisor", team="eu")
         s.commit()
-    await asyncio.to_thread(send, gateway, message("side deal", body="私下合作\r\n"))
+    await asyncio.to_thread(send_one, gateway, message("side deal", body="私下合作\r\n"))
     r = await asyncio.to_thread(cli, gateway, "quarantine", "list", "--by", "wang", "--json")
     assert r.exit_code == 0 and r.stdout == ""
     r = await asyncio.to_thread(cli, gateway, "quarantine", "list", "--by", "zhang")
@@ -125,7 +119,7 @@ async def test_supervisor_sees_only_their_team(gateway):
 
 async def test_warn_delivers_and_tells_the_sender(gateway):
     t = token()
-    code, reply = await asyncio.to_thread(send, gateway, message(f"Warn {t}", body="My number is 13912345678.\r\n"))
+    code, reply = await asyncio.to_thread(send_one, gateway, message(f"Warn {t}", body="My number is 13912345678.\r\n"))
     assert code == 250 and b"Queued" in reply
     await asyncio.to_thread(gateway.upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
     await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, containing=b"X-Mailwarden-Notice: warn")
@@ -138,7 +132,7 @@ async def test_redact_replaces_the_match_and_keeps_the_original(upstream, tmp_pa
                     '[[rule]]\nid = "PRIVATE_PHONE_HINTED"\naction = "redact"\n')
     async with running_gateway(upstream, tmp_path, rules={"packs": [str(pack)]}) as gw:
         t = token()
-        code, _ = await asyncio.to_thread(send, gw, message(f"Redact {t}", body="Call 13912345678 any time.\r\n"))
+        code, _ = await asyncio.to_thread(send_one, gw, message(f"Redact {t}", body="Call 13912345678 any time.\r\n"))
         assert code == 250
         got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
         m = email.message_from_bytes(got[0].raw, policy=email.policy.default)
@@ -151,7 +145,7 @@ async def test_redact_replaces_the_match_and_keeps_the_original(upstream, tmp_pa
 async def test_audit_mode_records_but_does_not_enforce(upstream, tmp_path):
     async with running_gateway(upstream, tmp_path, rules={"mode": "audit"}) as gw:
         t = token()
-        code, reply = await asyncio.to_thread(send, gw, message(f"Audit {t}", body="WeChat: zhang_private88\r\n"))
+        code, reply = await asyncio.to_thread(send_one, gw, message(f"Audit {t}", body="WeChat: zhang_private88\r\n"))
         assert code == 250 and b"Queued" in reply
         await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
         with Session(gw.store.engine) as s:
@@ -162,7 +156,7 @@ async def test_audit_mode_records_but_does_not_enforce(upstream, tmp_path):
 
 async def test_quarantine_timeout_rejects(upstream, tmp_path):
     async with running_gateway(upstream, tmp_path, rules={"quarantine_timeout": "1s"}) as gw:
-        code, reply = await asyncio.to_thread(send, gw, message("slow review", body="私下合作\r\n"))
+        code, reply = await asyncio.to_thread(send_one, gw, message("slow review", body="私下合作\r\n"))
         msg_id = int(reply.split(b"Held for review as ")[1].split(b":")[0])
         for _ in range(100):
             with Session(gw.store.engine) as s:

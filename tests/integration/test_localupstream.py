@@ -167,7 +167,7 @@ def test_a_second_instance_runs_beside_the_first(upstream: LocalUpstream, tmp_pa
 
 
 def test_missing_servers_name_the_debian_packages(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(localupstream.conf, "find_binary", lambda name: None)
+    monkeypatch.setattr(localupstream.osx, "find_binary", lambda name: None)
     server = LocalUpstream(tmp_path / "none", [MailAccount(SALES, "company-secret")])
     with pytest.raises(UpstreamUnavailable, match="dovecot-imapd dovecot-lmtpd postfix"):
         server.start()

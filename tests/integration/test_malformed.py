@@ -12,28 +12,22 @@ from sqlmodel import Session
 
 from mailwarden.store.models import Customer
 from mailwarden.store.quarantine import list_held
-from tests.integration.conftest import SHARED, message, token
+from tests.integration.conftest import SHARED, message, send_one, token
 
 pytestmark = pytest.mark.integration
 
 
-def raw_send(gw, payload: bytes, rcpt: str = "max@buyer.test"):
-    with gw.client("zhang") as c:
-        c.mail("z@x.example")
-        c.rcpt(rcpt)
-        return c.data(payload)
-
 
 async def still_serving(gw) -> None:
     t = token()
-    code, _ = await asyncio.to_thread(raw_send, gw, message(f"still here {t}"))
+    code, _ = await asyncio.to_thread(send_one, gw, message(f"still here {t}"))
     assert code == 250
     await asyncio.to_thread(gw.upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
 
 
 async def test_message_without_headers_is_delivered_safely(gateway):
     t = token()
-    code, reply = await asyncio.to_thread(raw_send, gateway, f"no headers at all {t}\r\nsecond line\r\n".encode())
+    code, reply = await asyncio.to_thread(send_one, gateway, f"no headers at all {t}\r\nsecond line\r\n".encode())
     assert code == 250, reply
     got = await asyncio.to_thread(gateway.upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
     m = email.message_from_bytes(got[0].raw, policy=email.policy.default)
@@ -45,7 +39,7 @@ async def test_eight_bit_garbage_is_held_for_a_human(gateway):
     """Text in no known charset cannot be checked: it is quarantined, never passed unchecked or lost."""
     t = token()
     junk = b"Subject: \xff\xfe\x80\x81 " + t.encode() + b"\r\nX-Bin: \x01\x02\x7f\r\n\r\n" + (bytes(range(128, 256)) + b"\r\n") * 20
-    code, reply = await asyncio.to_thread(raw_send, gateway, junk)
+    code, reply = await asyncio.to_thread(send_one, gateway, junk)
     assert code == 250 and b"Held for review" in reply, reply
     with Session(gateway.store.engine) as s:
         held = list_held(session=s)
@@ -55,7 +49,7 @@ async def test_eight_bit_garbage_is_held_for_a_human(gateway):
 
 async def test_two_megabyte_line_is_refused_clearly(gateway):
     payload = message("long line", body="x" * (2 * 1024 * 1024) + "\r\n")
-    code, reply = await asyncio.to_thread(raw_send, gateway, payload)
+    code, reply = await asyncio.to_thread(send_one, gateway, payload)
     assert code == 552 and b"longer than 1000 characters" in reply
     await still_serving(gateway)
 
@@ -83,7 +77,7 @@ async def test_line_breaks_in_names_cannot_inject_headers(gateway):
         s.add(c)
         s.commit()
     t = token()
-    code, _ = await asyncio.to_thread(raw_send, gateway, message(f"inject {t}"))
+    code, _ = await asyncio.to_thread(send_one, gateway, message(f"inject {t}"))
     assert code == 250
     sent = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, "Sent", containing=t.encode())
     m = email.message_from_bytes(sent[0].raw, policy=email.policy.default)

@@ -7,7 +7,10 @@ import base64
 import email
 import email.policy
 import json
+import os
+import shutil
 import smtplib
+import subprocess
 
 import pytest
 from sqlmodel import Session, select
@@ -157,3 +160,24 @@ async def test_permanent_refusal_bounces_to_operator(gateway):
         msg = s.exec(select(Message).where(Message.subject == f"Bounce {t}")).one()
         assert msg.status == "bounced"
     assert events(gateway, "send.bounced")
+
+
+@pytest.mark.skipif(shutil.which("swaks") is None and os.environ.get("CI") != "true", reason="swaks not installed")
+async def test_swaks_as_a_real_client(gateway):
+    """swaks, a real SMTP client: STARTTLS, AUTH LOGIN, and the readable refusal of a private WeChat ID."""
+    t = token()
+
+    def swaks(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["swaks", "--server", f"localhost:{gateway.smtp_port}", "--tls", "--auth", "LOGIN",
+             "--auth-user", "zhang", "--auth-password", PASSWORDS["zhang"], "--from", "zhang@company.test",
+             "--to", "max@buyer.test", *extra],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    ok = await asyncio.to_thread(swaks, "--header", f"Subject: swaks {t}", "--body", "Our price list is attached.")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "<~  250 2.0.0 Queued as" in ok.stdout
+    await asyncio.to_thread(gateway.upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
+    refused = await asyncio.to_thread(swaks, "--header", "Subject: contact", "--body", "WeChat: zhang_private88")
+    assert refused.returncode != 0
+    assert "550 5.7.1" in refused.stdout and "zhang_private88" in refused.stdout

@@ -134,3 +134,16 @@ def test_recipient_resolution(store):
 def test_customer_name_with_line_break_is_refused(store):
     with Session(store.engine) as s, pytest.raises(DirectoryError, match="one line"):
         add_customer(session=s, name="Evil\r\nBcc: x@y.z")
+
+
+def test_migrations_match_the_models(tmp_path):
+    """A model changed without a migration would break every existing installation's upgrade."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+    from sqlmodel import SQLModel
+
+    store = open_store(Store(url=f"sqlite:///{tmp_path / 'm.db'}", data_dir=tmp_path, audit_key_file=tmp_path / "k"))
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    store.close()
+    assert diff == []
