@@ -7,7 +7,16 @@ from pathlib import Path
 
 import typer
 
-from . import audit_cmd, customer_cmd, db_cmd, demo_cmd, quarantine_cmd, serve_cmd, signature_cmd, user_cmd
+from . import (
+    audit_cmd,
+    customer_cmd,
+    db_cmd,
+    demo_cmd,
+    quarantine_cmd,
+    serve_cmd,
+    signature_cmd,
+    user_cmd,
+)
 from .common import fail
 
 app = typer.Typer(
@@ -29,8 +38,9 @@ def main_options(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
 ) -> None:
     ctx.obj = {"config_path": config}
+    # Admin commands print their results; only serve and demo log their progress (INFO).
     logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Library chatter would bury the gateway's own lines.

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import typer
+from mailwarden.store.models import AuditEvent
 from rich.table import Table
 from sqlmodel import col, select
-
-from mailwarden.store.models import AuditEvent
 
 from .common import fail, out, print_json_lines, store
 

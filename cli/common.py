@@ -10,12 +10,11 @@ from contextlib import contextmanager
 from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
-
 from mailwarden.gateway.config import Config, ConfigError, load_config
 from mailwarden.store import StoreHandle, open_store
 from mailwarden.store.directory import DirectoryError
+from rich.console import Console
+from rich.markup import escape
 
 out = Console(highlight=False, soft_wrap=True, markup=False)  # names come from users: never markup
 err = Console(stderr=True, highlight=False, soft_wrap=True)

@@ -7,15 +7,14 @@ import io
 from pathlib import Path
 
 import typer
-from rich.progress import Progress
-from rich.table import Table
-
 from mailwarden.store.directory import (
     DirectoryError,
     add_customer,
     assign_customer,
     list_customers,
 )
+from rich.progress import Progress
+from rich.table import Table
 
 from .common import actor, err, fail, out, print_json_lines, store
 

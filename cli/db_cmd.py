@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-
 from mailwarden.store.migrate import current_revision, head_revision
 
 from .common import out, store

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
-
 from mailwarden.gateway.config import load_config
 from mailwarden.gateway.server import SECTIONS, Gateway, run
 from mailwarden.store import open_store
@@ -59,7 +59,13 @@ def demo(
 
     Prints the mail-client settings; Ctrl-C stops everything.
     """
-    from mailwarden.gateway.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))
+    from mailwarden.gateway.localupstream import (
+        LocalUpstream,
+        MailAccount,
+        UpstreamUnavailable,
+    )
 
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):

@@ -6,10 +6,11 @@ import email
 import email.policy
 
 import typer
-from rich.table import Table
-
 from mailwarden.gateway.notices import build_notice
-from mailwarden.store.quarantine import get_held, list_held, may_review, reject as reject_held, release as release_held
+from mailwarden.store.quarantine import get_held, list_held, may_review
+from mailwarden.store.quarantine import reject as reject_held
+from mailwarden.store.quarantine import release as release_held
+from rich.table import Table
 
 from .common import actor, fail, out, print_json_lines, store
 

@@ -18,10 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
-from rich.markup import escape
-from rich.table import Table
-
 from mailwarden.gateway.config import Config, ConfigError, config_from_dict
 from mailwarden.gateway.engines import company_profile, rules_settings
 from mailwarden.rules import (
@@ -37,6 +33,9 @@ from mailwarden.rules import (
 )
 from mailwarden.rules.policy import DEFAULT_PACK
 from mailwarden.rules.words import collect_word_list_errors, parse_word_list
+from rich import box
+from rich.markup import escape
+from rich.table import Table
 
 from .common import config, err, fail, out, print_json_lines
 
@@ -130,7 +129,11 @@ def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[s
             return plain, None
     try:
         from mailwarden.store import open_store  # noqa: PLC0415 - only when there is a store
-        from mailwarden.store.directory import customer_view, get_user, resolve_recipient  # noqa: PLC0415
+        from mailwarden.store.directory import (  # noqa: PLC0415
+            customer_view,
+            get_user,
+            resolve_recipient,
+        )
         from mailwarden.store.models import Contact  # noqa: PLC0415
         from sqlmodel import select  # noqa: PLC0415
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import typer
-
 from mailwarden.gateway.config import ConfigError
 from mailwarden.gateway.server import SECTIONS, Gateway, run
 from mailwarden.rules import RulesConfigError
@@ -16,6 +16,8 @@ from .common import fail, store
 
 def serve(ctx: typer.Context) -> None:
     """Run the gateway: SMTP submission for the salespeople, relay to the company mailbox."""
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))
     with store(ctx, SECTIONS) as (cfg, st):
         try:
             gw = Gateway(cfg, st)

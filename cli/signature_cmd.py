@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-
 from mailwarden.gateway.config import ConfigError
 from mailwarden.gateway.engines import signature_inputs
 from mailwarden.signatures import (

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import typer
-from rich.table import Table
-
-from mailwarden.store.directory import add_user, list_users, require_user, set_enabled, set_password
+from mailwarden.store.directory import (
+    add_user,
+    list_users,
+    require_user,
+    set_enabled,
+    set_password,
+)
 from mailwarden.store.models import ROLES
+from rich.table import Table
 
 from .common import actor, out, print_json_lines, read_password_stdin, store
 

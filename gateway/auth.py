@@ -19,11 +19,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, col, select
-
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import User
 from mailwarden.store.passwords import verify_password
+from sqlmodel import Session, col, select
 
 from .config import Auth as AuthSettings
 

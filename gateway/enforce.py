@@ -12,7 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from mailwarden.rules import CheckContext, Decision, Policy, RecipientInfo, evaluate, redact
+from mailwarden.rules import (
+    CheckContext,
+    Decision,
+    Policy,
+    RecipientInfo,
+    evaluate,
+    redact,
+)
 
 from .outbound import MessageRejected
 

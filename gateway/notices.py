@@ -11,14 +11,14 @@ import base64
 import uuid
 from email.utils import format_datetime, localtime, make_msgid
 
-from .outbound import make_header_value, split_headers
+from .outbound import decoded, make_header_value, split_headers
 
 
 def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, original: bytes) -> bytes:
     """A multipart/report (RFC 3464), text in English and Chinese, with the original's headers."""
     domain = shared.rsplit("@", 1)[-1]
     h = split_headers(original)
-    subject = (h.get("subject") or "")[:150]
+    subject = decoded(h.get("subject"))[:150]
     reason = reason.replace("\r", " ").replace("\n", " ")
     boundary = f"=_mw_{uuid.uuid4().hex}"
     listed = "\n".join(f"  {r}" for r in rcpts)
@@ -65,7 +65,7 @@ def build_notice(*, shared: str, operator: str, subject: str, text: str, origina
     body = text
     if original is not None:
         h = split_headers(original)
-        orig_subject = h.get("subject") or ""
+        orig_subject = decoded(h.get("subject"))
         body += f"\n\n-- \nOriginal subject / 原邮件主题: {orig_subject}\n"
     head = "".join([
         f"From: mailwarden <{shared}>\r\n",

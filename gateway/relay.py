@@ -17,23 +17,28 @@ import asyncio
 import json
 import logging
 import os
-import uuid
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
-
-from sqlmodel import Session
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import Message, SpoolItem, utcnow
 from mailwarden.store.quarantine import expired, reject, release
 from mailwarden.store.spool import backoff, due
+from sqlmodel import Session
 
-from .notices import build_bounce, build_notice
 from .config import Outbound, Upstream
 from .dbwriter import BatchWriter
+from .notices import build_bounce, build_notice
 from .outbound import keyword
-from .upstream import IMAPConnection, PermanentFailure, SMTPConnection, TemporaryFailure, upstream_tls
+from .upstream import (
+    IMAPConnection,
+    PermanentFailure,
+    SMTPConnection,
+    TemporaryFailure,
+    upstream_tls,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +151,8 @@ class Relay:
         """Relay one item; True when it was handed on to the append stage (still in flight)."""
         path = self.store.spool_dir / item.blob
         data = await asyncio.to_thread(path.read_bytes)
+        if self.outbound.expose_headers and item.sent_headers:  # the customer sees the tags too
+            data = item.sent_headers.encode("ascii") + data
         rcpts: list[str] = json.loads(item.rcpts)
         try:
             result = await conn.send(item.mail_from, rcpts, data)

@@ -7,18 +7,21 @@ import logging
 import signal
 from contextlib import suppress
 
-from sqlmodel import Session
-
-from mailwarden.store import StoreHandle
-from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
-
-from .auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.rules import load_policy
 from mailwarden.signatures import load_signatures
+from mailwarden.store import StoreHandle
+from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
+from sqlmodel import Session
 
+from .auth import Authenticator, SessionRegistry, watch_users
 from .config import Config, HostPort
 from .dbwriter import BatchWriter
-from .engines import company_profile, quarantine_expiry, rules_settings, signature_inputs
+from .engines import (
+    company_profile,
+    quarantine_expiry,
+    rules_settings,
+    signature_inputs,
+)
 from .relay import Relay
 from .smtp import SubmissionHandler, make_factory
 from .submit import Submitter

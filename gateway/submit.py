@@ -17,14 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlmodel import Session, select
-
 from mailwarden.rules import CheckContext, Policy, RecipientInfo
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
 from mailwarden.store import StoreHandle
-from mailwarden.store.directory import add_customer, customer_view, get_customer, resolve_recipient
+from mailwarden.store.directory import (
+    add_customer,
+    customer_view,
+    get_customer,
+    resolve_recipient,
+)
 from mailwarden.store.models import Contact, Customer
 from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
+from sqlmodel import Session, select
 
 from .auth import Identity
 from .config import Company, Outbound, Upstream
@@ -98,7 +102,8 @@ class Submitter:
         except Blocked as exc:
             await self.audit("send.blocked", actor=ident.login, peer=peer, rcpts=rcpts,
                              reason=exc.smtp_reply, **decision_detail(exc.decision))
-            log.info("blocked peer=%s operator=%s: %s", peer, ident.login, exc.smtp_reply)
+            rules = ",".join(sorted({f.rule for f in exc.decision.findings if f.action == "block"}))
+            log.info("blocked peer=%s operator=%s rules=%s", peer, ident.login, rules)  # no matched text: it is message content
             return exc.smtp_reply
         except MessageRejected as exc:
             await self.audit("send.refused", actor=ident.login, peer=peer, reason=exc.smtp_reply, rcpts=rcpts)

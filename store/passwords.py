@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-
-from functools import cache
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 

@@ -1,9 +1,8 @@
 """Alembic environment: migrations run on the connection that mailwarden hands in."""
 
+import mailwarden.store.models  # noqa: F401  (registers the tables)
 from alembic import context
 from sqlmodel import SQLModel
-
-import mailwarden.store.models  # noqa: F401  (registers the tables)
 
 config = context.config
 connection = config.attributes.get("connection")

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
-
 from mailwarden.gateway.config import Config, config_from_dict
 from mailwarden.gateway.server import SECTIONS, Gateway
 from mailwarden.store import StoreHandle, open_store
 from mailwarden.store.directory import add_customer, add_user
+from sqlmodel import Session
 
 SHARED = "sales@company.test"
 PASSWORDS = {"zhang": "zhang-password", "li": "li-password-1"}

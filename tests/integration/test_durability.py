@@ -14,11 +14,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, col, select
-
 from mailwarden.store import open_store
 from mailwarden.store.models import SpoolItem
-from tests.integration.conftest import SHARED, gateway_config, message, seed, submission_client, token
+from sqlmodel import Session, col, select
+
+from tests.integration.conftest import (
+    SHARED,
+    gateway_config,
+    message,
+    seed,
+    submission_client,
+    token,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -8,11 +8,11 @@ import email.policy
 import json
 
 import pytest
+from mailwarden.cli.app import app
+from mailwarden.store.models import AuditEvent, Message, SpoolItem
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
-from mailwarden.cli.app import app
-from mailwarden.store.models import AuditEvent, Message, SpoolItem
 from tests.integration.conftest import SHARED, message, running_gateway, send_one, token
 
 pytestmark = pytest.mark.integration

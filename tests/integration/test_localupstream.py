@@ -12,9 +12,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-
 from mailwarden.gateway import localupstream
-from mailwarden.gateway.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
+from mailwarden.gateway.localupstream import (
+    LocalUpstream,
+    MailAccount,
+    UpstreamUnavailable,
+)
 
 SALES = "sales@company.test"
 

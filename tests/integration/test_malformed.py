@@ -8,10 +8,10 @@ import email.policy
 import smtplib
 
 import pytest
-from sqlmodel import Session
-
 from mailwarden.store.models import Customer
 from mailwarden.store.quarantine import list_held
+from sqlmodel import Session
+
 from tests.integration.conftest import SHARED, message, send_one, token
 
 pytestmark = pytest.mark.integration

@@ -13,10 +13,10 @@ import smtplib
 import subprocess
 
 import pytest
-from sqlmodel import Session, select
-
 from mailwarden.store.directory import set_enabled
 from mailwarden.store.models import AuditEvent, Customer, Message
+from sqlmodel import Session, select
+
 from tests.integration.conftest import PASSWORDS, SHARED, message, token
 
 pytestmark = pytest.mark.integration
@@ -181,3 +181,14 @@ async def test_swaks_as_a_real_client(gateway):
     refused = await asyncio.to_thread(swaks, "--header", "Subject: contact", "--body", "WeChat: zhang_private88")
     assert refused.returncode != 0
     assert "550 5.7.1" in refused.stdout and "zhang_private88" in refused.stdout
+
+
+async def test_expose_headers_sends_the_tags_to_the_customer_too(upstream, tmp_path):
+    from tests.integration.conftest import running_gateway
+
+    async with running_gateway(upstream, tmp_path, expose_headers=True) as gw:
+        t = token()
+        await send(gw, message(f"Exposed {t}"))
+        got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 1, containing=t.encode())
+        m = email.message_from_bytes(got[0].raw, policy=email.policy.default)
+        assert m["X-Mailwarden-Operator"] == "zhang (Zhang San)"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
-
 from mailwarden.cli.app import app
+from typer.testing import CliRunner
 
 
 @pytest.fixture

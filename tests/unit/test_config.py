@@ -3,7 +3,6 @@
 from pathlib import Path
 
 import pytest
-
 from mailwarden.gateway.config import ConfigError, Secret, load_config, parse_duration
 
 UPSTREAM = """

@@ -4,8 +4,13 @@ import email
 import email.policy
 
 import pytest
-
-from mailwarden.gateway.outbound import MessageRejected, keyword, rewrite, split_headers, tag_headers
+from mailwarden.gateway.outbound import (
+    MessageRejected,
+    keyword,
+    rewrite,
+    split_headers,
+    tag_headers,
+)
 
 KW = dict(shared_address="sales@company.test", company_domains=("company.test",), loop_key=b"k" * 32, hostname="gw")
 

@@ -6,14 +6,18 @@ import json
 import uuid
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlmodel import Session, select
-
 from mailwarden.gateway.config import Store
 from mailwarden.store import open_store
-from mailwarden.store.directory import DirectoryError, add_customer, add_user, resolve_recipient
+from mailwarden.store.directory import (
+    DirectoryError,
+    add_customer,
+    add_user,
+    resolve_recipient,
+)
 from mailwarden.store.models import AuditEvent, SpoolItem
 from mailwarden.store.spool import Envelope, accept
+from sqlalchemy import create_engine, text
+from sqlmodel import Session, select
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
