@@ -14,14 +14,16 @@ import logging
 import ssl
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
 
 from .auth import Authenticator, Identity, SessionRegistry
+from .smtpdata import DataReader
 from .submit import Submitter
 
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
+DATA_CHUNK = 256 * 1024
 _PENDING = AuthResult(success=False, handled=True)
 
 
@@ -71,6 +73,41 @@ class SubmissionSMTP(SMTP):
             mb = (self.data_size_limit or 0) / (1024 * 1024)
             text = f"552 5.3.4 The message is larger than the {mb:g} MB limit; it was not sent (邮件过大，未发送)"
         await super().push(text)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str) -> None:
+        """DATA read in chunks (see :mod:`.smtpdata`) instead of aiosmtpd's line-by-line loop."""
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 5.5.1 Need RCPT first")
+            return
+        if arg:
+            await self.push("501 5.5.4 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = DataReader(size_limit=self.data_size_limit or None, line_limit=self.line_length_limit - 2)
+        while not reader.done:
+            chunk = await self._reader.read(DATA_CHUNK)
+            if not chunk:  # the client went away mid-message: nothing was accepted
+                return
+            reader.feed(chunk)
+        if reader.leftover:  # a client that pipelines without being offered PIPELINING
+            self._reader._buffer[:0] = reader.leftover  # type: ignore[attr-defined]
+        if reader.problem is not None:
+            self._set_post_data_state()
+            await self.push("552 Error: Too much mail data" if reader.too_big else "500 Line too long")
+            return
+        content = reader.message()
+        del reader
+        self.envelope.content = self.envelope.original_content = content
+        del content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
 
     def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
         # aiosmtpd's parsers call this synchronously; park the credentials and

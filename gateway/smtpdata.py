@@ -1,0 +1,114 @@
+"""The body of an SMTP DATA command, read sans-I/O: bytes in, message out.
+
+aiosmtpd reads DATA one line at a time into a list of small buffers and joins
+them, which costs CPU on every line and holds a large message about four times
+over.  :class:`DataReader` takes whatever chunks the socket delivers, finds the
+``<CRLF>.<CRLF>`` terminator with ``bytes.find``, checks the size and line-length
+limits as it goes, and joins the chunks once at the end, undoing the dot-stuffing
+(RFC 5321 4.5.2) in a single ``replace`` only when a line starts with a dot.
+"""
+
+from __future__ import annotations
+
+import re
+
+TERMINATOR = b"\r\n.\r\n"
+
+
+class DataReader:
+    """Feed chunks; once :attr:`done`, read :meth:`message` or :attr:`problem`.
+
+    ``size_limit``: refuse a message larger than this many bytes.
+    ``line_limit``: refuse a line longer than this many characters before its CRLF.
+    """
+
+    def __init__(self, *, size_limit: int | None, line_limit: int = 999) -> None:
+        self.size_limit = size_limit
+        self.line_limit = line_limit
+        self._long_run = re.compile(rb"[^\n]{%d}" % (line_limit + 2))  # text + CR + one more
+        self._chunks: list[bytes] = []
+        self._stored = 0           # bytes kept in _chunks
+        self._received = 0         # bytes fed so far (the stream position)
+        self._tail = b"\r\n"       # the stream's last bytes; starts as a virtual CRLF so "." alone ends it
+        self._line = 0             # length of the unfinished line so far (without its LF)
+        self.too_big = False
+        self.too_long = False
+        self.done = False
+        self.leftover = b""        # bytes after the terminator (the client's next command)
+
+    @property
+    def problem(self) -> str | None:
+        if self.too_big:
+            return "too-big"
+        if self.too_long:
+            return "line-too-long"
+        return None
+
+    def feed(self, chunk: bytes) -> bool:
+        """Take the next bytes; True once the terminator has been seen."""
+        if self.done:
+            self.leftover += chunk
+            return True
+        region = self._tail + chunk
+        idx = region.find(TERMINATOR)
+        if idx >= 0:
+            end = self._received - len(self._tail) + idx + 2  # stream position after the body's last CRLF
+            self.leftover = region[idx + len(TERMINATOR):]
+            body_part = chunk[: max(0, end - self._received)]
+            self._check_lines(body_part)
+            self._store(body_part)
+            self._trim(max(0, end))
+            self.done = True
+            return True
+        self._check_lines(chunk)
+        self._store(chunk)
+        self._received += len(chunk)
+        self._tail = region[-4:]
+        return False
+
+    def message(self) -> bytes:
+        """The message, dot-stuffing undone.  Call once, when done and without a problem."""
+        data = b"".join(self._chunks)
+        self._chunks = []
+        if b"\r\n.." in data:
+            data = data.replace(b"\r\n..", b"\r\n.")
+        if data.startswith(b".."):
+            data = data[1:]
+        return data
+
+    def _store(self, part: bytes) -> None:
+        if not part or self.too_big or self.too_long:
+            return
+        self._stored += len(part)
+        if self.size_limit is not None and self._stored > self.size_limit:
+            self.too_big = True
+            self._chunks = []  # keep reading to the terminator, but keep nothing
+            return
+        self._chunks.append(part)
+
+    def _trim(self, end: int) -> None:
+        """Drop stored bytes past ``end`` (the terminator began in an earlier chunk)."""
+        extra = self._stored - end
+        while extra > 0 and self._chunks:
+            last = self._chunks.pop()
+            if len(last) > extra:
+                self._chunks.append(last[: len(last) - extra])
+                extra = 0
+            else:
+                extra -= len(last)
+        self._stored = min(self._stored, end)
+
+    def _check_lines(self, part: bytes) -> None:
+        if self.too_long or not part:
+            return
+        first = part.find(b"\n")
+        if first < 0:
+            self._line += len(part)
+        else:
+            if self._line + first > self.line_limit + 1:
+                self.too_long = True
+            elif self._long_run.search(part, first + 1):
+                self.too_long = True
+            self._line = len(part) - part.rfind(b"\n") - 1
+        if self._line > self.line_limit + 1:
+            self.too_long = True

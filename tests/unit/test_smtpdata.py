@@ -1,0 +1,63 @@
+"""DATA body reading, fed whole, one byte at a time, and with trailing bytes (h11-style)."""
+
+import pytest
+
+from mailwarden.gateway.smtpdata import DataReader
+
+WIRE = b"Subject: x\r\n\r\nline one\r\n..leading dot\r\n.\r\n"
+BODY = b"Subject: x\r\n\r\nline one\r\n.leading dot\r\n"
+
+
+def read(wire: bytes, step: int | None = None, **kw) -> DataReader:
+    r = DataReader(size_limit=kw.pop("size_limit", 10_000), **kw)
+    chunks = [wire] if step is None else [wire[i:i + step] for i in range(0, len(wire), step)]
+    for c in chunks:
+        if r.feed(c):
+            pass
+    return r
+
+
+@pytest.mark.parametrize("step", [None, 1, 2, 3, 5, 7])
+def test_whole_and_in_pieces(step):
+    r = read(WIRE, step)
+    assert r.done and r.problem is None and r.message() == BODY and r.leftover == b""
+
+
+def test_terminator_split_at_every_position():
+    for cut in range(1, len(WIRE)):
+        r = DataReader(size_limit=None)
+        r.feed(WIRE[:cut])
+        r.feed(WIRE[cut:])
+        assert r.done and r.message() == BODY, cut
+
+
+def test_trailing_bytes_are_kept_for_the_next_command():
+    r = read(WIRE + b"QUIT\r\n")
+    assert r.message() == BODY and r.leftover == b"QUIT\r\n"
+    r = read(WIRE + b"QUIT\r\n", step=1)
+    assert r.message() == BODY and r.leftover == b"QUIT\r\n"
+
+
+def test_empty_message_and_lone_dot_start():
+    assert read(b".\r\n").message() == b""
+    assert read(b"..x\r\n.\r\n").message() == b".x\r\n"
+
+
+def test_not_done_without_terminator():
+    r = read(b"Subject: x\r\n\r\nbody\r\n")
+    assert not r.done
+
+
+def test_size_limit_keeps_reading_to_the_end():
+    r = read(b"x" * 50 + b"\r\n" + b"y" * 50 + b"\r\n.\r\nNOOP\r\n", step=7, size_limit=60)
+    assert r.done and r.problem == "too-big" and r.leftover == b"NOOP\r\n"
+
+
+@pytest.mark.parametrize("step", [None, 1, 64])
+def test_line_limit(step):
+    ok = b"a" * 999 + b"\r\n.\r\n"
+    assert read(ok, step).problem is None
+    long = b"a" * 1000 + b"\r\n.\r\n"
+    assert read(long, step).problem == "line-too-long"
+    huge = b"short\r\n" + b"b" * 2_000_000 + b"\r\n.\r\n"
+    assert read(huge, 65536, size_limit=None).problem == "line-too-long"
