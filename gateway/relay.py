@@ -85,7 +85,10 @@ class Relay:
         while True:
             self._wake.clear()
             try:
-                items = await asyncio.to_thread(self._load_due)
+                # Snapshot what is in flight *before* reading: an item that finishes after the
+                # snapshot has committed its new stage before leaving the set, so a read that
+                # starts later cannot see it stale.
+                items = await asyncio.to_thread(self._load_due, set(self._in_flight))
             except Exception:
                 log.exception("cannot read the spool; retrying")
                 items = []
@@ -120,7 +123,7 @@ class Relay:
                     reject(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
                            message_id=item.message_id, actor="system", reason=reason, notice=notice)
 
-    def _load_due(self) -> list[SpoolItem]:
+    def _load_due(self, busy: set[int]) -> list[SpoolItem]:
         now = time.monotonic()
         if now >= self._next_expiry_check:
             self._next_expiry_check = now + 30
@@ -129,7 +132,7 @@ class Relay:
             except Exception:
                 log.exception("quarantine expiry round failed")
         with Session(self.store.engine, expire_on_commit=False) as s:
-            return [i for i in due(session=s, now=utcnow(), limit=500) if i.id not in self._in_flight]
+            return [i for i in due(session=s, now=utcnow(), limit=500) if i.id not in busy]
 
     # -- relay stage -------------------------------------------------------
 

@@ -32,6 +32,43 @@ MAX_DEPTH = 8  # nesting of multiparts and attached messages
 MAX_PARTS = 1000
 _ADDRESS_HEADERS = ("From", "To", "Cc", "Bcc", "Reply-To", "Sender")
 
+# Above this size, pictures, sound and video are cut out before the stdlib parser sees the
+# message: they carry no text, and parsing 50 MB of JPEG costs seconds and ~8x its size in memory.
+STRIP_MEDIA_ABOVE = 2_000_000
+_MEDIA = ("image/", "audio/", "video/", "font/")
+_INSPECTED_EXTENSIONS = (".txt", ".csv", ".htm", ".html", ".eml", ".docx", ".xlsx", ".pdf", ".zip")
+
+
+def without_media(message: bytes) -> bytes:
+    """``message`` with the bodies of large media parts removed (their headers stay).
+
+    A part only counts as media when its type says so *and* its file name does not claim a
+    type the attachment readers inspect, so a renamed spreadsheet is still read.
+    """
+    # The byte-offset MIME scanner lives with the signature engine, which needs it most;
+    # imported here, at call time, so importing the rules never imports the signatures.
+    from mailwarden.signatures import mime
+
+    try:
+        cuts = []
+        for part in mime.parse(message).walk():
+            if part.children or part.end - part.body_start < 64 * 1024:
+                continue
+            ctype = part.headers.get_content_type().lower()
+            name = (part.headers.get_filename() or "").lower()
+            if ctype.startswith(_MEDIA) and not name.endswith(_INSPECTED_EXTENSIONS):
+                cuts.append((part.body_start, part.end))
+    except Exception:  # noqa: BLE001 - a structure the scanner cannot read: parse it all
+        return message
+    if not cuts:
+        return message
+    out, pos = [], 0
+    for start, end in sorted(cuts):
+        out.append(message[pos:start])
+        pos = end
+    out.append(message[pos:])
+    return b"".join(out)
+
 
 @dataclass
 class Segment:
@@ -292,6 +329,8 @@ def parse_message(
 ) -> ParsedMessage:
     """Decode *message* into segments; never raises on malformed input."""
     b = _Builder(is_company_signature, deadline)
+    if len(message) > STRIP_MEDIA_ABOVE:
+        message = without_media(message)
     try:
         msg = BytesParser(policy=email.policy.compat32).parsebytes(message)
     except Exception as e:  # noqa: BLE001 - the stdlib parser should not raise, but be sure

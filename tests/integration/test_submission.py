@@ -44,6 +44,9 @@ async def test_quote_reaches_customer_from_shared_mailbox_with_tagged_sent_copy(
     assert m["From"].addresses[0].display_name == "Zhang San | Bright Lighting"
     # the tags are for the company, not for the customer (expose_headers is off)
     assert m["X-Mailwarden-Operator"] is None and m["X-Mailwarden-Loop"] is not None
+    body = m.get_body(("plain",)).get_content()
+    assert "Please find our quote below." in body and "\n-- \n" in body.replace("\r\n", "\n")
+    assert body.index("Please find") < body.index("Zhang San")  # the company signature, under the new text
     sent = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, "Sent", containing=t.encode())
     with Session(gateway.store.engine) as s:
         acme = s.exec(select(Customer).where(Customer.name == "Acme Lighting GmbH")).one()

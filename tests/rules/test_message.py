@@ -292,3 +292,32 @@ def test_time_budget_grows_with_size() -> None:
     s = RulesSettings(budget_ms=200, budget_ms_per_mb=100)
     assert budget_for(s, 10_000) == pytest.approx(201)
     assert budget_for(s, 50_000_000) == pytest.approx(5200)
+
+
+def test_large_pictures_are_not_parsed_but_the_text_still_is() -> None:
+    from email.message import EmailMessage
+
+    from mailwarden.rules.message import STRIP_MEDIA_ABOVE, without_media
+
+    m = EmailMessage()
+    m["Subject"] = "photos"
+    m.set_content("Photos attached. WeChat: zhang_private88\n")
+    m.add_attachment(b"\xff\xd8" + bytes(range(256)) * (STRIP_MEDIA_ABOVE // 256 + 10), maintype="image",
+                     subtype="jpeg", filename="p.jpg")
+    data = m.as_bytes()
+    assert len(without_media(data)) < 10_000
+    policy = load_policy(COMPANY, RulesSettings())
+    assert evaluate(policy, data, CTX).action == "block"
+
+
+def test_a_renamed_attachment_is_still_inspected() -> None:
+    from email.message import EmailMessage
+
+    from mailwarden.rules.message import STRIP_MEDIA_ABOVE, without_media
+
+    m = EmailMessage()
+    m["Subject"] = "x"
+    m.set_content("see attached\n")
+    m.add_attachment(b"a" * (STRIP_MEDIA_ABOVE + 10), maintype="image", subtype="png", filename="customers.csv")
+    data = m.as_bytes()
+    assert without_media(data) == data
