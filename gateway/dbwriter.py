@@ -42,11 +42,14 @@ class BatchWriter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self.executor.shutdown(wait=True)
+        # Wait for a batch in progress off the event loop, which must keep running meanwhile.
+        await asyncio.to_thread(self.executor.shutdown, True)
 
     async def run(self, job: Callable[[Session], T]) -> T:
         """Run ``job`` in the next batch; returns its result once committed."""
         assert self._queue is not None, "BatchWriter.start() first"
+        if self._task is None or self._task.done():
+            raise ConnectionAbortedError("the gateway is stopping")  # nobody would run the job
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((job, fut))
         return await fut
@@ -60,6 +63,11 @@ class BatchWriter:
                 batch.append(self._queue.get_nowait())
             try:
                 results = await loop.run_in_executor(self.executor, self._run, [job for job, _ in batch])
+            except asyncio.CancelledError:  # stopping: nobody may wait for these for ever
+                for _job, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(ConnectionAbortedError("the gateway is stopping"))
+                raise
             except Exception as exc:  # the executor itself failed: fail the whole batch
                 results = [(False, exc)] * len(batch)
             for (_job, fut), (ok, value) in zip(batch, results):

@@ -61,10 +61,7 @@ class SMTPConnection:
             try:
                 if self.client is None or not self.client.is_connected:
                     self.client = await self._connect()
-                refused, _reply = await self.client.sendmail(mail_from, rcpts, data)
-                return SendResult({r: (e.code, e.message) for r, e in refused.items()})
-            except aiosmtplib.SMTPRecipientsRefused as exc:
-                return SendResult({e.recipient: (e.code, e.message) for e in exc.recipients})
+                return await self._transaction(self.client, mail_from, rcpts, data)
             except aiosmtplib.SMTPServerDisconnected as exc:
                 # A reused connection the server dropped while idle: one fresh try.
                 await self.close()
@@ -83,6 +80,20 @@ class SMTPConnection:
                 raise TemporaryFailure(f"cannot reach the upstream SMTP server {self.upstream.smtp}: {exc or type(exc).__name__}") from None
         raise AssertionError("unreachable")
 
+    async def _transaction(self, client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes) -> SendResult:
+        await client.mail(mail_from)
+        refused: dict[str, tuple[int, str]] = {}
+        for rcpt in rcpts:
+            try:
+                await client.rcpt(rcpt)
+            except aiosmtplib.SMTPRecipientRefused as exc:
+                refused[rcpt] = (exc.code, exc.message)
+        if len(refused) == len(rcpts):
+            await client.rset()
+            return SendResult(refused)
+        await _data(client, data)
+        return SendResult(refused)
+
     async def close(self) -> None:
         client, self.client = self.client, None
         if client is None:
@@ -93,6 +104,36 @@ class SMTPConnection:
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
                 pass
         client.close()  # also when the server dropped us: the transport must not leak
+
+
+async def _data(client: aiosmtplib.SMTP, data: bytes) -> None:
+    """DATA with the dot-stuffing done by ``bytes.replace``.
+
+    aiosmtplib's ``data()`` runs two regular expressions over the whole message and copies it
+    three times; for a spool file (CRLF lines already) one ``replace`` — and no copy at all
+    when no line starts with a dot — does the same.  Uses aiosmtplib 5's protocol object.
+    """
+    proto = client.protocol
+    if proto is None or proto._command_lock is None:
+        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+    if data.startswith(b"."):
+        data = b"." + data
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n..")
+    ending = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
+    async with proto._command_lock:
+        proto._response_pending = True
+        proto.write(b"DATA\r\n")
+        start = await proto.read_response(timeout=client.timeout)
+        if start.code != 354:
+            raise aiosmtplib.SMTPDataError(start.code, start.message)
+        proto._response_pending = True
+        proto.write(data)
+        proto.write(ending)
+        del data
+        done = await proto.read_response(timeout=client.timeout)
+        if done.code != 250:
+            raise aiosmtplib.SMTPDataError(done.code, done.message)
 
 
 PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")

@@ -6,6 +6,7 @@ Clients (smtplib, imaplib) are blocking: tests call them through
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import ssl
 import uuid
@@ -119,7 +120,7 @@ async def running_gateway(upstream, tmp_path: Path, **kw) -> AsyncIterator[Runni
     try:
         yield RunningGateway(gw, cfg, store, upstream)
     finally:
-        await gw.stop()
+        await asyncio.wait_for(gw.stop(), 60)
         store.close()
 
 

@@ -1,0 +1,45 @@
+"""Group commit: jobs share a commit; a failing job rolls back alone; nothing waits for ever."""
+
+import asyncio
+
+import pytest
+from sqlmodel import Session, select
+
+from mailwarden.gateway.config import Store
+from mailwarden.gateway.dbwriter import BatchWriter
+from mailwarden.store import open_store
+from mailwarden.store.models import AuditEvent
+
+
+@pytest.fixture
+def store(tmp_path):
+    st = open_store(Store(url=f"sqlite:///{tmp_path / 'db'}", data_dir=tmp_path, audit_key_file=tmp_path / "k"))
+    yield st
+    st.close()
+
+
+async def test_batch_with_a_failing_job(store):
+    w = BatchWriter(store.engine)
+    w.start()
+
+    def good(n):
+        return lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+
+    def bad(s):
+        store.audit.append(actor="t", action="doomed", session=s)
+        raise ValueError("no")
+
+    results = await asyncio.gather(w.run(good(1)), w.run(bad), w.run(good(2)), return_exceptions=True)
+    await w.stop()
+    assert results[0] == 1 and isinstance(results[1], ValueError) and results[2] == 2
+    with Session(store.engine) as s:
+        assert [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.seq))] == ["ok", "ok"]
+    assert store.audit.verify().ok  # the rolled-back event left no hole and no stale chain head
+
+
+async def test_run_after_stop_fails_fast(store):
+    w = BatchWriter(store.engine)
+    w.start()
+    await w.stop()
+    with pytest.raises(ConnectionAbortedError):
+        await asyncio.wait_for(w.run(lambda s: None), 1)
