@@ -145,10 +145,7 @@ async def watch_users(store: StoreHandle, registry: SessionRegistry, auth: Authe
                       interval: float = 1.0) -> None:
     """Poll the store for disabled users or changed passwords and end their sessions."""
 
-    def changed() -> list[str]:
-        known = {**auth.cached_generations(), **{k: registry.generations.get(k, -1) for k in registry.sessions}}
-        if not known:
-            return []
+    def changed(known: dict[str, int]) -> list[str]:
         with Session(store.engine) as s:
             rows = s.exec(select(User.login, User.enabled, User.generation).where(col(User.login).in_(list(known)))).all()
         state = {r[0]: (r[1], r[2]) for r in rows}
@@ -158,7 +155,11 @@ async def watch_users(store: StoreHandle, registry: SessionRegistry, auth: Authe
     while True:
         await asyncio.sleep(interval)
         try:
-            for login in await asyncio.to_thread(changed):
+            # Snapshot on the event loop: the thread must not iterate dicts the loop is changing.
+            known = {**auth.cached_generations(), **{k: registry.generations.get(k, -1) for k in registry.sessions}}
+            if not known:
+                continue
+            for login in await asyncio.to_thread(changed, known):
                 auth.forget(login)
                 n = registry.revoke(login)
                 log.info("closed %d session(s) of %s: disabled or password changed", n, login)

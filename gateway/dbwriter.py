@@ -16,6 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from mailwarden.store.db import writer_engine
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -27,7 +28,7 @@ Job = Callable[[Session], Any]
 class BatchWriter:
     def __init__(self, engine: Engine, *, max_batch: int = 100,
                  before_commit: Callable[[], None] | None = None) -> None:
-        self.engine = engine
+        self.engine = writer_engine(engine)
         self.before_commit = before_commit
         self.max_batch = max_batch
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailwarden-db")
@@ -61,22 +62,35 @@ class BatchWriter:
             batch = [await self._queue.get()]
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            running = loop.run_in_executor(self.executor, self._run, [job for job, _ in batch])
             try:
-                results = await loop.run_in_executor(self.executor, self._run, [job for job, _ in batch])
-            except asyncio.CancelledError:  # stopping: nobody may wait for these for ever
-                for _job, fut in batch:
+                results = await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # Stopping.  The batch may commit anyway: tell its callers the truth, then
+                # fail whatever is still queued, so nobody waits for ever.
+                try:
+                    results = await running
+                except Exception as exc:
+                    results = [(False, exc)] * len(batch)
+                self._settle(batch, results)
+                while not self._queue.empty():
+                    _job, fut = self._queue.get_nowait()
                     if not fut.done():
                         fut.set_exception(ConnectionAbortedError("the gateway is stopping"))
                 raise
             except Exception as exc:  # the executor itself failed: fail the whole batch
                 results = [(False, exc)] * len(batch)
-            for (_job, fut), (ok, value) in zip(batch, results):
-                if fut.done():
-                    continue
-                if ok:
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(value)
+            self._settle(batch, results)
+
+    @staticmethod
+    def _settle(batch: list[tuple[Job, asyncio.Future[Any]]], results: list[tuple[bool, Any]]) -> None:
+        for (_job, fut), (ok, value) in zip(batch, results):
+            if fut.done():
+                continue
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
 
     def _run(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []

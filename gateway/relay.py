@@ -60,6 +60,7 @@ class Relay:
         self._queue: asyncio.Queue[SpoolItem] = asyncio.Queue()
         self._appends: asyncio.Queue[SpoolItem] = asyncio.Queue()
         self._in_flight: set[int] = set()
+        self._busy = 0  # items a worker is processing right now
         self._tasks: list[asyncio.Task[None]] = []
         self.archive_dir = store.data_dir / "messages"
 
@@ -71,7 +72,13 @@ class Relay:
         self._tasks += [asyncio.create_task(self._sender(c), name=f"relay-smtp-{i}") for i, c in enumerate(self.smtp)]
         self._tasks.append(asyncio.create_task(self._appender(), name="relay-append"))
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 30.0) -> None:
+        """Stop taking new items, let sends in progress finish (a send cut off after the
+        final dot would go out again after restart), then stop the workers."""
+        self._tasks[0].cancel()  # the dispatcher
+        deadline = asyncio.get_running_loop().time() + grace
+        while self._busy and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -140,15 +147,20 @@ class Relay:
         while True:
             item = await self._queue.get()
             handed_on = False
+            self._busy += 1
             try:
                 handed_on = await self._relay_one(conn, item)
             except Exception:
                 log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
-                await self._retry_later(item, "internal error in the gateway")
+                try:
+                    await self._temporary(item, "internal error in the gateway")
+                except Exception:
+                    log.exception("cannot reschedule spool item %s", item.id)
             finally:
                 assert item.id is not None
                 if not handed_on:
                     self._in_flight.discard(item.id)
+                self._busy -= 1
 
     async def _relay_one(self, conn: SMTPConnection, item: SpoolItem) -> bool:
         """Relay one item; True when it was handed on to the append stage (still in flight)."""
@@ -205,7 +217,8 @@ class Relay:
                 s.add(msg)
             self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
                                     session=s, message=item.message_id)
-        else:  # nothing delivered, everything temporary
+        else:  # nothing delivered: retry only the temporary refusals (the others are bounced)
+            item.rcpts = json.dumps(list(temporary))
             item.attempts += 1
             item.next_attempt = utcnow() + backoff(item.attempts, self.outbound.retry_initial)
             item.last_error = "; ".join(temporary.values())[:2000]
@@ -223,6 +236,9 @@ class Relay:
         await self._retry_later(item, error)
 
     async def _retry_later(self, item: SpoolItem, error: str) -> None:
+        """Schedule the next attempt.  Never raises: a worker must not die of a database hiccup
+        (the item then stays due and the dispatcher offers it again)."""
+
         def update(s: Session) -> None:
             row = s.get(SpoolItem, item.id)
             if row is None:
@@ -232,7 +248,10 @@ class Relay:
             row.last_error = error[:2000]
             s.add(row)
 
-        await self.writer.run(update)
+        try:
+            await self.writer.run(update)
+        except Exception:
+            log.exception("cannot record the next attempt for message=%s", item.message_id)
 
     async def _bounce(self, item: SpoolItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
         """Tell the operator: a bounce report in the shared INBOX, tagged for them."""
@@ -269,6 +288,7 @@ class Relay:
     async def _appender(self) -> None:
         while True:
             item = await self._appends.get()
+            self._busy += 1
             try:
                 path = self.store.spool_dir / item.blob
                 data = await asyncio.to_thread(path.read_bytes)
@@ -289,6 +309,7 @@ class Relay:
                 assert item.id is not None
                 self._in_flight.discard(item.id)
                 data = copy = b""  # don't keep a large message alive while waiting for the next
+                self._busy -= 1
 
     def _record_append(self, s: Session, item_id: int | None) -> None:
         row = s.get(SpoolItem, item_id)

@@ -14,7 +14,15 @@ import logging
 import ssl
 from typing import Any, AnyStr
 
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session, syntax
+from aiosmtpd.smtp import (
+    MISSING,
+    SMTP,
+    AuthResult,
+    Envelope,
+    LoginPassword,
+    Session,
+    syntax,
+)
 
 from .auth import Authenticator, Identity, SessionRegistry
 from .smtpdata import DataReader
@@ -191,8 +199,11 @@ class SubmissionHandler:
             return "530 5.7.0 Authentication required (请先登录)"
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)"
-        if "@" not in address or any(c in address for c in "\r\n\x00 "):
+        if "@" not in address or any(c <= " " or c == "\x7f" for c in address):
             return "553 5.1.3 Bad recipient address syntax"
+        if not address.isascii():
+            # The relay speaks plain (ASCII) SMTP to the company mailbox.
+            return "553 5.6.7 Addresses with non-ASCII characters are not supported (不支持含中文等非ASCII字符的地址)"
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"

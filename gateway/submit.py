@@ -26,7 +26,7 @@ from mailwarden.store.directory import (
     get_customer,
     resolve_recipient,
 )
-from mailwarden.store.models import Contact, Customer
+from mailwarden.store.models import Contact, Customer, User
 from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
 from sqlmodel import Session, select
 
@@ -228,11 +228,11 @@ class Submitter:
 
     def _record(self, s: Session, ident: Identity, rcpts: list[str], recipients: tuple[RecipientInfo, ...],
                 prepared: Prepared, blobs: Blobs, peer: str) -> int:
-        """The database part of accepting: a job for the group-commit writer.
-
-        (A disabled user's sessions are cut by the watcher within a second, so
-        the user is not looked up again here.)"""
+        """The database part of accepting: a job for the group-commit writer."""
         rw, verdict = prepared.rw, prepared.verdict
+        user = s.get(User, ident.user_id)  # disabled (or password changed) since login: refuse
+        if user is None or not user.enabled or user.generation != ident.generation:
+            raise MessageRejected("421 4.7.0 Your account was disabled or its password changed")
         resolved = self._resolve(s, ident, rcpts, recipients)
         for name in resolved.created:
             self.store.audit.append(actor=ident.login, action="customer.created", target=name, peer=peer,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import aioimaplib
 import aiosmtplib
+from aiosmtplib.protocol import normalize_message_line_endings
 
 from .config import Upstream
 from .tls import client_context
@@ -60,7 +61,10 @@ class SMTPConnection:
         for attempt in (1, 2):
             try:
                 if self.client is None or not self.client.is_connected:
-                    self.client = await self._connect()
+                    try:
+                        self.client = await self._connect()
+                    except aiosmtplib.SMTPResponseException as exc:  # busy, greylisted: not the message's fault
+                        raise TemporaryFailure(f"upstream SMTP refused the connection: {exc.code} {exc.message}") from None
                 return await self._transaction(self.client, mail_from, rcpts, data)
             except aiosmtplib.SMTPServerDisconnected as exc:
                 # A reused connection the server dropped while idle: one fresh try.
@@ -78,6 +82,9 @@ class SMTPConnection:
             except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
                 await self.close()
                 raise TemporaryFailure(f"cannot reach the upstream SMTP server {self.upstream.smtp}: {exc or type(exc).__name__}") from None
+            except Exception:  # never leave a half-finished transaction on a reused connection
+                await self.close()
+                raise
         raise AssertionError("unreachable")
 
     async def _transaction(self, client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes) -> SendResult:
@@ -106,6 +113,20 @@ class SMTPConnection:
         client.close()  # also when the server dropped us: the transport must not leak
 
 
+def stuffed(data: bytes) -> tuple[bytes, bytes]:
+    """The message as DATA sends it (CRLF lines, leading dots doubled) and the end marker."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
+        # A lone CR or LF: make every line end in CRLF first, so "<CR>.<CR><LF>" tricks
+        # (SMTP smuggling) cannot end the data early at a lenient upstream.
+        data = normalize_message_line_endings(data)
+    if data.startswith(b"."):
+        data = b"." + data
+    if b"\n." in data:
+        data = data.replace(b"\n.", b"\n..")
+    return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
+
+
 async def _data(client: aiosmtplib.SMTP, data: bytes) -> None:
     """DATA with the dot-stuffing done by ``bytes.replace``.
 
@@ -116,11 +137,7 @@ async def _data(client: aiosmtplib.SMTP, data: bytes) -> None:
     proto = client.protocol
     if proto is None or proto._command_lock is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    if data.startswith(b"."):
-        data = b"." + data
-    if b"\n." in data:
-        data = data.replace(b"\n.", b"\n..")
-    ending = b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"
+    data, ending = stuffed(data)
     async with proto._command_lock:
         proto._response_pending = True
         proto.write(b"DATA\r\n")
@@ -188,7 +205,7 @@ class IMAPConnection:
             for attempt in (1, 2):
                 try:
                     if self.client is None:
-                        self.client = await self._connect()
+                        self.client = await asyncio.wait_for(self._connect(), 60)
                     allowed = keywords if keywords and await self.keywords_allowed(folder) else []
                     resp = await self.client.append(data, mailbox=_quote(folder), flags="(" + " ".join(flags + allowed) + ")")
                     if resp.result == "OK":

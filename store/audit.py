@@ -140,6 +140,11 @@ class AuditLog:
     def verify(self) -> "VerifyResult":
         """Walk the chain; report the first event that does not hold."""
         prev, expect_seq, count = GENESIS, 1, 0
+        # Read the anchor first: events appended while we walk must not look like a cut-off tail.
+        try:
+            head_seq, head_mac = self.head_file.read_text().split()
+        except (FileNotFoundError, ValueError):
+            head_seq, head_mac = "0", ""
         with Session(self.engine) as s:
             for ev in s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
                 count += 1
@@ -151,9 +156,7 @@ class AuditLog:
                 if not hmac.compare_digest(want, ev.mac):
                     return VerifyResult(False, count - 1, ev.seq, f"event #{ev.seq} ({ev.action} by {ev.actor}) was altered")
                 prev, expect_seq = ev.mac, ev.seq + 1
-        try:
-            head_seq, head_mac = self.head_file.read_text().split()
-        except (FileNotFoundError, ValueError):
+        if not head_mac:
             return VerifyResult(True, count, None, "")
         if int(head_seq) > expect_seq - 1:
             return VerifyResult(False, count, expect_seq, f"events #{expect_seq}..#{head_seq} were removed from the end of the chain")

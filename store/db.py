@@ -21,7 +21,8 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # hide_parameters: an error must not carry subjects or matched text into the logs.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
@@ -37,10 +38,17 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):  # type: ignore[no-untyped-def]
-            conn.exec_driver_sql("BEGIN")
+            # Writers that read before they write ask for the lock up front (see writer_engine):
+            # a deferred BEGIN would fail at once if another connection committed in between.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("mw_immediate") else "BEGIN")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, hide_parameters=True)
+
+
+def writer_engine(engine: Engine) -> Engine:
+    """The same engine, for a writer: on SQLite its transactions take the write lock at BEGIN."""
+    return engine.execution_options(mw_immediate=True)
 
 
 @contextmanager

@@ -83,6 +83,7 @@ class Blobs:
     size: int
     notices: list[str]
     written: list[Path]
+    original: str | None = None  # file name under originals/ (the message before redaction)
 
     def discard(self) -> None:
         """Remove the files again (the commit failed: nothing may be left half-written)."""
@@ -113,7 +114,8 @@ def write_blobs(spool_dir: Path, chunks: Sequence[bytes | memoryview], notices: 
         if original is not None:
             kept = originals_dir(spool_dir)
             kept.mkdir(mode=0o700, exist_ok=True)
-            blobs.written.append(kept / write_blob(kept, [original], sync_dir=sync_dir)[0])
+            blobs.original = write_blob(kept, [original], sync_dir=sync_dir)[0]
+            blobs.written.append(kept / blobs.original)
     except BaseException:
         blobs.discard()
         raise
@@ -145,7 +147,8 @@ def record(*, session: Session, audit: AuditLog, env: Envelope, blobs: Blobs, st
                               keywords=f"$mw_op_{env.operator} $mw_notice", stage="notice"))
     audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
                  peer=env.peer, message=msg.id, subject=env.subject[:200], size=blobs.size,
-                 customers=list(env.customer_ids), held=stage == "held")
+                 customers=list(env.customer_ids), held=stage == "held",
+                 **({"original": blobs.original} if blobs.original else {}))
     for action, detail in events:
         audit.append(session=session, actor=env.operator, action=action, target=",".join(env.rcpts),
                      peer=env.peer, message=msg.id, **detail)

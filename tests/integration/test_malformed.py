@@ -93,9 +93,12 @@ async def test_bad_recipient_syntax_and_too_many_recipients(gateway):
         with gateway.client("zhang") as c:
             c.mail("z@x.example")
             bad = c.docmd("RCPT", "TO:<no-at-sign>")
+            c.send("RCPT TO:<销售@公司.中国>\r\n".encode())  # smtplib's docmd speaks ASCII only
+            utf8 = c.getreply()
             codes = [c.rcpt(f"r{i}@buyer.test")[0] for i in range(101)]
-            return bad, codes
+            return bad, utf8, codes
 
-    bad, codes = await asyncio.to_thread(go)
+    bad, utf8, codes = await asyncio.to_thread(go)
     assert bad[0] in (501, 553)
+    assert utf8[0] in (553, 501), utf8  # refused at once, never queued to fail in the relay
     assert codes[:100] == [250] * 100 and codes[100] == 452

@@ -3,12 +3,11 @@
 import asyncio
 
 import pytest
-from sqlmodel import Session, select
-
 from mailwarden.gateway.config import Store
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.store import open_store
 from mailwarden.store.models import AuditEvent
+from sqlmodel import Session, select
 
 
 @pytest.fixture

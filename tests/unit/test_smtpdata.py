@@ -1,7 +1,6 @@
 """DATA body reading, fed whole, one byte at a time, and with trailing bytes (h11-style)."""
 
 import pytest
-
 from mailwarden.gateway.smtpdata import DataReader
 
 WIRE = b"Subject: x\r\n\r\nline one\r\n..leading dot\r\n.\r\n"
@@ -61,3 +60,15 @@ def test_line_limit(step):
     assert read(long, step).problem == "line-too-long"
     huge = b"short\r\n" + b"b" * 2_000_000 + b"\r\n.\r\n"
     assert read(huge, 65536, size_limit=None).problem == "line-too-long"
+
+
+def test_relay_stuffing_and_smuggling_guard():
+    from mailwarden.gateway.upstream import stuffed
+
+    assert stuffed(b"a\r\n.b\r\n") == (b"a\r\n..b\r\n", b".\r\n")
+    assert stuffed(b".x") == (b"..x", b"\r\n.\r\n")
+    clean = b"Subject: s\r\n\r\nbody\r\n"
+    assert stuffed(clean)[0] is clean  # the common case costs no copy
+    # a lone CR before a dot must not let an upstream see an early end of data
+    smuggled, _ = stuffed(b"hi\r.\r\nMAIL FROM:<x@y>\r\n")
+    assert b"\r.\r\n" not in smuggled and b"\r\n..\r\n" in smuggled
