@@ -20,7 +20,6 @@ import os
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import Message, SpoolItem, utcnow
@@ -332,7 +331,3 @@ def _aware(ts):  # type: ignore[no-untyped-def]
     from datetime import timezone
 
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts
-
-
-def archived_path(data_dir: Path, blob: str) -> Path:
-    return data_dir / "messages" / blob[:4] / blob[4:6] / blob

@@ -179,14 +179,6 @@ def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = 
     ).all()
 
 
-def next_due(*, session: Session) -> datetime | None:
-    row = session.exec(
-        select(SpoolItem.next_attempt).where(col(SpoolItem.stage).in_(PENDING))
-        .order_by(SpoolItem.next_attempt).limit(1)
-    ).first()
-    return row
-
-
 def backoff(attempts: int, initial: float, cap: float = 3600.0) -> timedelta:
     """Exponential: initial, 2×, 4× … capped at an hour."""
     return timedelta(seconds=min(cap, initial * (2 ** max(0, attempts - 1))))
