@@ -116,23 +116,11 @@ class Config:
 
     @property
     def data_dir(self) -> Path:
-        if self.store is None:
-            return _default_data_dir(self.path, {})
+        if self.store is None:  # [store] not validated: still honour its data_dir
+            store = self.raw.get("store", {})
+            return _default_data_dir(self.path, store if isinstance(store, dict) else {})
         return self.store.data_dir
 
-    # Views for the pure engines, built lazily so that importing the config
-    # does not import the rules or signatures packages.
-    @property
-    def rules(self) -> Any:
-        from mailwarden.gateway.engines import rules_settings
-
-        return rules_settings(self)
-
-    @property
-    def company_profile(self) -> Any:
-        from mailwarden.gateway.engines import company_profile
-
-        return company_profile(self)
 
 
 def _default_data_dir(path: Path | None, store: dict[str, Any]) -> Path:

@@ -39,10 +39,10 @@ def subjects(msgs, t: str) -> collections.Counter:
     return out
 
 
-def send_many(gw, t: str, n: int, login: str = "zhang") -> list[tuple]:
-    """Send n messages over one connection; the server's reply to each."""
+def send_many(connect, t: str, n: int, login: str = "zhang") -> list[tuple]:
+    """Send n messages over one connection (``connect(login)`` makes it); the server's reply to each."""
     replies = []
-    with (gw.client(login) if hasattr(gw, "client") else gw(login)) as c:
+    with connect(login) as c:
         for i in range(n):
             c.mail("x@x.example")
             c.rcpt("max@buyer.test")
@@ -55,7 +55,7 @@ async def test_upstream_smtp_down_then_back_delivers_all_exactly_once(gateway):
     t = token()
     await asyncio.to_thread(up.stop_smtp)
     try:
-        replies = await asyncio.to_thread(send_many, gateway, t, 100)
+        replies = await asyncio.to_thread(send_many, gateway.client, t, 100)
         assert all(code == 250 for code, _ in replies)
         await asyncio.sleep(1.5)  # the relay tries, fails and backs off meanwhile
         with Session(gateway.store.engine) as s:
@@ -73,7 +73,7 @@ async def test_upstream_smtp_down_then_back_delivers_all_exactly_once(gateway):
 async def test_thousand_messages_from_ten_clients(gateway):
     t = token()
     with ThreadPoolExecutor(10) as pool:
-        futures = [asyncio.wrap_future(pool.submit(send_many, gateway, f"{t}c{k}", 100)) for k in range(10)]
+        futures = [asyncio.wrap_future(pool.submit(send_many, gateway.client, f"{t}c{k}", 100)) for k in range(10)]
         results = await asyncio.gather(*futures)
     assert sum(1 for r in results for code, _ in r if code == 250) == 1000
     up = gateway.upstream
