@@ -40,6 +40,8 @@ from .upstream import (
 )
 
 log = logging.getLogger(__name__)
+SPOOL = SpoolItem.__table__  # type: ignore[attr-defined]
+MESSAGES = Message.__table__  # type: ignore[attr-defined]
 
 
 class Relay:
@@ -179,7 +181,7 @@ class Relay:
         permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
         temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
         delivered = [r for r in rcpts if r not in result.refused]
-        await self.writer.run(lambda s: self._record_delivery(s, item.id, delivered, temporary))
+        await self.writer.run(lambda s: self._record_delivery(s, item, delivered, temporary))
         log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
         if permanent:
             await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()), data,
@@ -191,37 +193,36 @@ class Relay:
             return True
         return False
 
-    def _record_delivery(self, s: Session, item_id: int | None, delivered: list[str], temporary: dict[str, str]) -> None:
-        """The upstream said 250: record it at once (this is what makes delivery exactly-once)."""
-        item = s.get(SpoolItem, item_id)
-        assert item is not None
-        msg = s.get(Message, item.message_id)
+    def _record_delivery(self, s: Session, item: SpoolItem, delivered: list[str], temporary: dict[str, str]) -> None:
+        """The upstream said 250: record it at once (this is what makes delivery exactly-once).
+
+        Plain UPDATEs by id on the writer thread; ``item`` is the in-flight snapshot, whose
+        row nobody else changes while it is in flight."""
+        conn, now = s.connection(), utcnow()
         if delivered:
             if temporary:
                 # Some recipients must be retried: split them off as their own relay item,
                 # with its own name for the file (a hard link), so each item files its own.
                 twin = f"{item.blob[:-4]}-{uuid.uuid4().hex[:8]}.eml"
                 os.link(self.store.spool_dir / item.blob, self.store.spool_dir / twin)
-                s.add(SpoolItem(message_id=item.message_id, blob=twin, mail_from=item.mail_from,
-                                rcpts=json.dumps(list(temporary)), operator=item.operator, keywords="",
-                                stage="relay", attempts=item.attempts + 1, sent_headers=item.sent_headers,
-                                next_attempt=utcnow() + backoff(item.attempts + 1, self.outbound.retry_initial),
-                                last_error="; ".join(temporary.values())[:2000]))
-            item.stage = "append"
-            item.rcpts = json.dumps(delivered)
-            item.next_attempt = utcnow()
-            if msg is not None:
-                msg.status = "delivered"
-                msg.delivered_at = utcnow()
-                s.add(msg)
+                conn.execute(SPOOL.insert(), {
+                    "message_id": item.message_id, "blob": twin, "mail_from": item.mail_from,
+                    "rcpts": json.dumps(list(temporary)), "operator": item.operator, "keywords": "",
+                    "stage": "relay", "attempts": item.attempts + 1, "sent_headers": item.sent_headers,
+                    "decision": "", "created_at": now,
+                    "next_attempt": now + backoff(item.attempts + 1, self.outbound.retry_initial),
+                    "last_error": "; ".join(temporary.values())[:2000]})
+            conn.execute(SPOOL.update().where(SPOOL.c.id == item.id),
+                         {"stage": "append", "rcpts": json.dumps(delivered), "next_attempt": now})
+            conn.execute(MESSAGES.update().where(MESSAGES.c.id == item.message_id),
+                         {"status": "delivered", "delivered_at": now})
             self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
                                     session=s, message=item.message_id)
         else:  # nothing delivered: retry only the temporary refusals (the others are bounced)
-            item.rcpts = json.dumps(list(temporary))
-            item.attempts += 1
-            item.next_attempt = utcnow() + backoff(item.attempts, self.outbound.retry_initial)
-            item.last_error = "; ".join(temporary.values())[:2000]
-        s.add(item)
+            conn.execute(SPOOL.update().where(SPOOL.c.id == item.id), {
+                "rcpts": json.dumps(list(temporary)), "attempts": item.attempts + 1,
+                "next_attempt": now + backoff(item.attempts + 1, self.outbound.retry_initial),
+                "last_error": "; ".join(temporary.values())[:2000]})
 
     async def _temporary(self, item: SpoolItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()
@@ -310,11 +311,9 @@ class Relay:
                 data = copy = b""  # don't keep a large message alive while waiting for the next
                 self._busy -= 1
 
-    def _record_append(self, s: Session, item_id: int | None) -> None:
-        row = s.get(SpoolItem, item_id)
-        if row is not None:
-            row.stage = "done"
-            s.add(row)
+    @staticmethod
+    def _record_append(s: Session, item_id: int | None) -> None:
+        s.connection().execute(SPOOL.update().where(SPOOL.c.id == item_id), {"stage": "done"})
 
     def _archive(self, blob: str) -> None:
         """Keep the message as sent under messages/YYYY/MM."""

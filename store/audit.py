@@ -66,9 +66,17 @@ def _normal_ts(ts: datetime) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
-def _forget_tail(session: Session, transaction: object) -> None:
-    if getattr(transaction, "parent", None) is None:  # the outermost transaction, not a SAVEPOINT
-        session.info.pop("mw_audit_tail", None)
+@dataclass(frozen=True)
+class Appended:
+    """What an append leaves behind: the event's place in the chain."""
+
+    seq: int
+    mac: str
+
+
+_INSERT = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
+_TAIL = "mw_audit_tail"   # session.info: (root transaction, seq, mac) of its last event
+_LAST = "mw_audit_last"   # session.info: the last event appended, for the head anchor after commit
 
 
 class AuditLog:
@@ -83,54 +91,59 @@ class AuditLog:
         self._lock = threading.Lock()
 
     def append(self, *, actor: str, action: str, target: str = "", peer: str | None = None,
-               session: Session | None = None, **detail: Any) -> AuditEvent:
+               session: Session | None = None, **detail: Any) -> Appended:
         """Record one event.  With ``session`` the event joins that transaction
         (so a spool commit and its audit event are one commit)."""
         if session is not None:
             ev = self._append(session, actor, action, target, peer, detail)
             # One anchor write per commit, however many events it carries.
-            if "mw_audit_last" not in session.info:
-                event.listen(session, "after_commit", self._after_commit, once=True)
-            session.info["mw_audit_last"] = ev
+            if not session.info.get("mw_audit_listener"):
+                session.info["mw_audit_listener"] = True
+                event.listen(session, "after_commit", self._after_commit)
+            session.info[_LAST] = ev
             return ev
         with self._lock, Session(self.engine, expire_on_commit=False) as s:
             ev = self._append(s, actor, action, target, peer, detail)
             s.commit()
+            s.info.pop(_LAST, None)
             self._write_head(ev)
             return ev
 
     def _append(self, s: Session, actor: str, action: str, target: str, peer: str | None,
-                detail: dict[str, Any]) -> AuditEvent:
-        head = s.info.get("mw_audit_tail")  # (seq, mac) of this transaction's last event
-        if head is None:
-            if s.get_bind().dialect.name == "postgresql":
-                s.exec(text("SELECT pg_advisory_xact_lock(7461736)"))  # type: ignore[call-overload]
-            elif s.get_bind().dialect.name == "sqlite":
+                detail: dict[str, Any]) -> Appended:
+        # The tail is read (and locked) once per transaction, then carried along; a new
+        # transaction is a new root object, so a stale tail is never used.
+        root = s.get_transaction()
+        conn = s.connection()
+        tail = s.info.get(_TAIL)
+        if tail is not None and tail[0] is root:
+            head = tail[1], tail[2]
+        else:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(7461736)"))
+            elif conn.dialect.name == "sqlite":
                 # Take the write lock now so no other writer slips in between reading the head and appending.
-                s.exec(text("UPDATE audit_events SET seq = seq WHERE 0"))  # type: ignore[call-overload]
-            last = s.exec(select(AuditEvent.seq, AuditEvent.mac).order_by(col(AuditEvent.seq).desc()).limit(1)).first()
+                conn.execute(text("UPDATE audit_events SET seq = seq WHERE 0"))
+            last = conn.execute(text("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1")).first()
             head = (last[0], last[1]) if last else (0, GENESIS)
-            # Forget it when the transaction ends: the next one must read (and lock) afresh.
-            if not s.info.get("mw_audit_listener"):
-                s.info["mw_audit_listener"] = True
-                event.listen(s, "after_transaction_end", _forget_tail)
         seq, prev = head[0] + 1, head[1]
         ts = utcnow()
+        target = target[:320]
         d = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
-        ev = AuditEvent(seq=seq, ts=ts, actor=actor, action=action, target=target[:320], detail=d,
-                        peer=peer, prev_mac=prev, mac=_mac(self.key, prev, seq, ts, actor, action, target[:320], d, peer))
-        s.add(ev)
-        s.flush()
-        s.info["mw_audit_tail"] = (seq, ev.mac)
-        return ev
+        mac = _mac(self.key, prev, seq, ts, actor, action, target, d, peer)
+        conn.execute(_INSERT, {"seq": seq, "ts": ts, "actor": actor, "action": action, "target": target,
+                               "detail": d, "peer": peer, "prev_mac": prev, "mac": mac})
+        s.info[_TAIL] = (root, seq, mac)
+        return Appended(seq, mac)
 
     def _after_commit(self, session: Session) -> None:
-        ev = session.info.pop("mw_audit_last", None)
+        ev = session.info.pop(_LAST, None)
         if ev is not None:
             self._write_head(ev)
 
-    def _write_head(self, ev: AuditEvent) -> None:
-        tmp = self.head_file.with_suffix(".tmp")
+    def _write_head(self, ev: Appended) -> None:
+        # A name of its own per process and thread: the CLI and the gateway may both be appending.
+        tmp = self.head_file.with_name(f".{self.head_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             tmp.write_text(f"{ev.seq} {ev.mac}\n")
             os.replace(tmp, self.head_file)

@@ -38,6 +38,11 @@ class Envelope:
     sent_headers: str = ""  # header fields added to the Sent copy only
 
 
+_MESSAGES = Message.__table__.insert()  # type: ignore[attr-defined]
+_MESSAGE_CUSTOMERS = MessageCustomer.__table__.insert()  # type: ignore[attr-defined]
+_SPOOL = SpoolItem.__table__.insert()  # type: ignore[attr-defined]
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -123,50 +128,53 @@ def write_blobs(spool_dir: Path, chunks: Sequence[bytes | memoryview], notices: 
 
 
 def record(*, session: Session, audit: AuditLog, env: Envelope, blobs: Blobs, stage: str = "relay",
-           events: Sequence[tuple[str, dict[str, Any]]] = (), decision: str = "") -> Message:
-    """Add the rows for one accepted message (no commit: the caller commits).
+           events: Sequence[tuple[str, dict[str, Any]]] = (), decision: str = "") -> int:
+    """Add the rows for one accepted message (no commit: the caller commits); returns the message id.
 
     ``stage`` is ``relay`` (send now) or ``held`` (quarantined).  Notices are
     messages for the operator, delivered to the shared INBOX tagged for them.
     ``events`` are further audit events (action, detail) committed with it.
+    Plain inserts, not ORM objects: this runs for every message, on the writer thread.
     """
-    msg = Message(direction="out", operator_id=env.operator_id,
-                  customer_id=env.customer_ids[0] if env.customer_ids else None,
-                  recipients=json.dumps(list(env.rcpts)), subject=env.subject[:2000],
-                  message_id=env.message_id, size=blobs.size, status="quarantined" if stage == "held" else "queued")
-    session.add(msg)
-    session.flush()
-    assert msg.id is not None
-    for cid in dict.fromkeys(env.customer_ids):
-        session.add(MessageCustomer(message_id=msg.id, customer_id=cid))
-    session.add(SpoolItem(message_id=msg.id, blob=blobs.message, mail_from=env.mail_from,
-                          rcpts=json.dumps(list(env.rcpts)), operator=env.operator, keywords=" ".join(env.keywords),
-                          sent_headers=env.sent_headers, stage=stage, decision=decision))
-    for n in blobs.notices:
-        session.add(SpoolItem(message_id=msg.id, blob=n, mail_from="", rcpts="[]", operator=env.operator,
-                              keywords=f"$mw_op_{env.operator} $mw_notice", stage="notice"))
+    conn = session.connection()
+    now = utcnow()
+    rcpts = json.dumps(list(env.rcpts))
+    msg_id: int = conn.execute(_MESSAGES, {
+        "direction": "out", "operator_id": env.operator_id,
+        "customer_id": env.customer_ids[0] if env.customer_ids else None, "recipients": rcpts,
+        "subject": env.subject[:2000], "message_id": env.message_id, "size": blobs.size,
+        "status": "quarantined" if stage == "held" else "queued", "created_at": now}).inserted_primary_key[0]
+    customers = [{"message_id": msg_id, "customer_id": cid} for cid in dict.fromkeys(env.customer_ids)]
+    if customers:
+        conn.execute(_MESSAGE_CUSTOMERS, customers)
+    item = {"message_id": msg_id, "blob": blobs.message, "mail_from": env.mail_from, "rcpts": rcpts,
+            "operator": env.operator, "keywords": " ".join(env.keywords), "sent_headers": env.sent_headers,
+            "stage": stage, "decision": decision, "attempts": 0, "next_attempt": now, "created_at": now}
+    conn.execute(_SPOOL, [item] + [
+        {**item, "blob": n, "mail_from": "", "rcpts": "[]", "keywords": f"$mw_op_{env.operator} $mw_notice",
+         "sent_headers": "", "stage": "notice", "decision": ""} for n in blobs.notices])
     audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
-                 peer=env.peer, message=msg.id, subject=env.subject[:200], size=blobs.size,
+                 peer=env.peer, message=msg_id, subject=env.subject[:200], size=blobs.size,
                  customers=list(env.customer_ids), held=stage == "held",
                  **({"original": blobs.original} if blobs.original else {}))
     for action, detail in events:
         audit.append(session=session, actor=env.operator, action=action, target=",".join(env.rcpts),
-                     peer=env.peer, message=msg.id, **detail)
-    return msg
+                     peer=env.peer, message=msg_id, **detail)
+    return msg_id
 
 
 def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequence[bytes | memoryview],
-           env: Envelope, **kw: Any) -> Message:
+           env: Envelope, **kw: Any) -> int:
     """Write the files and commit the rows of one message; nothing is left behind on failure."""
     blobs = write_blobs(spool_dir, chunks)
     try:
-        msg = record(session=session, audit=audit, env=env, blobs=blobs, **kw)
+        msg_id = record(session=session, audit=audit, env=env, blobs=blobs, **kw)
         session.commit()
     except BaseException:
         session.rollback()
         blobs.discard()
         raise
-    return msg
+    return msg_id
 
 
 PENDING = ("relay", "append", "notice")

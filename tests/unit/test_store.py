@@ -103,14 +103,14 @@ def test_chain_needs_the_key(store, tmp_path):
 def test_spool_accept_is_one_commit(store):
     env = Envelope(mail_from="sales@company.test", rcpts=("a@buyer.test",), operator="zhang", operator_id=None,
                    customer_ids=(), subject="s", message_id="<x@y>", keywords=("$mw_op_zhang",))
-    msg = accept(session=Session(store.engine, expire_on_commit=False), audit=store.audit, spool_dir=store.spool_dir,
+    msg_id = accept(session=Session(store.engine, expire_on_commit=False), audit=store.audit, spool_dir=store.spool_dir,
                  chunks=[b"Subject: s\r\n\r\n", memoryview(b"body")], env=env)
     with Session(store.engine) as s:
         row = s.exec(select(SpoolItem)).one()
         assert (store.spool_dir / row.blob).read_bytes() == b"Subject: s\r\n\r\nbody"
         assert json.loads(row.rcpts) == ["a@buyer.test"] and row.stage == "relay"
         ev = s.exec(select(AuditEvent).where(AuditEvent.action == "send.accepted")).one()
-        assert json.loads(ev.detail)["message"] == msg.id
+        assert json.loads(ev.detail)["message"] == msg_id
     assert store.audit.verify().ok
 
 
