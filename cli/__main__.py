@@ -2,4 +2,5 @@
 
 from .app import main
 
-main()
+if __name__ == "__main__":  # not when serve's delivery process (spawned) re-imports the main module
+    main()

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 import typer
+from mailwarden.gateway import logsetup
 
 from . import (
     audit_cmd,
@@ -39,14 +40,7 @@ def main_options(
 ) -> None:
     ctx.obj = {"config_path": config}
     # Admin commands print their results; only serve and demo log their progress (INFO).
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Library chatter would bury the gateway's own lines.
-    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd: per-connection chatter, deprecation notes
-    for noisy in ("aiosmtpd", "aioimaplib", "aiosmtplib", "alembic", "sqlalchemy"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    logsetup.configure(logging.DEBUG if verbose else logging.WARNING)
 
 
 app.add_typer(user_cmd.app, name="user")

@@ -96,7 +96,7 @@ def demo(
             for cname, domain, owner in DEMO_CUSTOMERS:
                 add_customer(session=s, name=cname, domains=[domain], owner=owner, created_by="demo")
         _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port)
-        asyncio.run(run(Gateway(cfg, st)))
+        asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
     finally:
         upstream.stop()
 

@@ -20,7 +20,7 @@ def serve(ctx: typer.Context) -> None:
     root.setLevel(min(root.level, logging.INFO))
     with store(ctx, SECTIONS) as (cfg, st):
         try:
-            gw = Gateway(cfg, st)
+            gw = Gateway(cfg, st, delivery_process=True)
         except (ConfigError, SignatureTemplateError, RulesConfigError) as exc:
             fail(str(exc))
         st.audit.append(actor="system", action="gateway.start")

@@ -1,9 +1,11 @@
-"""``mailwarden serve``: the listeners, the relay and the watchers on one event loop."""
+"""``mailwarden serve``: the listeners and the watchers on one event loop; the
+relay in the delivery process (:mod:`gateway.delivery`), or on the same loop."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from contextlib import suppress
 
@@ -16,12 +18,8 @@ from sqlmodel import Session
 from .auth import Authenticator, SessionRegistry, watch_users
 from .config import Config, HostPort
 from .dbwriter import BatchWriter
-from .engines import (
-    company_profile,
-    quarantine_expiry,
-    rules_settings,
-    signature_inputs,
-)
+from .delivery import DeliveryProcess, hold_delivery_lock, make_relay
+from .engines import company_profile, rules_settings, signature_inputs
 from .relay import Relay
 from .smtp import SubmissionHandler, make_factory
 from .submit import Submitter
@@ -32,15 +30,20 @@ SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth"}
 
 
 class Gateway:
-    """Everything ``serve`` runs; tests start one inside their own event loop."""
+    """Everything ``serve`` runs; tests start one inside their own event loop.
 
-    def __init__(self, cfg: Config, store: StoreHandle) -> None:
+    ``delivery_process``: relay from a process of its own (what ``serve`` does);
+    otherwise the relay runs on this event loop (tests look inside it)."""
+
+    def __init__(self, cfg: Config, store: StoreHandle, *, delivery_process: bool = False) -> None:
         assert cfg.company and cfg.upstream and cfg.listen and cfg.outbound and cfg.auth
         self.cfg = cfg
         self.store = store
         self.registry = SessionRegistry()
         self.auth = Authenticator(store, cfg.auth)
         self.relay: Relay | None = None
+        self.delivery: DeliveryProcess | None = DeliveryProcess(cfg, SECTIONS) if delivery_process else None
+        self._delivery_lock: int | None = None
         settings, company = signature_inputs(cfg)
         signatures = load_signatures(settings, company)  # raises SignatureTemplateError naming template and line
         rules = rules_settings(cfg)
@@ -59,6 +62,8 @@ class Gateway:
     def _wake(self) -> None:
         if self.relay is not None:
             self.relay.wake()
+        elif self.delivery is not None:
+            self.delivery.wake()
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -83,10 +88,12 @@ class Gateway:
             self.bound[name] = HostPort(addr.host, port)
             log.info("listening for SMTP submission (%s) on %s", "implicit TLS" if implicit else "STARTTLS",
                      self.bound[name])
-        held_timeout, held_action = quarantine_expiry(cfg)
-        self.relay = Relay(store=self.store, upstream=cfg.upstream, outbound=cfg.outbound, writer=self.writer,
-                           held_timeout=held_timeout, held_timeout_action=held_action)
-        await self.relay.start()
+        if self.delivery is not None:
+            await self.delivery.start()
+        else:
+            self._delivery_lock = await hold_delivery_lock(self.store.data_dir)
+            self.relay = make_relay(cfg, self.store, self.writer)
+            await self.relay.start()
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
 
     def _sweep(self) -> None:
@@ -110,6 +117,11 @@ class Gateway:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.relay is not None:
             await self.relay.stop()
+        if self.delivery is not None:
+            await self.delivery.stop()
+        if self._delivery_lock is not None:
+            os.close(self._delivery_lock)
+            self._delivery_lock = None
         # Let the closed connections finish their TLS shutdown while the loop still runs.
         deadline = asyncio.get_running_loop().time() + 3
         while self.handler is not None and self.handler.connections and asyncio.get_running_loop().time() < deadline:

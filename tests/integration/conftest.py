@@ -110,12 +110,13 @@ def message(subject: str, body: str = "Please find our quote below.\r\n", to: st
 
 
 @asynccontextmanager
-async def running_gateway(upstream, tmp_path: Path, **kw) -> AsyncIterator[RunningGateway]:  # type: ignore[no-untyped-def]
+async def running_gateway(upstream, tmp_path: Path, *, delivery_process: bool = False,  # type: ignore[no-untyped-def]
+                          **kw) -> AsyncIterator[RunningGateway]:
     cfg = gateway_config(tmp_path, upstream, **kw)
     assert cfg.store is not None
     store = open_store(cfg.store)
     seed(store)
-    gw = Gateway(cfg, store)
+    gw = Gateway(cfg, store, delivery_process=delivery_process)
     await gw.start()
     try:
         yield RunningGateway(gw, cfg, store, upstream)
