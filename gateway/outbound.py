@@ -10,12 +10,14 @@ import email.utils
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 
 HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
 LOOP_HEADER = b"X-Mailwarden-Loop"
+BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a line, then an empty one
 # Headers the client may not set: ours (no spoofing of operator or customer),
 # and the ones the gateway owns.
 DROP = {b"from", b"sender", b"return-path", b"bcc", b"x-mailwarden-operator", b"x-mailwarden-customer",
@@ -125,24 +127,47 @@ class Rewritten:
     subject: str
     message_id: str
     dropped: list[str] = field(default_factory=list)
+    rest: tuple[bytes | memoryview, ...] = ()  # more of the body, when it came in pieces
 
     @property
     def size(self) -> int:
-        return len(self.head) + len(self.body)
+        return len(self.head) + len(self.body) + sum(len(p) for p in self.rest)
 
-    def chunks(self) -> tuple[bytes, memoryview]:
-        return self.head, self.body
+    def chunks(self) -> tuple[bytes | memoryview, ...]:
+        return (self.head, self.body, *self.rest)
+
+
+def header_first(pieces: Sequence[bytes | memoryview], limit: int = 1 << 20) -> tuple[bytes, tuple[bytes | memoryview, ...]]:
+    """Pieces of a message (a signed one: views of the original plus the inserted
+    bytes) as ``bytes`` that hold the whole header block, and the pieces after it,
+    not copied: the arguments :func:`rewrite` takes."""
+    pieces = [p for p in pieces if len(p)]
+    if len(pieces) == 1 and isinstance(pieces[0], bytes):
+        return pieces[0], ()
+    seen = b""
+    for i, p in enumerate(pieces):
+        view = memoryview(p)
+        probe = seen + bytes(view[: max(0, limit - len(seen))])
+        m = BLANK_LINE.search(probe)
+        if m:
+            cut = m.end() - len(seen)
+            return probe[: m.end()], (view[cut:], *pieces[i + 1:])
+        seen = probe
+        if len(seen) >= limit:
+            break
+    return b"".join(pieces), ()  # no blank line near the top: no header block to keep apart
 
 
 def rewrite(data: bytes, *, shared_address: str, display_name: str, company_domains: tuple[str, ...],
-            loop_key: bytes, hostname: str) -> Rewritten:
+            loop_key: bytes, hostname: str, rest: tuple[bytes | memoryview, ...] = ()) -> Rewritten:
     """Make a submitted message go out as the shared mailbox.
 
     From becomes the shared address with the operator's display name; Sender,
     Return-Path, Bcc and any X-Mailwarden-* header the client set are dropped;
     a Reply-To outside the company's domains is dropped (replies must come back
     to the shared mailbox); Date and Message-ID are added when missing; the
-    loop-guard header is added.
+    loop-guard header is added.  ``rest``: the message continues after
+    ``data`` (see :func:`header_first`).
     """
     h = split_headers(data)
     dropped: list[str] = []
@@ -178,7 +203,8 @@ def rewrite(data: bytes, *, shared_address: str, display_name: str, company_doma
     new.append(_field(LOOP_HEADER.decode(), f"{hostname}; token={loop_token(loop_key, message_id)}"))
     head = b"".join(new) + b"".join(kept) + b"\r\n"
     body = memoryview(data)[h.body_offset:]
-    return Rewritten(head=head, body=body, subject=decoded(h.get("subject")), message_id=message_id, dropped=dropped)
+    return Rewritten(head=head, body=body, subject=decoded(h.get("subject")), message_id=message_id, dropped=dropped,
+                     rest=rest)
 
 
 def tag_headers(operator: str, operator_name: str, customers: list[tuple[int, str]]) -> bytes:

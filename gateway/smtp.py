@@ -212,8 +212,14 @@ class SubmissionHandler:
         ident = server.identity
         if ident is None or ident.login not in self.registry.sessions:
             return "530 5.7.0 Authentication required (请先登录)"
-        content = envelope.original_content or b""
-        return await self.submitter.submit(ident, envelope.rcpt_tos, content, peer=_peer_ip(session))
+        # Handed over, not kept: the submitter frees the original once the signed copy exists.
+        return await self.submitter.submit(ident, envelope.rcpt_tos, _take_content(envelope), peer=_peer_ip(session))
+
+
+def _take_content(envelope: Envelope) -> bytes:
+    content = envelope.original_content or b""
+    envelope.content = envelope.original_content = None
+    return content
 
 
 def make_factory(handler: SubmissionHandler, *, hostname: str, tls: ssl.SSLContext, implicit: bool,

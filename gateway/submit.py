@@ -35,7 +35,7 @@ from .config import Company, Outbound, Upstream
 from .dbwriter import BatchWriter
 from .enforce import Blocked, Verdict, decision_detail, judge, recipient_info
 from .notices import build_notice
-from .outbound import MessageRejected, Rewritten, keyword, rewrite, tag_headers
+from .outbound import MessageRejected, Rewritten, header_first, keyword, rewrite, tag_headers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -92,13 +92,17 @@ class Submitter:
     # -- the pipeline ------------------------------------------------------
 
     async def submit(self, ident: Identity, rcpts: list[str], content: bytes, *, peer: str) -> str:
+        """Accept ``content`` (the caller keeps no reference to it, so that once signed the
+        original can be freed: a large message is held at most twice)."""
         try:
             recipients = self._cached(rcpts) or await asyncio.to_thread(self._lookup, ident, rcpts)
             if self.policy is not None and len(content) > INLINE or len(content) > BIG:
+                job = [content]
+                del content
                 prepared = await asyncio.get_running_loop().run_in_executor(
-                    self.cpu, self._prepare, ident, recipients, content)
+                    self.cpu, self._prepare, ident, recipients, job)
             else:
-                prepared = self._prepare(ident, recipients, content)
+                prepared = self._prepare(ident, recipients, [content])
         except Blocked as exc:
             await self.audit("send.blocked", actor=ident.login, peer=peer, rcpts=rcpts,
                              reason=exc.smtp_reply, **decision_detail(exc.decision))
@@ -165,28 +169,36 @@ class Submitter:
                 self._rcpt_cache[rcpt.lower()] = (now + RCPT_CACHE_SECONDS, info)
         return tuple(out)
 
-    def _prepare(self, ident: Identity, recipients: tuple[RecipientInfo, ...], content: bytes) -> Prepared:
+    def _prepare(self, ident: Identity, recipients: tuple[RecipientInfo, ...], job: list[bytes]) -> Prepared:
         """Rules, signature, header rewrite: the pure, CPU-bound part of accepting a message.
 
-        The signature goes in before the header rewrite, which keeps the body
-        as a view of its input: at most two copies of a large message exist.
+        ``job`` holds the only reference to the message, taken out here.  Neither the
+        signature nor the header rewrite copies it: the result is views of the
+        message plus the bytes they put in (a redaction alone makes a new copy).
         """
+        content = job.pop()
         ctx = CheckContext(operator=ident.login, role=ident.role, team=ident.team, recipients=recipients)
         verdict = judge(self.policy, content, ctx, language=self.language)
         notes: list[tuple[str, dict[str, Any]]] = []
-        content = verdict.content
+        content, verdict.content = verdict.content, b""  # from here on only ``content`` holds it
+        pieces: tuple[bytes | memoryview, ...] = (content,)
         if self.signatures is not None:
-            content = self._sign(ident, content, notes)
+            pieces = self._sign(ident, content, notes)
+        del content
         display = self.outbound.from_format.format(name=ident.name, company=self.company.name, login=ident.login)
-        rw = rewrite(content, shared_address=self.upstream.username, display_name=display,
-                     company_domains=self.company.domains, loop_key=self.store.audit.key, hostname=self.hostname)
+        first, rest = header_first(pieces)
+        rw = rewrite(first, shared_address=self.upstream.username, display_name=display,
+                     company_domains=self.company.domains, loop_key=self.store.audit.key, hostname=self.hostname,
+                     rest=rest)
         return Prepared(rw, verdict, notes)
 
-    def _sign(self, ident: Identity, content: bytes, notes: list[tuple[str, dict[str, Any]]]) -> bytes:
+    def _sign(self, ident: Identity, content: bytes,
+              notes: list[tuple[str, dict[str, Any]]]) -> tuple[bytes | memoryview, ...]:
+        """The signed message in pieces: views of ``content`` and the inserted bytes, not a copy."""
         assert self.signatures is not None
         user = SignatureUser(login=ident.login, name=ident.name, title=ident.title, phone=ident.phone,
                              team=ident.team, role=ident.role)
-        result = apply_signature(content, self.signatures, user)
+        result = apply_signature(content, self.signatures, user, joined=False)
         if result.fallback:
             notes.append(("signature.fallback", {"detail": (result.detail or "")[:500]}))
         if result.untouched_reason:
@@ -196,7 +208,7 @@ class Submitter:
                 raise MessageRejected(
                     f"550 5.7.1 This message cannot carry the company signature ({result.untouched_reason}) "
                     "and company policy refuses such mail / 此类邮件无法添加公司签名，按公司规定不予发送")
-        return result.message
+        return result.pieces or (result.message,)
 
     def _resolve(self, s: Session, ident: Identity, rcpts: list[str],
                  recipients: tuple[RecipientInfo, ...]) -> Resolved:

@@ -317,6 +317,10 @@ def _ancestors(part: Part) -> list[Part]:
 
 
 def _splice(raw: bytes, splices: list[tuple[int, int, bytes]]) -> bytes:
+    return b"".join(_pieces(raw, splices))
+
+
+def _pieces(raw: bytes, splices: list[tuple[int, int, bytes]]) -> list[bytes | memoryview]:
     view = memoryview(raw)
     pieces: list[bytes | memoryview] = []
     pos = 0
@@ -327,11 +331,11 @@ def _splice(raw: bytes, splices: list[tuple[int, int, bytes]]) -> bytes:
         pieces.append(data)
         pos = end
     pieces.append(view[pos:])
-    return b"".join(pieces)
+    return pieces
 
 
 def apply_signature(message: bytes, sigs: SignatureSet, user: SignatureUser,
-                    customer: str | None = None) -> SignResult:
+                    customer: str | None = None, *, joined: bool = True) -> SignResult:
     """Sign ``message`` for ``user``: the one code path of the gateway and of ``signature apply``.
 
     Never raises for a bad message or template: a template failure falls back to the plain
@@ -363,5 +367,8 @@ def apply_signature(message: bytes, sigs: SignatureSet, user: SignatureUser,
         return SignResult(raw, False, False, exc.reason)
     if not job.applied:
         return SignResult(raw, False, error is not None, "undecodable-body", detail=error)
+    if not joined:
+        return SignResult(raw, True, error is not None, None, detail=error, stripped_client_signature=job.stripped,
+                          pieces=tuple(_pieces(raw, job.splices)))
     out = _splice(raw, job.splices)
     return SignResult(out, True, error is not None, None, detail=error, stripped_client_signature=job.stripped)

@@ -96,6 +96,9 @@ class SignResult:
     """Outcome of :func:`mailwarden.signatures.apply_signature`.
 
     ``message`` is the message to send (the input object itself when nothing changed).
+    With ``apply_signature(..., joined=False)`` a signed message is left in ``pieces``
+    instead (views of the input and the inserted bytes, nothing copied) and ``message``
+    is the input: a large message is then never held twice.
     ``applied`` is true when at least one body part now carries the company signature.
     ``fallback`` is true when the chosen template failed at send time and the plain company
     signature (the shipped default) was used instead; ``detail`` then says why, for the audit
@@ -110,3 +113,4 @@ class SignResult:
     untouched_reason: str | None
     detail: str | None = None
     stripped_client_signature: bool = False
+    pieces: tuple[bytes | memoryview, ...] | None = None

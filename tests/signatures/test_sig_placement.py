@@ -280,3 +280,17 @@ def test_bottom_posted_reply_gets_the_signature_at_the_end() -> None:
     out = content(result.message, "text/plain")
     assert out.startswith(body.rstrip("\n") + "\n\n-- \n张伟")
     assert apply_signature(result.message, sigs(), ZHANG).message == result.message
+
+
+def test_unjoined_result_is_the_same_message_in_pieces_without_a_copy():
+    """The gateway asks for pieces: views of its message plus what was put in, never a second copy."""
+    photo = "QUJD" * 19 + "\n"
+    raw = crlf(HEAD + 'Content-Type: multipart/mixed; boundary="b1"\n\n--b1\nContent-Type: text/plain; '
+               'charset=utf-8\n\nDear Bob,\nconfirmed.\n\n--b1\nContent-Type: image/jpeg\n'
+               "Content-Transfer-Encoding: base64\n\n" + photo * 2000 + "--b1--\n")
+    joined = apply_signature(raw, sigs(), ZHANG)
+    pieces = apply_signature(raw, sigs(), ZHANG, joined=False)
+    assert joined.applied and pieces.applied and pieces.message is raw and pieces.pieces
+    assert b"".join(bytes(p) for p in pieces.pieces) == joined.message
+    views = [p for p in pieces.pieces if isinstance(p, memoryview)]
+    assert all(v.obj is raw for v in views) and sum(len(v) for v in views) > len(raw) * 0.9

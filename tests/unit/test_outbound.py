@@ -6,6 +6,7 @@ import email.policy
 import pytest
 from mailwarden.gateway.outbound import (
     MessageRejected,
+    header_first,
     keyword,
     rewrite,
     split_headers,
@@ -118,3 +119,33 @@ async def test_login_throttle_grows_and_locks(tmp_path):
     assert other.locked  # and the address is locked, for any login
     assert (await auth.check("ZHANG", "right-password", "10.0.0.3")).locked
     store.close()
+
+
+MSG = (b"From: Zhang <zhang@company.test>\r\nSubject: Quote\r\nTo: max@buyer.test\r\n"
+       b"Date: Sun, 22 Nov 2026 08:00:00 +0800\r\nMessage-ID: <q1@company.test>\r\n\r\n"
+       b"Dear Max,\r\n\r\nthe price is USD 12.\r\n")
+
+
+@pytest.mark.parametrize("cuts", [(), (5,), (20, 21), (len(MSG) - 40, len(MSG) - 39), (1, 2, 3, 60, 61, 62, 63),
+                                  (MSG.index(b"\r\n\r\n") + 1,), (MSG.index(b"\r\n\r\n") + 3,)])
+def test_rewrite_of_pieces_equals_rewrite_of_the_joined_message(cuts):
+    """A signed message comes as pieces (views plus inserted bytes): the outcome is byte for byte the same."""
+    bounds = [0, *cuts, len(MSG)]
+    pieces = [memoryview(MSG)[a:b] if k % 2 else MSG[a:b] for k, (a, b) in enumerate(zip(bounds, bounds[1:]))]
+    first, rest = header_first(pieces)
+    assert isinstance(first, bytes) and first + b"".join(bytes(p) for p in rest) == MSG
+    kw = dict(KW, display_name="Zhang San")
+    one, many = rewrite(MSG, **kw), rewrite(first, rest=rest, **kw)
+    assert b"".join(bytes(c) for c in many.chunks()) == b"".join(bytes(c) for c in one.chunks())
+    assert many.size == one.size and many.subject == one.subject == "Quote"
+
+
+def test_header_first_without_a_blank_line_joins_everything():
+    first, rest = header_first([b"no header ", memoryview(b"block at all")], limit=8)
+    assert first == b"no header block at all" and rest == ()
+
+
+def test_header_first_does_not_copy_the_body():
+    big = b"Subject: s\r\n\r\n" + b"x" * 1_000_000
+    first, rest = header_first([memoryview(big)[:5], memoryview(big)[5:]])
+    assert first == b"Subject: s\r\n\r\n" and len(rest) == 1 and rest[0].obj is big
