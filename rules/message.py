@@ -10,18 +10,17 @@ A message becomes a list of :class:`Segment` s. Each says where its text was fou
 from __future__ import annotations
 
 import email.header
-import email.policy
 import email.utils
 import logging
 from dataclasses import dataclass, field
 from email.message import Message
-from email.parser import BytesParser
 from typing import Callable
 
 from .attachments import Extracted, SheetInfo, Uninspectable, extract
 from .budget import Deadline
 from .charset import decode_bytes
 from .htmltext import html_to_text, split_signature_html
+from .mimeparse import parse_bytes
 from .quotes import find_quote_start_html, find_signature_text, quoted_spans_text
 
 __all__ = ["Segment", "Problem", "ParsedMessage", "parse_message", "MAX_DEPTH"]
@@ -300,7 +299,7 @@ class _Builder:
         if item.is_message:
             self.out.has_history = True
             try:
-                inner = BytesParser(policy=email.policy.compat32).parsebytes(item.raw)
+                inner = parse_bytes(item.raw)
             except Exception:  # noqa: BLE001
                 self.out.problems.append(Problem(item.name, "undecodable", "unparseable message"))
                 return
@@ -332,7 +331,7 @@ def parse_message(
     if len(message) > STRIP_MEDIA_ABOVE:
         message = without_media(message)
     try:
-        msg = BytesParser(policy=email.policy.compat32).parsebytes(message)
+        msg = parse_bytes(message)
     except Exception as e:  # noqa: BLE001 - the stdlib parser should not raise, but be sure
         log.warning("unparseable message: %s", type(e).__name__)
         text, _ = decode_bytes(message, None)

@@ -75,16 +75,47 @@ def _attribution_ok(line: str) -> bool:
     return _DATE_OR_ADDRESS.search(line) is not None
 
 
+_last_lower: tuple[str, str] = ("", "")
+
+
+def _lower(text: str) -> str:
+    """``text.lower()``, remembered for the last text (the prefilters below share it)."""
+    global _last_lower
+    last = _last_lower
+    if last[0] is text:
+        return last[1]
+    low = text.lower()
+    _last_lower = (text, low)
+    return low
+
+
 def _may_hold_attribution(text: str) -> bool:
     """Cheap necessary condition for :data:`_ATTRIBUTION`: one of its words (or the "@" of its
     dated form) occurs. Trying the pattern at every line start of a long body costs far more."""
     if "@" in text or "写道" in text or "寫道" in text or "ſ" in text:
         return True
-    low = text.lower()
+    low = _lower(text)
     return "wrote" in low or "schrieb" in low or "écrit" in low
 
 
+_SEPARATOR_WORDS = ("原始邮件", "原始郵件", "转发邮件", "轉寄郵件", "转发的邮件", "回复的原邮件")
+_SEPARATOR_WORDS_LATIN = ("original message", "forwarded message", "replied message", "reply message")
+# The only characters that IGNORECASE matches to ASCII letters (İ ı → i, K → k, ſ → s).
+_FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u212a", "\u017f")
+
+
+def _may_hold_separator(text: str) -> bool:
+    """Cheap necessary condition for :data:`_SEPARATOR_LINE`: every alternative holds one of
+    these words (the Latin ones in any case)."""
+    if any(w in text for w in _SEPARATOR_WORDS) or any(c in text for c in _FOLDS_TO_ASCII):
+        return True
+    low = _lower(text)
+    return any(w in low for w in _SEPARATOR_WORDS_LATIN)
+
+
 _QUOTE_PREFIX_LINE = re.compile(r"\n[ \t]*>", re.MULTILINE)
+# Consecutive ">" lines, maybe with single empty lines between them (see quoted_spans_text).
+_QUOTE_BLOCK = re.compile(r"\n[ \t]*>[^\n]*(?:\n\n?[ \t]*>[^\n]*)*")
 _TEXT_SIGNATURE = re.compile(r"\n-- ?$", re.MULTILINE)
 
 
@@ -147,7 +178,8 @@ def _marker_start(text: str) -> int | None:
             best = pos
 
     lines = _Lines(text)
-    for p in (lines.search(_SEPARATOR_LINE), lines.attribution()):
+    separator = lines.search(_SEPARATOR_LINE) if _may_hold_separator(lines.padded) else None
+    for p in (separator, lines.attribution()):
         if p is not None:
             consider(p)
     for p in lines.finditer(_FROM_LINE):
@@ -239,10 +271,15 @@ def quoted_spans_text(text: str) -> list[tuple[int, int]]:
     elif marker is not None:
         limit = marker
     pos = 0
-    for qstart in lines.finditer(_QUOTE_PREFIX_LINE, 0, limit):
+    # One match per block of ">" lines (with at most single empty lines between them): the
+    # lines of a block all merge into one span, so only its first and last line matter.
+    padded = lines.padded
+    for block in _QUOTE_BLOCK.finditer(padded, 0, limit + 1):
+        qstart = block.start()
         if qstart < pos:
             continue
-        end = text.find("\n", qstart)
+        last = padded.rfind("\n", qstart, block.end())  # start of the block's last line
+        end = text.find("\n", last)
         end = limit if end == -1 or end > limit else end + 1
         if spans and spans[-1][1] >= qstart - 1 and not text[spans[-1][1] : qstart].strip():
             spans[-1] = (spans[-1][0], end)
@@ -310,6 +347,7 @@ _HTML_ATTRIBUTION = re.compile(
     r"(?:\bon\b[^<>]{0,300}\bwrote\s*:|(?:在|于)[^<>]{0,300}(?:写道|寫道)\s*[:：]?)", re.IGNORECASE
 )
 _HTML_OPEN_BLOCK = re.compile(r"<(?:div|p|span|font|td|blockquote)\b[^>]*>", re.IGNORECASE)
+_HTML_FROM_WORDS = ("From", "FROM", "发件人", "發件人", "寄件者")  # one of them starts a match
 _HTML_FROM_BLOCK = re.compile(r"(?:From|FROM|发件人|發件人|寄件者)(?:\s|</?[bB]>|</?strong>)*[:：]")
 
 
@@ -358,7 +396,7 @@ def find_quote_start_html(html: str) -> int | None:
     m = _HTML_CITE.search(html)
     if m:
         candidates.append(m.start())
-    if not candidates:
+    if not candidates and any(w in html for w in _HTML_FROM_WORDS):
         # Outlook-style header block without recognisable markup: "From: … Sent: … To: …".
         for fm in _HTML_FROM_BLOCK.finditer(html):
             tail = re.sub(r"<[^>]*>", "\n", html[fm.start() : fm.start() + 1500])

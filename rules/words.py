@@ -248,6 +248,7 @@ class Dictionary:
         self._ids = [tuple(by_key[k]) for k in self._keys]
         self._boundary = [(bool(_LATIN.match(k[0])), bool(_LATIN.match(k[-1]))) for k in self._keys]
         self._auto: object | None = None
+        self._joinable: dict[str, bool] = {}
         if backend == "auto":
             try:
                 import ahocorasick_rs  # noqa: F401, PLC0415
@@ -289,9 +290,19 @@ class Dictionary:
 
         With ``strip=False`` whitespace is matched literally (faster; for short keyword lists).
         """
+        return self.search_text(view.text, strip=strip)
+
+    def can_join(self, sep: str) -> bool:
+        """True when no term contains *sep*, so texts joined by it can be searched at once."""
+        ok = self._joinable.get(sep)
+        if ok is None:
+            ok = self._joinable[sep] = not any(sep in k for k in self._keys)
+        return ok
+
+    def search_text(self, text: str, *, strip: bool = True) -> list[tuple[int, int, Term]]:
+        """:meth:`search` on a plain string (the text of a normalised view)."""
         if self._auto is None:
             return []
-        text = view.text
         hay = strip_ws(text) if strip else text
         hits = self._raw_hits(hay)
         if not hits:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterable, TypeVar
 
 from ..context import CheckContext
 from ..message import ParsedMessage, Segment
@@ -12,7 +13,12 @@ from ..normalize import NormText, normalize
 if TYPE_CHECKING:
     from ..policy import Policy
 
-__all__ = ["Doc", "Hit"]
+__all__ = ["Doc", "Hit", "SEP"]
+
+# Joins the segment views for scanning (see Doc.joined): not whitespace, not a letter or digit,
+# not in any pattern (word lists with it are searched segment by segment).
+SEP = "\x00"
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,6 +63,7 @@ class Doc:
     customer_phones: tuple[str, ...] = ()
     _views: dict[int, NormText] = field(default_factory=dict)
     cache: dict[object, object] = field(default_factory=dict)  # per-evaluation detector cache
+    _joined: tuple[str, list[int]] | None = None
 
     @classmethod
     def build(cls, parsed: ParsedMessage, ctx: CheckContext, policy: Policy) -> Doc:
@@ -85,6 +92,40 @@ class Doc:
         if v is None:
             v = self._views[key] = normalize(seg.text)
         return v
+
+    def joined(self) -> tuple[str, list[int]]:
+        """The views of all segments joined by :data:`SEP`, and where each one starts in it.
+
+        Scanners with a per-call cost (the automata, the phone skeleton) run once over this
+        text instead of once per segment (a long thread has hundreds of quoted segments).
+        They must only find matches that cannot contain :data:`SEP` and must treat it as any
+        other character that is neither a letter, a digit nor whitespace; :meth:`split` then
+        hands each segment its own matches with positions in its own view.
+        """
+        if self._joined is None:
+            texts = [self.view(seg).text for seg in self.segments]
+            starts = []
+            pos = 0
+            for t in texts:
+                starts.append(pos)
+                pos += len(t) + 1
+            self._joined = (SEP.join(texts), starts)
+        return self._joined
+
+    def split(self, positions: Iterable[tuple[int, T]]) -> list[list[tuple[int, T]]]:
+        """``(position in the joined text, item)`` pairs grouped by segment, with positions
+        made relative to the segment's view. The pairs must come segment by segment (sorted
+        by position, or as an automaton reports them: by end position)."""
+        starts = self.joined()[1]
+        out: list[list[tuple[int, T]]] = [[] for _ in starts]
+        k = 0
+        nxt = starts[1] if len(starts) > 1 else None
+        for pos, item in positions:
+            if nxt is not None and pos >= nxt:
+                k = bisect_right(starts, pos) - 1
+                nxt = starts[k + 1] if k + 1 < len(starts) else None
+            out[k].append((pos - starts[k], item))
+        return out
 
     def is_customer_domain(self, domain: str) -> bool:
         """A domain (or subdomain) of a recipient's customer."""

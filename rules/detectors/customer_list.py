@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from .base import Doc, Hit
-from .emails import find_addresses
+from .emails import segment_addresses
 
 NAME = "customer_list"
 DESCRIPTION = "A body or attachment with many external addresses, or a contact spreadsheet"
@@ -24,13 +24,13 @@ def check(doc: Doc) -> list[Hit]:
     hits: list[Hit] = []
     groups: dict[str, set[str]] = {}
     first_seg = {}
-    for seg in doc.segments:
+    for seg, addresses in zip(doc.segments, segment_addresses(doc)):
         if seg.region != "new":
             continue
         key = "body" if seg.where in ("body", "html") else seg.where
         found = groups.setdefault(key, set())
         first_seg.setdefault(key, seg)
-        for _s, _e, address, _o in find_addresses(doc.view(seg), doc.cache):
+        for _s, _e, address, _o in addresses:
             if not pol.is_company_domain(address.rpartition("@")[2]):
                 found.add(address)
     for key, found in groups.items():

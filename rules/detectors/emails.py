@@ -70,27 +70,72 @@ def find_addresses(view: NormText, cache: dict | None = None) -> list[tuple[int,
     return found
 
 
-def _find(view: NormText) -> Iterator[tuple[int, int, str, bool]]:
+def segment_addresses(doc: Doc) -> list[list[tuple[int, int, str, bool]]]:
+    """:func:`find_addresses` for every segment of *doc* (in order), computed once per
+    evaluation, with one anchor search over all segments."""
+    found = doc.cache.get("segment_addresses")
+    if found is None:
+        text, _starts = doc.joined()
+        per_segment = doc.split((a, None) for a in _anchor_positions(text))
+        found = []
+        for seg, anchors in zip(doc.segments, per_segment):
+            view = doc.view(seg)
+            addresses = list(_find(view, [a for a, _ in anchors])) if anchors else []
+            doc.cache[("addresses", id(view))] = addresses
+            found.append(addresses)
+        doc.cache["segment_addresses"] = found
+    return found  # type: ignore[return-value]
+
+
+_LOCAL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._%+-"
+
+
+def _local_before(text: str, end: int) -> tuple[int, str] | None:
+    """``_LOCAL_BEFORE.search(text, max(0, end - 64), end)`` as ``(start, local part)``,
+    without trying the pattern at each of the 64 positions: the match is the run of
+    local-part characters that ends at *end* (or before a newline there, where ``$`` also
+    holds), from its first letter or digit."""
+    lo = max(0, end - 64)
+    if end <= lo:
+        return None
+    last = text[end - 1]
+    if last == "\n":
+        end -= 1
+    elif last not in _LOCAL_CHARS:
+        return None
+    window = text[lo:end]
+    run = window[len(window.rstrip(_LOCAL_CHARS)) :]
+    local = run.lstrip("._%+-")
+    if not local:
+        return None
+    return end - len(local), local
+
+
+def _find(view: NormText, anchors: list[int] | None = None) -> Iterator[tuple[int, int, str, bool]]:
     text = view.text
     pos = 0
-    for anchor in _anchor_positions(text):
+    for anchor in _anchor_positions(text) if anchors is None else anchors:
         if anchor < pos:
             continue
         lo = max(0, anchor - 3)
         am = _ANCHOR.search(text, lo, anchor + 12)
         if am is None or am.start() > anchor:
             continue
-        lm = _LOCAL_BEFORE.search(text, max(0, am.start() - 64), am.start())
+        lm = _local_before(text, am.start())
         if lm is None:
             continue
         dm = _DOMAIN.match(text, am.end())
         if dm is None:
             continue
         sep = am.group().strip()
-        labels = _DOT_SPLIT.split(dm.group())
-        obfuscated = sep != "@" or any(
-            s.group() != "." for s in _DOT_SPLIT.finditer(dm.group())
-        )
+        domain = dm.group()
+        if domain.isascii() and domain.replace(".", "").replace("-", "").isalnum():
+            # Only labels and dots: _DOT can only have matched the dots.
+            labels = domain.split(".")
+            obfuscated = sep != "@"
+        else:
+            labels = _DOT_SPLIT.split(domain)
+            obfuscated = sep != "@" or any(s.group() != "." for s in _DOT_SPLIT.finditer(domain))
         full = len(labels)
         # Trailing labels that are not a TLD are words after the address ("x at y dot com. Tel").
         while len(labels) > 2 and (not labels[-1].isalpha()
@@ -107,9 +152,9 @@ def _find(view: NormText) -> Iterator[tuple[int, int, str, bool]]:
             m2 = re.compile(rf"{_LABEL}(?:{_DOT}{_LABEL}){{{len(labels) - 1}}}").match(text, am.end())
             if m2:
                 end = m2.end()
-        address = f"{lm.group()}@{'.'.join(labels)}".strip(".")
+        address = f"{lm[1]}@{'.'.join(labels)}".strip(".")
         pos = end
-        yield lm.start(), end, address, obfuscated
+        yield lm[0], end, address, obfuscated
 
 
 def prepare(policy: object) -> None:
@@ -120,14 +165,16 @@ def prepare(policy: object) -> None:
 def check(doc: Doc) -> list[Hit]:
     """One hit per address that is neither the company's nor the recipient customer's."""
     hits: list[Hit] = []
-    for seg in doc.segments:
-        hits.extend(_check_segment(doc, seg, doc.view(seg)))
+    for seg, found in zip(doc.segments, segment_addresses(doc)):
+        if found:
+            hits.extend(_check_segment(doc, seg, doc.view(seg), found))
     return hits
 
 
-def _check_segment(doc: Doc, seg: Segment, view: NormText) -> Iterator[Hit]:
+def _check_segment(doc: Doc, seg: Segment, view: NormText,
+                   found: list[tuple[int, int, str, bool]]) -> Iterator[Hit]:
     pol = doc.policy
-    for start, end, address, _obf in find_addresses(view, doc.cache):
+    for start, end, address, _obf in found:
         domain = address.rpartition("@")[2]
         if pol.is_company_domain(domain) or doc.is_customer_domain(domain):
             continue

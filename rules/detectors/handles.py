@@ -122,11 +122,14 @@ def prepare(policy: Any) -> None:
     policy.official_handles = frozenset(official)
 
 
-def find_handles(view: NormText, auto: Any) -> Iterator[tuple[int, int, str, str]]:
-    """``(start, end, kind, handle)`` for each handle in a normalised view."""
+def find_handles(view: NormText, auto: Any,
+                 found: list[tuple[int, tuple[int, tuple[str, ...]]]] | None = None,
+                 ) -> Iterator[tuple[int, int, str, str]]:
+    """``(start, end, kind, handle)`` for each handle in a normalised view (*found*: the
+    keyword matches ``auto.iter(view.text)`` would return, if already known)."""
     text = view.text
     done_until = -1
-    for end_idx, (length, kinds) in auto.iter(text):
+    for end_idx, (length, kinds) in auto.iter(text) if found is None else found:
         start = end_idx - length + 1
         if start < done_until:
             continue
@@ -163,14 +166,19 @@ def check(doc: Doc) -> list[Hit]:
     if auto is None:
         return []
     hits: list[Hit] = []
-    for seg in doc.segments:
-        hits.extend(_check_segment(doc, seg, doc.view(seg), auto))
+    # One keyword search over all segments; a keyword never spans two of them.
+    per_segment = doc.split(auto.iter(doc.joined()[0]))
+    for seg, found in zip(doc.segments, per_segment):
+        if found:
+            hits.extend(_check_segment(doc, seg, doc.view(seg), auto, found))
     return hits
 
 
-def _check_segment(doc: Doc, seg: Segment, view: NormText, auto: Any) -> Iterator[Hit]:
+def _check_segment(doc: Doc, seg: Segment, view: NormText, auto: Any,
+                   found: list[tuple[int, tuple[int, tuple[str, ...]]]] | None = None,
+                   ) -> Iterator[Hit]:
     official = doc.policy.official_handles
-    for start, end, kind, handle in find_handles(view, auto):
+    for start, end, kind, handle in find_handles(view, auto, found):
         canon = canonical_handle(handle)
         if (kind, canon) in official or ("*", canon) in official:
             continue

@@ -12,26 +12,17 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..message import Segment
 from ..normalize import NormText
 from .base import Doc, Hit
+from .phonescan import _NOT_DIGITS, _cand_spans, _candidates, _special_automaton, _special_positions
 
 NAME = "phones"
 DESCRIPTION = "Phone numbers other than the company's official ones and the customer's own"
 
-# Starts with a digit so that sre scans ahead quickly; a "+" or "(" before it is added back.
-# The lookahead is implied by the rest (7+ digits, only digits and separators) but lets sre
-# give up on short numbers ("12.50", "25 days") before trying the separator alternatives.
-_CAND = re.compile(r"\d(?=[\d \t.\-/()（）]{6})(?:[ \t.\-/()（）]{0,3}\d){6,15}(?![0-9])")
-_PREFIX = re.compile(r"(?:\+|00)?[ \t]?[(（]?[ \t]?$")
 _MOBILE_CN = re.compile(r"1[3-9]\d{9}")
-_CN_DIGITS = "零〇一二三四五六七八九"
-_CN_MAP = {ord(c): str(i) for i, c in enumerate("零一二三四五六七八九")}
-_CN_MAP.update({ord("〇"): "0", ord("幺"): "1", ord("两"): "2", ord("兩"): "2"})
-_CN_RUN = re.compile(r"[零〇一二三四五六七八九幺两兩][零〇一二三四五六七八九幺两兩0-9 \-.]{6,24}")
-_CN_PRESENT = re.compile(r"[零〇一二三四五六七八九幺两兩]{3}")
 
 # Hint words, found with one automaton pass per segment (built in prepare()).
 _HINT_WORDS = (
@@ -61,9 +52,6 @@ _HS = re.compile(r"^\d{4}\.\d{2}(?:\.\d{2,4})?$")
 
 _NONDIGIT = re.compile(r"\D+")
 _TRIM_KEEP = frozenset("+零〇一二三四五六七八九幺两兩")
-# Everything a candidate holds besides digits (separators, the "+"/"(" prefix, and for
-# Chinese numerals the converted run): deleting these is _digits() without a regex.
-_NOT_DIGITS = str.maketrans("", "", " \t.-/()（）+")
 
 
 def _digits(s: str) -> str:
@@ -96,6 +84,7 @@ def prepare(policy: Any) -> None:
     policy.extra["phone_cache"] = {}
     from ..words import Dictionary, Term  # noqa: PLC0415
 
+    _special_automaton()
     policy.extra["phone_hints"] = Dictionary(
         [Term(w, w, "HINT", None, "phones") for w in _HINT_WORDS]
     )
@@ -131,41 +120,6 @@ def _validate(cand: str, region: str, hinted: bool) -> str | None:
     if e is None and hinted and len(digits) >= 10:
         e = _e164("+" + digits, region)
     return e
-
-
-def _candidates(view: NormText, home_cn: bool = False) -> Iterator[tuple[int, int, str]]:
-    """Digit runs that may be phone numbers, as ``(start, end, candidate text)``.
-
-    With *home_cn* (policy region CN) runs that :func:`_check_segment` would drop anyway are
-    skipped here, before any slicing: no "+"/"0"/"(" prefix, not starting with 0 and fewer
-    than 10 digits (so neither prefixed, trunk-dialled nor an 11-digit mobile). Number-heavy
-    text (dates, HS codes, prices, quantities) is mostly such runs.
-    """
-    text = view.text
-    for m in _CAND.finditer(text):
-        start = m.start()
-        if start:
-            # Only "+", "00" or "(" can extend the candidate backwards (see _PREFIX); the
-            # window test saves a regex search for the common " 12345678" case.
-            w = text[max(0, start - 5) : start]
-            if "+" in w or "0" in w or "(" in w or "（" in w:
-                p = _PREFIX.search(text, max(0, start - 5), start)
-                if p is not None and p.start() < start and p.group().strip(" \t"):
-                    start = p.start()
-            elif home_cn:
-                g = m.group()
-                if g[0] != "0" and (len(g) < 10 or len(g.translate(_NOT_DIGITS)) < 10):
-                    continue
-            if start:
-                prev = text[start - 1]
-                if prev.isascii() and (prev.isalnum() or prev in "@._%+-"):
-                    continue  # MSCU1234567, x@1234567.com, part of a longer code
-        yield start, m.end(), text[start : m.end()]
-    if _CN_PRESENT.search(text):
-        for m in _CN_RUN.finditer(text):
-            conv = m.group().translate(_CN_MAP).rstrip(" -.")
-            if sum(c.isdigit() for c in conv) >= 7:
-                yield m.start(), m.start() + len(conv), conv
 
 
 def _excluded(text: str, start: int, end: int, cand: str) -> bool:
@@ -213,52 +167,106 @@ def check(doc: Doc) -> list[Hit]:
     """One hit per valid phone number that is neither official nor the customer's."""
     allowed = known_numbers(doc)
     hits: list[Hit] = []
-    for seg in doc.segments:
-        hits.extend(_check_segment(doc, seg, doc.view(seg), allowed))
+    text, _starts = doc.joined()
+    # One pass of each scanner over all segments (see Doc.joined): SEP is neither a digit, a
+    # separator, a Chinese numeral nor part of a hint word.
+    odd, cn = _special_positions(text)
+    odd_segments = {k for k, seg in enumerate(doc.split((p, None) for p in odd)) if seg}
+    cn_segments = {k for k, seg in enumerate(doc.split((p, None) for p in cn)) if seg}
+    skeleton = _cand_spans(text, False)
+    spans = doc.split((s, e - s) for s, e in skeleton)
+    hints = _Hints(doc)
+    for k, seg in enumerate(doc.segments):
+        if k in odd_segments:
+            seg_spans = _cand_spans(doc.view(seg).text, True)
+        else:
+            seg_spans = [(s, s + n) for s, n in spans[k]]
+        if seg_spans or k in cn_segments:
+            hits.extend(_check_segment(doc, seg, doc.view(seg), allowed, seg_spans,
+                                       k in cn_segments, lambda k=k: hints.of(k)))
     return hits
 
 
-def _hint_positions(doc: Doc, view: NormText) -> list[int]:
-    """Start positions of hint words in the view (computed only when a number needs it)."""
+class _Hints:
+    """Hint-word positions per segment, searched over all segments at once when first needed."""
+
+    def __init__(self, doc: Doc) -> None:
+        self.doc = doc
+        self.per_segment: list[list[int]] | None = None
+
+    def of(self, k: int) -> list[int]:
+        if self.per_segment is None:
+            text = self.doc.joined()[0]
+            found = self.doc.split((s, None) for s in _hint_starts(self.doc, text))
+            self.per_segment = [sorted(s for s, _ in seg) for seg in found]
+        return self.per_segment[k]
+
+
+def _hint_starts(doc: Doc, text: str) -> list[int]:
+    """Start positions of the hint words in *text*, in the dictionary's order."""
     dictionary = doc.policy.extra["phone_hints"]
-    text = view.text
     out = []
-    for s, e, term in dictionary.search(view, strip=False):
+    for s, e, term in dictionary.search_text(text, strip=False):
         if term.text in ("call", "tel", "cell", "m:", "t:", "p:", "m：", "t：") and s > 0 \
                 and text[s - 1].isascii() and text[s - 1].isalpha():
             continue  # "recall", "hotel", "item:"
         out.append(s)
-    out.sort()
     return out
 
 
-def _check_segment(doc: Doc, seg: Segment, view: NormText, allowed: set[str]) -> Iterator[Hit]:
+def _hint_positions(doc: Doc, view: NormText) -> list[int]:
+    """Start positions of hint words in the view, sorted."""
+    return sorted(_hint_starts(doc, view.text))
+
+
+_REJECT = ("", False, False)
+
+
+def _shape(cand: str, home_cn: bool) -> tuple[str, bool, bool]:
+    """``(digits, "+" prefix, plausible)`` of a candidate, or :data:`_REJECT` when it has the
+    wrong number of digits or is neither plausible nor long enough to be a number with a
+    missing "+" next to a hint word. Cheap plausibility first: most digit runs are neither
+    prefixed nor mobile numbers."""
+    digits = cand.translate(_NOT_DIGITS)
+    if not digits.isdigit():
+        digits = _digits(cand)
+    if not 7 <= len(digits) <= 15:
+        return _REJECT
+    plus = cand.lstrip(" (（").startswith("+")
+    plausible = (plus or digits[0] == "0" or not home_cn
+                 or (len(digits) == 11 and _MOBILE_CN.fullmatch(digits) is not None))
+    if not plausible and len(digits) < 10:
+        return _REJECT
+    return digits, plus, plausible
+
+
+def _check_segment(doc: Doc, seg: Segment, view: NormText, allowed: set[str],
+                   spans: list[tuple[int, int]] | None = None, cn: bool | None = None,
+                   get_hints: Callable[[], list[int]] | None = None) -> Iterator[Hit]:
     text = view.text
     region = doc.policy.phone_region
     home_cn = region == "CN"
     cache: dict[tuple[str, bool], str | None] = doc.policy.extra.setdefault("phone_valid", {})
     seen: set[tuple[int, int]] = set()
     hints: list[int] | None = None
-    for start, end, cand in _candidates(view, home_cn):
+    shapes: dict[str, tuple[str, bool, bool]] = doc.policy.extra.setdefault("phone_shapes", {})
+    for start, end, cand in _candidates(view, home_cn, spans, cn):
         # Trim separators caught at the edges ("(", spaces).
         while start < end and not (text[start].isdigit() or text[start] in _TRIM_KEEP):
             start += 1
         if (start, end) in seen:
             continue
         seen.add((start, end))
-        digits = cand.translate(_NOT_DIGITS)
-        if not digits.isdigit():
-            digits = _digits(cand)
-        if not 7 <= len(digits) <= 15:
+        info = shapes.get(cand)
+        if info is None:
+            if len(shapes) > 50_000:
+                shapes.clear()
+            info = shapes[cand] = _shape(cand, home_cn)
+        if info is _REJECT:
             continue
-        # Cheap plausibility first: most digit runs are neither prefixed nor mobile numbers.
-        plus = cand.lstrip(" (（").startswith("+")
-        plausible = (plus or digits[0] == "0" or not home_cn
-                     or (len(digits) == 11 and _MOBILE_CN.fullmatch(digits) is not None))
-        if not plausible and len(digits) < 10:
-            continue
+        digits, plus, plausible = info
         if hints is None:
-            hints = _hint_positions(doc, view)
+            hints = _hint_positions(doc, view) if get_hints is None else get_hints()
         i = bisect_left(hints, start - _HINT_WINDOW_BEFORE)
         hinted = i < len(hints) and hints[i] <= end + _HINT_WINDOW_AFTER
         if not plausible and not hinted:
