@@ -13,7 +13,7 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 
 from .audit import AuditLog
-from .db import make_engine, session_scope
+from .db import make_engine, session_scope, writer_engine
 from .migrate import upgrade
 
 
@@ -34,7 +34,10 @@ class StoreHandle:
         return self.data_dir / "spool"
 
     def session(self):  # type: ignore[no-untyped-def]
-        return session_scope(self.engine)
+        """A session for a command that may write: on SQLite it takes the write lock at BEGIN,
+        so it waits for a running gateway's commit instead of failing with "database is locked"
+        when the gateway commits between its first read and its first write."""
+        return session_scope(writer_engine(self.engine))
 
     def close(self) -> None:
         self.engine.dispose()

@@ -151,3 +151,31 @@ def test_migrations_match_the_models(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     store.close()
     assert diff == []
+
+
+def test_a_command_session_waits_for_the_gateways_commit_instead_of_failing(store):
+    """An admin command reads, the running gateway commits, the command writes: on SQLite a read
+    transaction cannot then become a writer ("database is locked" at once), so command sessions
+    take the write lock first and the gateway's commit waits for them instead."""
+    import threading
+    import time
+
+    from mailwarden.store.models import User
+
+    errors: list[BaseException] = []
+
+    def gateway_commits() -> None:
+        try:
+            store.audit.append(actor="gateway", action="test.concurrent")  # its own transaction
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with store.session() as s:
+        s.exec(select(User)).all()  # the command reads first …
+        t = threading.Thread(target=gateway_commits)  # (another connection of the pool)
+        t.start()
+        time.sleep(0.3)  # … the gateway commits meanwhile (or waits for the lock) …
+        store.audit.append(actor="admin", action="test.command", session=s)  # … then the command writes
+    t.join(30)
+    assert not errors
+    assert store.audit.verify().ok and store.audit.verify().checked == 2
