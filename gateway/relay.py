@@ -9,6 +9,9 @@ moment the upstream's 250 is recorded, so a restart never sends twice.
 Stage ``append``: put the tagged copy in the upstream Sent folder (IMAP
 keywords where allowed, ``X-Mailwarden-*`` headers always), then file the
 bytes under ``messages/`` and mark the item ``done``.
+
+Both stream the message from its spool file (:class:`~gateway.upstream.Source`):
+a large message is never read whole; a bounce reads only the header block.
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ import os
 import time
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from mailwarden.store import StoreHandle
+from mailwarden.store.db import writer_engine
 from mailwarden.store.models import Message, SpoolItem, utcnow
 from mailwarden.store.quarantine import expired, reject, release
 from mailwarden.store.spool import backoff, due
@@ -30,14 +35,15 @@ from sqlmodel import Session
 from .config import Outbound, Upstream
 from .dbwriter import BatchWriter
 from .notices import build_bounce, build_notice
-from .outbound import keyword
+from .outbound import keyword, split_headers
 from .upstream import (
-    IMAPConnection,
     PermanentFailure,
     SMTPConnection,
+    Source,
     TemporaryFailure,
     upstream_tls,
 )
+from .upstream_imap import IMAPConnection
 
 log = logging.getLogger(__name__)
 SPOOL = SpoolItem.__table__  # type: ignore[attr-defined]
@@ -116,7 +122,8 @@ class Relay:
         if self.held_timeout is None:
             return
         cutoff = utcnow() - timedelta(seconds=self.held_timeout)
-        with Session(self.store.engine, expire_on_commit=False) as s:
+        # It writes (release/reject): take the write lock at BEGIN, as the other writers do.
+        with Session(writer_engine(self.store.engine), expire_on_commit=False) as s:
             for item in expired(session=s, older_than=cutoff):
                 if self.held_timeout_action == "release":
                     release(session=s, audit=self.store.audit, message_id=item.message_id, actor="system",
@@ -166,26 +173,28 @@ class Relay:
     async def _relay_one(self, conn: SMTPConnection, item: SpoolItem) -> bool:
         """Relay one item; True when it was handed on to the append stage (still in flight)."""
         path = self.store.spool_dir / item.blob
-        data = await asyncio.to_thread(path.read_bytes)
-        if self.outbound.expose_headers and item.sent_headers:  # the customer sees the tags too
-            data = item.sent_headers.encode("ascii") + data
+        tags = self._exposed(item)
+        data = Source(tags, path)
         rcpts: list[str] = json.loads(item.rcpts)
         try:
+            await data.open()
             result = await conn.send(item.mail_from, rcpts, data)
         except TemporaryFailure as exc:
             await self._temporary(item, str(exc))
             return False
         except PermanentFailure as exc:
-            await self._bounce(item, rcpts, str(exc), data)
+            await self._bounce(item, rcpts, str(exc), await _head(path, tags))
             return False
+        finally:
+            data.close()
         permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
         temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
         delivered = [r for r in rcpts if r not in result.refused]
         await self.writer.run(lambda s: self._record_delivery(s, item, delivered, temporary))
         log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
         if permanent:
-            await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()), data,
-                               partial=bool(delivered or temporary))
+            await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()),
+                               await _head(path, tags), partial=bool(delivered or temporary))
         if delivered:
             item.stage = "append"
             item.rcpts = json.dumps(delivered)
@@ -224,13 +233,16 @@ class Relay:
                 "next_attempt": now + backoff(item.attempts + 1, self.outbound.retry_initial),
                 "last_error": "; ".join(temporary.values())[:2000]})
 
+    def _exposed(self, item: SpoolItem) -> bytes:
+        """The tag headers when the customer sees them too, else nothing."""
+        return item.sent_headers.encode("ascii") if self.outbound.expose_headers and item.sent_headers else b""
+
     async def _temporary(self, item: SpoolItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()
         if age >= self.outbound.retry_max_age:
-            path = self.store.spool_dir / item.blob
-            data = await asyncio.to_thread(path.read_bytes)
+            head = await _head(self.store.spool_dir / item.blob, self._exposed(item))
             await self._bounce(item, json.loads(item.rcpts),
-                               f"could not be delivered for {timedelta(seconds=int(age))}; last error: {error}", data)
+                               f"could not be delivered for {timedelta(seconds=int(age))}; last error: {error}", head)
             return
         log.info("temporary failure message=%s attempt=%d: %s", item.message_id, item.attempts + 1, error)
         await self._retry_later(item, error)
@@ -254,7 +266,8 @@ class Relay:
             log.exception("cannot record the next attempt for message=%s", item.message_id)
 
     async def _bounce(self, item: SpoolItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
-        """Tell the operator: a bounce report in the shared INBOX, tagged for them."""
+        """Tell the operator: a bounce report in the shared INBOX, tagged for them.
+        ``original``: the message's header block at least (see :func:`_head`)."""
         report = build_bounce(shared=self.upstream.username, operator=item.operator, rcpts=rcpts, reason=reason,
                               original=original)
         try:
@@ -289,14 +302,17 @@ class Relay:
         while True:
             item = await self._appends.get()
             self._busy += 1
+            path = self.store.spool_dir / item.blob
+            notice = item.stage == "notice"  # a note for the operator: their view of the INBOX
+            # else the Sent copy: the message as it went out, plus the tags
+            data = Source(b"" if notice else item.sent_headers.encode("ascii"), path)
             try:
-                path = self.store.spool_dir / item.blob
-                data = await asyncio.to_thread(path.read_bytes)
-                if item.stage == "notice":  # a note for the operator: their view of the INBOX
+                await data.open()
+                if notice:
                     await self.imap.append(self.upstream.inbox_folder, data, [], item.keywords.split())
-                else:  # the Sent copy: the message as it went out, plus the tags
-                    copy = item.sent_headers.encode("ascii") + data
-                    await self.imap.append(self.upstream.sent_folder, copy, ["\\Seen"], item.keywords.split())
+                else:
+                    await self.imap.append(self.upstream.sent_folder, data, ["\\Seen"], item.keywords.split())
+                data.close()
                 await self.writer.run(lambda s: self._record_append(s, item.id))
                 await asyncio.to_thread(self._archive, item.blob)
             except TemporaryFailure as exc:
@@ -308,7 +324,7 @@ class Relay:
             finally:
                 assert item.id is not None
                 self._in_flight.discard(item.id)
-                data = copy = b""  # don't keep a large message alive while waiting for the next
+                data.close()
                 self._busy -= 1
 
     @staticmethod
@@ -324,6 +340,31 @@ class Relay:
             src.replace(dest_dir / blob)
         except FileNotFoundError:
             pass
+
+
+HEAD_CHUNK = 64 * 1024
+
+
+async def _head(path: Path, tags: bytes = b"") -> bytes:
+    """``tags`` and the start of the spool file: enough that :func:`split_headers` finds in it
+    the header block it finds in the whole (what a bounce quotes), without reading a large
+    message whole; the whole file when it has no end to its header block."""
+    return await asyncio.to_thread(_read_head, path, tags)
+
+
+def _read_head(path: Path, tags: bytes) -> bytes:
+    buf, want = bytearray(tags), HEAD_CHUNK
+    with path.open("rb") as f:
+        while True:
+            piece = f.read(want)
+            buf += piece
+            if not piece:
+                return bytes(buf)
+            complete = buf.rfind(b"\n") + 1  # parse whole lines only: they read the same in the whole
+            end = split_headers(bytes(buf[:complete])).body_offset if complete else 0
+            if end < complete or buf[buf.rfind(b"\n", 0, end - 1) + 1:end] in (b"\r\n", b"\n"):
+                return bytes(buf)  # the header block ended (a line that is no field, or the blank line)
+            want *= 2  # a long header block: read more each time, so the parsing stays linear
 
 
 def _aware(ts):  # type: ignore[no-untyped-def]

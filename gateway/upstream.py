@@ -1,20 +1,29 @@
 """Connections to the company mailbox (the upstream), with the shared account.
 
 Only the gateway knows the upstream password; it is revealed only to the
-client libraries here and never logged.
+client libraries here and never logged.  SMTP is here, IMAP (APPEND) in
+:mod:`gateway.upstream_imap`.
+
+A message goes out as a :class:`Source`, streamed from its spool file in pieces
+of :data:`CHUNK` bytes, each written once the connection has taken the one
+before: a large message is never held whole (the file is read, stuffed and
+written piecewise; :class:`DotStuffer` does to each piece what :func:`stuffed`
+does to the whole).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
+import os
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
 
-import aioimaplib
 import aiosmtplib
-from aiosmtplib.protocol import normalize_message_line_endings
+from aiosmtplib.protocol import LINE_ENDINGS_REGEX, normalize_message_line_endings
 
 from .config import Upstream
 from .tls import client_context
@@ -28,6 +37,60 @@ class TemporaryFailure(Exception):
 
 class PermanentFailure(Exception):
     """Give up and bounce (5xx)."""
+
+
+CHUNK = 512 * 1024  # bytes read from a spool file, stuffed and written at a time
+
+
+class Source:
+    """The bytes of one message to send: ``head`` (in memory: tag headers, a small
+    message) followed by the spool file at ``path``, if any.
+
+    :meth:`open` opens the file (raising ``OSError`` when it is gone) and learns the
+    size; :meth:`chunks` yields the bytes in pieces of about :data:`CHUNK`, from the
+    start on every call (for a second attempt).  :meth:`close` when done.
+    """
+
+    def __init__(self, head: bytes = b"", path: Path | None = None) -> None:
+        self.head, self.path = head, path
+        self.size = len(head)
+        self._file: IO[bytes] | None = None
+        self._first = b""  # the file's first piece, read with the opening (one thread hop for a small message)
+
+    async def open(self) -> None:
+        if self.path is not None and self._file is None:
+            self._file, self._first, size = await asyncio.to_thread(_open_spool, self.path, CHUNK)
+            self.size = len(self.head) + size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        await self.open()
+        if self._file is None:
+            if self.head:
+                yield self.head
+            return
+        fd, size, pos = self._file.fileno(), self.size - len(self.head), len(self._first)
+        yield self.head + self._first if self.head else self._first
+        while pos < size:
+            piece = await asyncio.to_thread(os.pread, fd, min(CHUNK, size - pos), pos)
+            if not piece:
+                raise OSError(f"spool file {self.path} shrank while being sent")
+            pos += len(piece)
+            yield piece
+
+    def close(self) -> None:
+        f, self._file, self._first = self._file, None, b""
+        if f is not None:
+            f.close()
+
+
+def _open_spool(path: Path, first: int) -> tuple[IO[bytes], bytes, int]:
+    f = path.open("rb")
+    try:
+        size = os.fstat(f.fileno()).st_size
+        return f, os.pread(f.fileno(), min(first, size), 0), size
+    except BaseException:
+        f.close()
+        raise
 
 
 @dataclass
@@ -57,7 +120,7 @@ class SMTPConnection:
             raise
         return client
 
-    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> SendResult:
+    async def send(self, mail_from: str, rcpts: list[str], data: Source) -> SendResult:
         for attempt in (1, 2):
             try:
                 if self.client is None or not self.client.is_connected:
@@ -85,9 +148,14 @@ class SMTPConnection:
             except Exception:  # never leave a half-finished transaction on a reused connection
                 await self.close()
                 raise
+            except asyncio.CancelledError:  # stopping, maybe in the middle of DATA: drop the connection
+                client, self.client = self.client, None
+                if client is not None:
+                    client.close()
+                raise
         raise AssertionError("unreachable")
 
-    async def _transaction(self, client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: bytes) -> SendResult:
+    async def _transaction(self, client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: Source) -> SendResult:
         await client.mail(mail_from)
         refused: dict[str, tuple[int, str]] = {}
         for rcpt in rcpts:
@@ -127,17 +195,55 @@ def stuffed(data: bytes) -> tuple[bytes, bytes]:
     return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
 
 
-async def _data(client: aiosmtplib.SMTP, data: bytes) -> None:
-    """DATA with the dot-stuffing done by ``bytes.replace``.
+class DotStuffer:
+    """:func:`stuffed` a piece at a time: ``feed`` each piece of the message in turn, then
+    ``end``; the bytes returned, joined, are ``stuffed(whole)``'s two parts joined.
 
-    aiosmtplib's ``data()`` runs two regular expressions over the whole message and copies it
-    three times; for a spool file (CRLF lines already) one ``replace`` — and no copy at all
-    when no line starts with a dot — does the same.  Uses aiosmtplib 5's protocol object.
+    A CR that ends a piece is held back until the next piece shows whether an LF follows;
+    a dot is doubled at the start of a piece when the piece before ended its line.
+    """
+
+    def __init__(self) -> None:
+        self._cr = False        # a CR held back from the end of the last piece
+        self._bol = True        # the next byte starts a line
+        self._crlf_end = False  # what went out so far ends in CRLF
+
+    def feed(self, piece: bytes) -> bytes:
+        if self._cr:
+            piece, self._cr = b"\r" + piece, False
+        if piece.endswith(b"\r"):
+            piece, self._cr = piece[:-1], True
+        if not piece:
+            return b""
+        crlf = piece.count(b"\r\n")
+        if piece.count(b"\n") != crlf or piece.count(b"\r") != crlf:
+            piece = LINE_ENDINGS_REGEX.sub(b"\r\n", piece)  # lone CR or LF: see stuffed()
+        if self._bol and piece.startswith(b"."):
+            piece = b"." + piece
+        if b"\n." in piece:
+            piece = piece.replace(b"\n.", b"\n..")
+        self._bol = self._crlf_end = piece.endswith(b"\n")  # every LF has its CR by now
+        return piece
+
+    def end(self) -> bytes:
+        if self._cr:  # a lone CR last: a line end, as normalising makes it
+            self._cr = False
+            return b"\r\n.\r\n"
+        return b".\r\n" if self._crlf_end else b"\r\n.\r\n"
+
+
+async def _data(client: aiosmtplib.SMTP, source: Source) -> None:
+    """DATA, streamed from ``source`` piece by piece, each dot-stuffed by :class:`DotStuffer`
+    and written once the transport has taken the one before (its flow control: a TLS
+    transport takes everything at once and buffers it otherwise).
+
+    aiosmtplib's ``data()`` wants the whole message and copies it three times over.
+    Uses aiosmtplib 5's protocol object.
     """
     proto = client.protocol
     if proto is None or proto._command_lock is None:
         raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    data, ending = stuffed(data)
+    stuffer = DotStuffer()
     async with proto._command_lock:
         proto._response_pending = True
         proto.write(b"DATA\r\n")
@@ -145,119 +251,17 @@ async def _data(client: aiosmtplib.SMTP, data: bytes) -> None:
         if start.code != 354:
             raise aiosmtplib.SMTPDataError(start.code, start.message)
         proto._response_pending = True
-        proto.write(data)
-        proto.write(ending)
-        del data
+        async for piece in source.chunks():
+            piece = stuffer.feed(piece)
+            if piece:
+                proto.write(piece)
+            del piece
+            if proto._paused or proto._connection_lost:  # (wait_for costs a task even when nothing waits)
+                await asyncio.wait_for(proto._drain_helper(), client.timeout)
+        proto.write(stuffer.end())
         done = await proto.read_response(timeout=client.timeout)
         if done.code != 250:
             raise aiosmtplib.SMTPDataError(done.code, done.message)
-
-
-PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")
-
-
-class IMAPConnection:
-    """One IMAP connection to the upstream, used for APPEND (Sent copies, bounces)."""
-
-    def __init__(self, upstream: Upstream, tls: ssl.SSLContext) -> None:
-        self.upstream = upstream
-        self.tls = tls
-        self.client: aioimaplib.IMAP4 | None = None
-        self._lock = asyncio.Lock()
-        self._keywords_ok: dict[str, bool] = {}
-
-    async def _connect(self) -> aioimaplib.IMAP4:
-        u = self.upstream
-        if u.imap_tls == "implicit":
-            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=u.imap.host, port=u.imap.port, ssl_context=self.tls, timeout=60)
-        else:
-            client = aioimaplib.IMAP4(host=u.imap.host, port=u.imap.port, timeout=60)
-        try:
-            await client.wait_hello_from_server()
-            if u.imap_tls == "starttls":
-                await _starttls(client, self.tls, u.imap.host)
-            resp = await client.login(u.username, u.password.reveal())
-        except BaseException:
-            await _drop(client)
-            raise
-        if resp.result != "OK":
-            await _drop(client)
-            raise TemporaryFailure(f"upstream IMAP refused the shared account's login: {_text(resp)}")
-        return client
-
-    async def keywords_allowed(self, folder: str) -> bool:
-        """Whether ``folder`` accepts new keywords (PERMANENTFLAGS has ``\\*``).
-        Exchange allows none; Dovecot and most others do."""
-        if folder not in self._keywords_ok:
-            assert self.client is not None
-            # SELECT, not EXAMINE: a read-only mailbox reports no permanent flags.
-            resp = await self.client.select(_quote(folder))
-            if resp.result != "OK":
-                raise TemporaryFailure(f"cannot open upstream folder {folder!r}: {_text(resp)}")
-            flags = b" ".join(m.group(1) for line in resp.lines if isinstance(line, (bytes, bytearray))
-                              for m in [PERMANENTFLAGS.search(bytes(line))] if m)
-            self._keywords_ok[folder] = b"\\*" in flags
-            await self.client.close()
-        return self._keywords_ok[folder]
-
-    async def append(self, folder: str, data: bytes, flags: list[str], keywords: list[str]) -> None:
-        async with self._lock:
-            for attempt in (1, 2):
-                try:
-                    if self.client is None:
-                        self.client = await asyncio.wait_for(self._connect(), 60)
-                    allowed = keywords if keywords and await self.keywords_allowed(folder) else []
-                    resp = await self.client.append(data, mailbox=_quote(folder), flags="(" + " ".join(flags + allowed) + ")")
-                    if resp.result == "OK":
-                        return
-                    text = _text(resp)
-                    if "TRYCREATE" in text.upper() and attempt == 1:
-                        await self.client.create(_quote(folder))
-                        continue
-                    raise TemporaryFailure(f"upstream refused APPEND to {folder!r}: {text}")
-                except (OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
-                    await self.close()
-                    if attempt == 2:
-                        raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: {exc or type(exc).__name__}") from None
-
-    async def close(self) -> None:
-        client, self.client = self.client, None
-        if client is not None:
-            await _drop(client)
-
-
-async def _starttls(client: aioimaplib.IMAP4, ctx: ssl.SSLContext, host: str) -> None:
-    """STARTTLS on an aioimaplib connection (the library has no call for it)."""
-    proto = client.protocol
-    cmd = aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop)
-    resp = await proto.execute(cmd)
-    if resp.result != "OK":
-        raise TemporaryFailure(f"upstream IMAP refused STARTTLS: {_text(resp)}")
-    loop = asyncio.get_running_loop()
-    proto.transport = await loop.start_tls(proto.transport, proto, ctx, server_hostname=host)
-    await proto.capability()
-
-
-async def _drop(client: aioimaplib.IMAP4) -> None:
-    try:
-        await asyncio.wait_for(client.logout(), 5)
-    except Exception:  # logging out of a broken connection: nothing to save
-        pass
-    finally:
-        transport = getattr(client.protocol, "transport", None)
-        if transport is not None:
-            transport.close()
-
-
-def _text(resp: aioimaplib.Response) -> str:
-    return " ".join(line.decode("utf-8", "replace") if isinstance(line, (bytes, bytearray)) else str(line)
-                    for line in resp.lines)[:300]
-
-
-def _quote(folder: str) -> str:
-    if re.fullmatch(r"[A-Za-z0-9_./-]+", folder):
-        return folder
-    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def upstream_tls(upstream: Upstream) -> ssl.SSLContext:

@@ -1,0 +1,221 @@
+"""IMAP to the company mailbox (the upstream), with the shared account: APPEND of the
+Sent copies, bounces and notices.  Split from :mod:`gateway.upstream` (SMTP).
+
+aioimaplib's ``append`` wants the message whole and writes it, with the command,
+to the transport at once, without flow control (a TLS transport then holds it
+all again).  :func:`_append` streams the literal from a :class:`Source` instead:
+the command announces the size, and after the server's go-ahead (``+``) the
+literal goes out piece by piece, each once the connection has taken the last
+(:class:`_Flow`: aioimaplib's protocol has no flow control of its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import ssl
+
+import aioimaplib
+
+from .config import Upstream
+from .upstream import Source, TemporaryFailure
+
+PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")
+
+
+class IMAPConnection:
+    """One IMAP connection to the upstream, used for APPEND (Sent copies, bounces)."""
+
+    def __init__(self, upstream: Upstream, tls: ssl.SSLContext) -> None:
+        self.upstream = upstream
+        self.tls = tls
+        self.client: aioimaplib.IMAP4 | None = None
+        self._flow: _Flow | None = None
+        self._lock = asyncio.Lock()
+        self._keywords_ok: dict[str, bool] = {}
+
+    async def _connect(self) -> aioimaplib.IMAP4:
+        u = self.upstream
+        if u.imap_tls == "implicit":
+            client: aioimaplib.IMAP4 = aioimaplib.IMAP4_SSL(host=u.imap.host, port=u.imap.port, ssl_context=self.tls, timeout=60)
+        else:
+            client = aioimaplib.IMAP4(host=u.imap.host, port=u.imap.port, timeout=60)
+        self._flow = _Flow(client.protocol)  # before the transport exists: it reports every pause
+        try:
+            await client.wait_hello_from_server()
+            if u.imap_tls == "starttls":
+                await _starttls(client, self.tls, u.imap.host)
+            resp = await client.login(u.username, u.password.reveal())
+        except BaseException:
+            await _drop(client)
+            raise
+        if resp.result != "OK":
+            await _drop(client)
+            raise TemporaryFailure(f"upstream IMAP refused the shared account's login: {_text(resp)}")
+        return client
+
+    async def keywords_allowed(self, folder: str) -> bool:
+        """Whether ``folder`` accepts new keywords (PERMANENTFLAGS has ``\\*``).
+        Exchange allows none; Dovecot and most others do."""
+        if folder not in self._keywords_ok:
+            assert self.client is not None
+            # SELECT, not EXAMINE: a read-only mailbox reports no permanent flags.
+            resp = await self.client.select(_quote(folder))
+            if resp.result != "OK":
+                raise TemporaryFailure(f"cannot open upstream folder {folder!r}: {_text(resp)}")
+            flags = b" ".join(m.group(1) for line in resp.lines if isinstance(line, (bytes, bytearray))
+                              for m in [PERMANENTFLAGS.search(bytes(line))] if m)
+            self._keywords_ok[folder] = b"\\*" in flags
+            await self.client.close()
+        return self._keywords_ok[folder]
+
+    async def append(self, folder: str, data: bytes | Source, flags: list[str], keywords: list[str]) -> None:
+        """APPEND ``data`` (bytes, or a :class:`Source` streamed from its file) to ``folder``."""
+        source = data if isinstance(data, Source) else Source(data)
+        async with self._lock:
+            try:
+                for attempt in (1, 2):
+                    try:
+                        if self.client is None:
+                            self.client = await asyncio.wait_for(self._connect(), 60)
+                        assert self._flow is not None
+                        allowed = keywords if keywords and await self.keywords_allowed(folder) else []
+                        resp = await _append(self.client, self._flow, _quote(folder),
+                                             "(" + " ".join(flags + allowed) + ")", source)
+                        if resp.result == "OK":
+                            return
+                        text = _text(resp)
+                        if "TRYCREATE" in text.upper() and attempt == 1:
+                            await self.client.create(_quote(folder))
+                            continue
+                        raise TemporaryFailure(f"upstream refused APPEND to {folder!r}: {text}")
+                    except (OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
+                        await self.close()
+                        if attempt == 2:
+                            raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: {exc or type(exc).__name__}") from None
+            except TemporaryFailure:
+                raise
+            except BaseException:  # cancelled (stopping) or a bug, maybe mid-literal: the connection is done for
+                client, self.client = self.client, None
+                if client is not None and client.protocol.transport is not None:
+                    client.protocol.transport.close()
+                raise
+
+    async def close(self) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            await _drop(client)
+
+
+async def _starttls(client: aioimaplib.IMAP4, ctx: ssl.SSLContext, host: str) -> None:
+    """STARTTLS on an aioimaplib connection (the library has no call for it)."""
+    proto = client.protocol
+    cmd = aioimaplib.Command("STARTTLS", proto.new_tag(), loop=proto.loop)
+    resp = await proto.execute(cmd)
+    if resp.result != "OK":
+        raise TemporaryFailure(f"upstream IMAP refused STARTTLS: {_text(resp)}")
+    loop = asyncio.get_running_loop()
+    proto.transport = await loop.start_tls(proto.transport, proto, ctx, server_hostname=host)
+    await proto.capability()
+
+
+async def _append(client: aioimaplib.IMAP4, flow: _Flow, mailbox: str, flags: str, source: Source) -> aioimaplib.Response:
+    """``APPEND mailbox (flags) {size}``, then, after the server's go-ahead, the literal from
+    ``source`` in pieces, each written once the connection has taken the last.  A server that
+    answers NO or BAD instead (TRYCREATE, too big) gets no literal: its answer is returned.
+    The command's timeout runs from the last piece written, not from the start."""
+    proto = client.protocol
+    await source.open()
+    cmd = aioimaplib.Command("APPEND", proto.new_tag(), mailbox, flags, f"{{{source.size}}}", loop=proto.loop,
+                             timeout=client.timeout)
+    ready: asyncio.Future[bytes] = proto.loop.create_future()
+
+    def continuation(line: bytes) -> None:  # instead of aioimaplib's, which would write its own literal
+        if proto.pending_sync_command is cmd and not ready.done():
+            ready.set_result(line)
+        else:
+            type(proto)._continuation(proto, line)
+
+    proto._continuation = continuation
+    done = asyncio.ensure_future(proto.execute(cmd))
+    in_step = True  # False while a literal is half written
+    try:
+        await asyncio.wait([done, ready], return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            return await done  # answered (or timed out) without asking for the literal
+        sent, in_step = 0, False
+        async for piece in source.chunks():
+            if done.done():
+                break
+            proto.transport.write(piece)
+            sent += len(piece)
+            del piece
+            await flow.drain(client.timeout)
+            cmd._reset_timer()
+        if done.done():
+            resp = await done  # a timeout raises; an answer in the middle of the literal:
+            raise aioimaplib.Abort(f"upstream answered in the middle of the APPEND literal: {_text(resp)}")
+        if sent != source.size:
+            raise aioimaplib.Abort(f"APPEND literal cut short: {sent} of {source.size} bytes")
+        proto.transport.write(b"\r\n")
+        in_step = True
+        return await done
+    finally:
+        del proto._continuation
+        ready.cancel()
+        if not done.done():
+            done.cancel()
+            in_step = False
+        if not in_step and proto.transport is not None:  # left mid-command or mid-literal: close it
+            proto.transport.close()
+
+
+class _Flow:
+    """Write flow control for an aioimaplib protocol: the transport's pause and resume, and
+    the connection's loss, become :meth:`drain` (as asyncio's streams have it)."""
+
+    def __init__(self, proto: aioimaplib.IMAP4ClientProtocol) -> None:
+        self._resumed = asyncio.Event()
+        self._resumed.set()
+        self.lost = False
+        proto.pause_writing = self._resumed.clear  # type: ignore[method-assign]
+        proto.resume_writing = self._resumed.set  # type: ignore[method-assign]
+        lost = proto.connection_lost
+
+        def connection_lost(exc: Exception | None) -> None:
+            self.lost = True
+            self._resumed.set()
+            lost(exc)
+
+        proto.connection_lost = connection_lost  # type: ignore[method-assign]
+
+    async def drain(self, timeout: float | None) -> None:
+        if not self._resumed.is_set():
+            await asyncio.wait_for(self._resumed.wait(), timeout)
+        if self.lost:
+            raise ConnectionResetError("upstream IMAP connection lost")
+
+
+async def _drop(client: aioimaplib.IMAP4) -> None:
+    transport = getattr(client.protocol, "transport", None)
+    if transport is not None and transport.is_closing():  # no LOGOUT to wait for on a closed connection
+        return
+    try:
+        await asyncio.wait_for(client.logout(), 5)
+    except Exception:  # logging out of a broken connection: nothing to save
+        pass
+    finally:
+        transport = getattr(client.protocol, "transport", None)
+        if transport is not None:
+            transport.close()
+
+
+def _text(resp: aioimaplib.Response) -> str:
+    return " ".join(line.decode("utf-8", "replace") if isinstance(line, (bytes, bytearray)) else str(line)
+                    for line in resp.lines)[:300]
+
+
+def _quote(folder: str) -> str:
+    if re.fullmatch(r"[A-Za-z0-9_./-]+", folder):
+        return folder
+    return '"' + folder.replace("\\", "\\\\").replace('"', '\\"') + '"'

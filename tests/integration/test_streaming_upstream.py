@@ -1,0 +1,116 @@
+"""Streaming to the real upstream: SMTP DATA and IMAP APPEND straight from a spool file,
+in pieces, against Postfix and Dovecot; the bytes stored are the bytes of the file."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+from mailwarden.gateway import upstream as up_mod
+from mailwarden.gateway import upstream_imap
+from mailwarden.gateway.upstream import (
+    SMTPConnection,
+    Source,
+    TemporaryFailure,
+    upstream_tls,
+)
+from mailwarden.gateway.upstream_imap import IMAPConnection
+
+from .conftest import SHARED, gateway_config, token
+
+
+def big_message(t: str, size: int) -> bytes:
+    """CRLF lines (as the spool holds them), many starting with a dot, of varying lengths, so
+    that piece boundaries fall before dots, between CR and LF and at line starts."""
+    rng = random.Random(size)
+    head = (f"From: Zhang <zhang@company.test>\r\nTo: max@buyer.test\r\nSubject: Big {t}\r\n"
+            f"Date: Mon, 1 Jan 2024 00:00:00 +0000\r\nMessage-ID: <{t}@company.test>\r\n"
+            "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n").encode()
+    lines, total = [], len(head)
+    while total < size:
+        line = b"." * rng.choice([0, 0, 1, 2]) + bytes(rng.randrange(97, 123) for _ in range(rng.randint(0, 90))) + b"\r\n"
+        lines.append(line)
+        total += len(line)
+    return head + b"".join(lines) + f"end {t}\r\n".encode()
+
+
+@pytest.fixture
+def conf(upstream, tmp_path):  # type: ignore[no-untyped-def]
+    cfg = gateway_config(tmp_path, upstream)
+    assert cfg.upstream is not None
+    return cfg.upstream
+
+
+@pytest.mark.parametrize("chunk", [4093, None])
+async def test_append_streams_the_file_exactly(upstream, conf, tmp_path, monkeypatch, chunk):
+    if chunk:
+        monkeypatch.setattr(up_mod, "CHUNK", chunk)
+    t = token()
+    data = big_message(t, 3_000_000)
+    path = tmp_path / "m.eml"
+    path.write_bytes(data)
+    tags = f"X-Mailwarden-Operator: zhang\r\nX-Mailwarden-Token: {t}\r\n".encode()
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    buffered: list[int] = []
+    drain = upstream_imap._Flow.drain
+
+    async def watched(self, timeout):  # type: ignore[no-untyped-def]  # what the transport holds after each piece
+        buffered.append(imap.client.protocol.transport.get_write_buffer_size())
+        await drain(self, timeout)
+
+    monkeypatch.setattr(upstream_imap._Flow, "drain", watched)
+    folder = f"Streamed {t}"  # does not exist yet: NO [TRYCREATE] before any literal, then CREATE
+    src = Source(tags, path)
+    try:
+        await imap.append(folder, src, ["\\Seen"], [])
+        await imap.append(folder, src, ["\\Seen"], ["$mw_op_zhang", "$mw_stream"])  # the same source again
+        await imap.append("Sent", b"Subject: small " + t.encode() + b"\r\n\r\nhi\r\n", [], [])  # plain bytes
+    finally:
+        src.close()
+        await imap.close()
+    assert len(buffered) >= 2 * (len(data) // up_mod.CHUNK) and max(buffered) <= 2 * up_mod.CHUNK + 65536, max(buffered)
+    got = await asyncio.to_thread(upstream.fetch_all, SHARED, folder)
+    assert [m.raw for m in got] == [tags + data, tags + data]
+    assert "$mw_stream" not in got[0].flags and {"\\Seen", "$mw_op_zhang", "$mw_stream"} <= set(got[1].flags)
+    sent = await asyncio.to_thread(upstream.fetch_all, SHARED, "Sent")
+    assert [m.raw for m in sent if t.encode() in m.raw] == [b"Subject: small " + t.encode() + b"\r\n\r\nhi\r\n"]
+
+
+async def test_append_refused_before_the_literal_keeps_the_connection(upstream, conf, tmp_path):
+    t = token()
+    path = tmp_path / "m.eml"
+    path.write_bytes(big_message(t, 200_000))
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    src = Source(b"", path)
+    try:
+        with pytest.raises(TemporaryFailure, match="refused APPEND"):
+            await imap.append("bad&name", src, [], [])  # invalid modified UTF-7: NO, and CREATE fails too
+        client = imap.client
+        await imap.append("Sent", src, [], [])
+        assert imap.client is client  # still in step: the same connection did the next APPEND
+    finally:
+        src.close()
+        await imap.close()
+    sent = await asyncio.to_thread(upstream.wait_for, SHARED, 1, "Sent", containing=f"end {t}".encode())
+    assert sent[0].raw == path.read_bytes()
+
+
+async def test_smtp_streams_the_file_with_stuffing(upstream, conf, tmp_path, monkeypatch):
+    monkeypatch.setattr(up_mod, "CHUNK", 65521)
+    t = token()
+    data = big_message(t, 2_000_000)
+    path = tmp_path / "m.eml"
+    path.write_bytes(data)
+    tags = f"X-Mailwarden-Token: {t}\r\n".encode()
+    smtp = SMTPConnection(conf, upstream_tls(conf))
+    src = Source(tags, path)
+    try:
+        await src.open()
+        result = await smtp.send(SHARED, ["catchall@buyer.test"], src)
+    finally:
+        src.close()
+        await smtp.close()
+    assert result.refused == {}
+    got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 1, containing=f"end {t}".encode(), timeout=60)
+    assert len(got) == 1 and got[0].raw.endswith(tags + data)  # Postfix only puts its Received: on top
