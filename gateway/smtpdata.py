@@ -4,15 +4,17 @@ aiosmtpd reads DATA one line at a time into a list of small buffers and joins
 them, which costs CPU on every line and holds a large message about four times
 over.  :class:`DataReader` takes whatever chunks the socket delivers, finds the
 ``<CRLF>.<CRLF>`` terminator with ``bytes.find``, checks the size and line-length
-limits as it goes, and appends them to one buffer, which grows in place (a large
-one is remapped, not copied, and given back whole when freed: thousands of small
-chunks would leave the heap holding the message's size after they are gone).
-The message is made from it once at the end, undoing the dot-stuffing (RFC 5321
-4.5.2) in a single ``replace`` only when a line starts with a dot.
+limits as it goes, and appends them to an ``io.BytesIO``, whose buffer grows in
+place (a large one is remapped, not copied, and given back whole when freed:
+thousands of small chunks would leave the heap holding the message's size after
+they are gone) and *is* the ``bytes`` that ``getvalue()`` returns: the message is
+never copied, so a large one is held once.  The dot-stuffing (RFC 5321 4.5.2) is
+undone in a single ``replace``, only when a line starts with a dot.
 """
 
 from __future__ import annotations
 
+import io
 import re
 
 TERMINATOR = b"\r\n.\r\n"
@@ -29,7 +31,8 @@ class DataReader:
         self.size_limit = size_limit
         self.line_limit = line_limit
         self._long_run = re.compile(rb"[^\n]{%d}" % (line_limit + 2))  # text + CR + one more
-        self._buf = bytearray()
+        self._buf = io.BytesIO()
+        self._size = 0             # bytes in _buf (asking the BytesIO would pin its buffer)
         self._received = 0         # bytes fed so far (the stream position)
         self._tail = b"\r\n"       # the stream's last bytes; starts as a virtual CRLF so "." alone ends it
         self._line = 0             # length of the unfinished line so far (without its LF)
@@ -70,8 +73,8 @@ class DataReader:
 
     def message(self) -> bytes:
         """The message, dot-stuffing undone.  Call once, when done and without a problem."""
-        data = bytes(self._buf)
-        self._buf = bytearray()
+        data = self._buf.getvalue()  # the buffer itself, not a copy, when nothing else holds a view of it
+        self._buf = io.BytesIO()
         if b"\r\n.." in data:
             data = data.replace(b"\r\n..", b"\r\n.")
         if data.startswith(b".."):
@@ -81,15 +84,19 @@ class DataReader:
     def _store(self, part: bytes) -> None:
         if not part or self.too_big or self.too_long:
             return
-        if self.size_limit is not None and len(self._buf) + len(part) > self.size_limit:
+        if self.size_limit is not None and self._size + len(part) > self.size_limit:
             self.too_big = True
-            self._buf = bytearray()  # keep reading to the terminator, but keep nothing
+            self._buf = io.BytesIO()  # keep reading to the terminator, but keep nothing
             return
-        self._buf += part
+        self._buf.write(part)
+        self._size += len(part)
 
     def _trim(self, end: int) -> None:
         """Drop stored bytes past ``end`` (the terminator began in an earlier chunk)."""
-        del self._buf[end:]
+        if end < self._size:
+            self._buf.truncate(end)
+            self._buf.seek(end)
+            self._size = end
 
     def _check_lines(self, part: bytes) -> None:
         if self.too_long or not part:

@@ -72,3 +72,25 @@ def test_relay_stuffing_and_smuggling_guard():
     # a lone CR before a dot must not let an upstream see an early end of data
     smuggled, _ = stuffed(b"hi\r.\r\nMAIL FROM:<x@y>\r\n")
     assert b"\r.\r\n" not in smuggled and b"\r\n..\r\n" in smuggled
+
+
+def test_a_large_message_is_held_once_not_copied_at_the_end():
+    """message() hands over the buffer the chunks went into: no second copy, even for a moment."""
+    import tracemalloc
+
+    line = b"QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWZnaGlqa2xtbm9wcXJzdHV2d3h5ejAxMjM0NTY3\r\n"
+    body = line * (8_000_000 // len(line))
+    wire = body + b".\r\n"
+    tracemalloc.start()
+    try:
+        r = DataReader(size_limit=None)
+        for i in range(0, len(wire), 65536):
+            r.feed(wire[i:i + 65536])
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        msg = r.message()
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert msg == body
+    assert peak < len(body) * 0.1  # bytes(buffer) would have been a second 8 MB
