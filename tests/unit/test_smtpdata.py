@@ -94,3 +94,18 @@ def test_a_large_message_is_held_once_not_copied_at_the_end():
         tracemalloc.stop()
     assert msg == body
     assert peak < len(body) * 0.1  # bytes(buffer) would have been a second 8 MB
+
+
+def test_long_line_scan_says_what_the_regex_says():
+    import random
+    import re
+
+    from mailwarden.gateway.smtpdata import has_run_without_lf
+
+    rng = random.Random(5321)
+    for _ in range(4000):
+        n = rng.randint(1, 12)
+        data = bytes(rng.choice(b"ab\n\r") if rng.random() < 0.9 else 10 for _ in range(rng.randint(0, 80)))
+        start = rng.randint(0, len(data))
+        assert has_run_without_lf(data, start, n) == bool(re.compile(rb"[^\n]{%d}" % n).search(data, start)), \
+            (data, start, n)
