@@ -48,6 +48,7 @@ from .upstream_imap import IMAPConnection
 log = logging.getLogger(__name__)
 SPOOL = SpoolItem.__table__  # type: ignore[attr-defined]
 MESSAGES = Message.__table__  # type: ignore[attr-defined]
+COALESCE = 0.01  # seconds a nudge waits for more before the spool is read
 
 
 class Relay:
@@ -114,6 +115,9 @@ class Relay:
                 (self._queue if item.stage == "relay" else self._appends).put_nowait(item)  # append, notice
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=1.0 if items else 5.0)
+                # Let the nudges of a burst of accepted messages arrive: one read of the spool
+                # for all of them, not one each (each read skips everything in flight).
+                await asyncio.sleep(COALESCE)
             except asyncio.TimeoutError:
                 pass
 
@@ -147,7 +151,7 @@ class Relay:
             except Exception:
                 log.exception("quarantine expiry round failed")
         with Session(self.store.engine, expire_on_commit=False) as s:
-            return [i for i in due(session=s, now=utcnow(), limit=500) if i.id not in busy]
+            return list(due(session=s, now=utcnow(), limit=500, exclude=busy))
 
     # -- relay stage -------------------------------------------------------
 

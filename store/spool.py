@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -180,11 +180,15 @@ def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequen
 PENDING = ("relay", "append", "notice")
 
 
-def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = PENDING) -> Sequence[SpoolItem]:
-    return session.exec(
-        select(SpoolItem).where(col(SpoolItem.stage).in_(stages), SpoolItem.next_attempt <= now)
-        .order_by(SpoolItem.next_attempt, SpoolItem.id).limit(limit)
-    ).all()
+def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = PENDING,
+        exclude: Collection[int] = ()) -> Sequence[SpoolItem]:
+    """Items to work on now, oldest first; ``exclude``: ids already being worked on (left out
+    in the query when there are few enough to name, else after it)."""
+    query = select(SpoolItem).where(col(SpoolItem.stage).in_(stages), SpoolItem.next_attempt <= now)
+    if exclude and len(exclude) <= 900:  # well under any database's limit of bound parameters
+        query = query.where(col(SpoolItem.id).not_in(list(exclude)))
+    items = session.exec(query.order_by(SpoolItem.next_attempt, SpoolItem.id).limit(limit)).all()
+    return [i for i in items if i.id not in exclude] if exclude else items
 
 
 def backoff(attempts: int, initial: float, cap: float = 3600.0) -> timedelta:
