@@ -188,8 +188,14 @@ async def _deliver(cfg: Config, store: StoreHandle, fd: int) -> None:
         await asyncio.gather(locking, return_exceptions=True)
         return
     lock_fd = locking.result()
-    # Hard links for split deliveries are written without syncing the folder: once per commit.
-    writer = BatchWriter(store.engine, before_commit=lambda: sync_dirs(store.spool_dir))
+    def before_commit() -> None:
+        # Hard links for split deliveries are made without syncing the folder: done here, once
+        # for the batch, and only when the batch made one.
+        if relay is not None and relay.linked:
+            relay.linked = False
+            sync_dirs(store.spool_dir)
+
+    writer = BatchWriter(store.engine, before_commit=before_commit)
     writer.start()
     try:
         relay = make_relay(cfg, store, writer)

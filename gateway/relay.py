@@ -69,6 +69,7 @@ class Relay:
         self._appends: asyncio.Queue[SpoolItem] = asyncio.Queue()
         self._in_flight: set[int] = set()
         self._busy = 0  # items a worker is processing right now
+        self.linked = False  # a spool file got a new name (hard link) in the batch being written
         self._tasks: list[asyncio.Task[None]] = []
         self.archive_dir = store.data_dir / "messages"
 
@@ -218,6 +219,7 @@ class Relay:
                 # with its own name for the file (a hard link), so each item files its own.
                 twin = f"{item.blob[:-4]}-{uuid.uuid4().hex[:8]}.eml"
                 os.link(self.store.spool_dir / item.blob, self.store.spool_dir / twin)
+                self.linked = True  # the writer must make the new name durable before this commit
                 conn.execute(SPOOL.insert(), {
                     "message_id": item.message_id, "blob": twin, "mail_from": item.mail_from,
                     "rcpts": json.dumps(list(temporary)), "operator": item.operator, "keywords": "",
