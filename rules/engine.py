@@ -9,7 +9,7 @@ from . import attachments as _attachments
 from . import normalize as _normalize
 from .budget import Deadline, EvaluationTimeout
 from .context import CheckContext, CompanyProfile, RulesSettings
-from .detectors import DETECTORS
+from .detectors import DETECTORS, fixedscan
 from .detectors.base import Doc, Hit
 from .findings import Decision, Finding, action_rank, min_action, severity_rank
 from .message import ParsedMessage, parse_message
@@ -35,6 +35,7 @@ def load_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
         prepare = getattr(det, "prepare", None)
         if prepare is not None:
             prepare(policy)
+    fixedscan.prepare(policy)  # one pass for the detectors' fixed strings
     policy.extra["signature_check"] = _signature_check(policy)
     return policy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import re
 
-__all__ = ["html_to_text", "split_signature_html"]
+__all__ = ["folded", "html_to_text", "split_signature_html"]
 
 _DROP = re.compile(
     r"<!--.*?(?:-->|$)|<(script|style|head|title|xml)\b[^>]*>.*?(?:</\1\s*>|$)", re.S | re.I
@@ -29,19 +29,44 @@ _SIG_OPEN = re.compile(
 )
 
 
+# The only characters that IGNORECASE matches to ASCII letters (İ ı → i, K → k, ſ → s); no
+# other character lowers to an ASCII one either.
+_FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u212a", "\u017f")
+_DROP_STARTS = (b"<!--", b"<script", b"<style", b"<head", b"<title", b"<xml")
+_CELL_STARTS = (b"<td", b"<th", b"</td", b"</th")
+
+
+def folded(text: str) -> bytes | None:
+    """*text* in ASCII lower case, other characters as "?", for prefilters of IGNORECASE
+    patterns with literal ASCII starts: such a pattern can only match where its start occurs
+    in the folded text. None when a character folds to an ASCII letter (then no prefilter)."""
+    if not text.isascii() and any(c in text for c in _FOLDS_TO_ASCII):
+        return None
+    return text.encode("ascii", "replace").lower()
+
+
 def html_to_text(source: str) -> str:
     """Visible text of an HTML fragment: block elements become line breaks."""
-    text = _DROP.sub(" ", source)
+    low = folded(source)
+    text = source
+    if low is None or any(t in low for t in _DROP_STARTS):
+        text = _DROP.sub(" ", text)
     if "href" in text:
         text = _CONTACT_HREF.sub(lambda m: f" {m.group(1)} ", text)
     text = _BLOCK.sub("\n", text)
-    text = _CELL.sub("\t", text)
+    # The substitutions above replace tags by whitespace (or keep a link target, which was
+    # in the source): they never make a "<td"/"<th" that the source did not have.
+    if low is None or any(t in low for t in _CELL_STARTS):
+        text = _CELL.sub("\t", text)
     text = _TAG.sub("", text)
     return html.unescape(text)
 
 
 def split_signature_html(source: str) -> tuple[int, int] | None:
     """Source range of the element marked ``class="mailwarden-signature"``, or None."""
+    low = folded(source)
+    if low is not None and b"mailwarden-signature" not in low:
+        return None
     m = _SIG_OPEN.search(source)
     if not m:
         return None

@@ -45,6 +45,9 @@ _TRAD: _CharSet | None = None
 _SLOW_GB: _CharSet | None = None
 _TRAD_GB: _CharSet | None = None
 _OPENCC: object | None = None
+# _SLOW and _TRAD in one set (and its GB2312 part), for text that needs neither (most text).
+_ANY: _CharSet | None = None
+_ANY_GB: _CharSet | None = None
 
 
 class _CharSet:
@@ -113,7 +116,7 @@ def _gb2312_only(text: str) -> bool:
 
 
 def _build() -> None:
-    global _TABLE, _SLOW, _IRREGULAR, _T2S, _TRAD, _OPENCC, _SLOW_GB, _TRAD_GB
+    global _TABLE, _SLOW, _IRREGULAR, _T2S, _TRAD, _OPENCC, _SLOW_GB, _TRAD_GB, _ANY, _ANY_GB
     t2s, conv = _t2s_pairs()
     table: dict[int, str] = {c: chr(c).lower() for c in range(0x41, 0x5B)}
     for cp in _DELETE:
@@ -133,6 +136,8 @@ def _build() -> None:
     _TRAD = _CharSet(sorted(t2s))
     _SLOW_GB = _CharSet([c for c in slow if _gb2312_only(chr(c))])
     _TRAD_GB = _CharSet([c for c in sorted(t2s) if _gb2312_only(chr(c))])
+    _ANY = _CharSet(sorted(set(slow) | set(t2s)))
+    _ANY_GB = _CharSet(sorted(c for c in set(slow) | set(t2s) if _gb2312_only(chr(c))))
     _OPENCC = conv
     _TABLE = table
 
@@ -255,9 +260,15 @@ def normalize(text: str) -> NormText:
         warm_up()
     assert _TABLE is not None and _SLOW is not None and _IRREGULAR is not None
     assert _TRAD is not None and _SLOW_GB is not None and _TRAD_GB is not None
+    assert _ANY_GB is not None and _ANY is not None
     view: NormText
     low = text.lower()
-    slow = _SLOW_GB if _gb2312_only(text) else _SLOW
+    gb = _gb2312_only(text)
+    if len(low) == len(text) and not (_ANY_GB if gb else _ANY).found_in(text):
+        # Nothing for the table and no traditional character: one scan instead of two (and
+        # no second GB2312 check). str.lower() neither makes nor removes CJK ideographs.
+        return NormText(text, low)
+    slow = _SLOW_GB if gb else _SLOW
     if len(low) == len(text) and not slow.found_in(text):
         view = NormText(text, low)
     else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from .quotes_html import _is_header_block, find_quote_start_html
+
 __all__ = [
     "split_text",
     "find_quote_start_text",
@@ -56,11 +58,6 @@ _ATTRIBUTION = re.compile(
 _FROM_LINE = re.compile(
     r"\n[ \t>*]*(?:from|发件人|發件人|寄件者|寄件人|von|de)[ \t]*[:：]", re.IGNORECASE | re.MULTILINE
 )
-_HEADER_FIELD = re.compile(
-    r"^[ \t>*]*(?:sent|date|to|cc|subject|发送时间|時間|时间|日期|收件人|抄送|主题|主旨|"
-    r"gesendet|an|betreff|envoyé|objet|à)[ \t]*[:：]",
-    re.IGNORECASE,
-)
 
 _WROTE_ZH = re.compile("写道|寫道")
 _DATE_OR_ADDRESS = re.compile(r"[0-9０-９@＠]")
@@ -76,6 +73,11 @@ def _attribution_ok(line: str) -> bool:
 
 
 _last_lower: tuple[str, str] = ("", "")
+_last_folded: tuple[str, bytes] = ("", b"")
+# The only characters whose lower case holds an ASCII letter (İ → i̇, K → k), and those whose
+# lower case holds "é".
+_LOWER_TO_ASCII = ("\u0130", "\u212a")
+_E_ACUTE = ("\u00e9", "\u00c9")
 
 
 def _lower(text: str) -> str:
@@ -89,13 +91,35 @@ def _lower(text: str) -> str:
     return low
 
 
+def _in_lower(text: str, words: tuple[str, ...]) -> bool:
+    """``any(w in text.lower() for w in words)`` for Latin *words* (ASCII but for "é").
+
+    Text that is not all ASCII (Chinese mail) is not lowered as a whole: as long as no
+    character lowers to an ASCII letter, an ASCII word occurs in the lower case exactly where
+    its letters occur in the ASCII lower case of the text with every other character as "?".
+    """
+    if text.isascii() or any(c in text for c in _LOWER_TO_ASCII):
+        low = _lower(text)
+        return any(w in low for w in words)
+    global _last_folded
+    if _last_folded[0] is not text:
+        _last_folded = (text, text.encode("ascii", "replace").lower())
+    folded = _last_folded[1]
+    for w in words:
+        if w.isascii():
+            if w.encode("ascii") in folded:
+                return True
+        elif any(c in text for c in _E_ACUTE) and w in _lower(text):
+            return True
+    return False
+
+
 def _may_hold_attribution(text: str) -> bool:
     """Cheap necessary condition for :data:`_ATTRIBUTION`: one of its words (or the "@" of its
     dated form) occurs. Trying the pattern at every line start of a long body costs far more."""
     if "@" in text or "写道" in text or "寫道" in text or "ſ" in text:
         return True
-    low = _lower(text)
-    return "wrote" in low or "schrieb" in low or "écrit" in low
+    return _in_lower(text, ("wrote", "schrieb", "écrit"))
 
 
 _SEPARATOR_WORDS = ("原始邮件", "原始郵件", "转发邮件", "轉寄郵件", "转发的邮件", "回复的原邮件")
@@ -109,8 +133,7 @@ def _may_hold_separator(text: str) -> bool:
     these words (the Latin ones in any case)."""
     if any(w in text for w in _SEPARATOR_WORDS) or any(c in text for c in _FOLDS_TO_ASCII):
         return True
-    low = _lower(text)
-    return any(w in low for w in _SEPARATOR_WORDS_LATIN)
+    return _in_lower(text, _SEPARATOR_WORDS_LATIN)
 
 
 _QUOTE_PREFIX_LINE = re.compile(r"\n[ \t]*>", re.MULTILINE)
@@ -158,12 +181,6 @@ class _Lines:
         return m.end() - 1
 
 
-def _is_header_block(text: str, pos: int) -> bool:
-    """True when at least two header fields follow the From: line at *pos* within 6 lines."""
-    lines = text[pos : pos + 2000].split("\n", 7)[1:7]
-    return sum(1 for line in lines if _HEADER_FIELD.match(line)) >= 2
-
-
 def _line_start(text: str, pos: int) -> int:
     return text.rfind("\n", 0, pos) + 1
 
@@ -182,7 +199,9 @@ def _marker_start(text: str) -> int | None:
     for p in (separator, lines.attribution()):
         if p is not None:
             consider(p)
-    for p in lines.finditer(_FROM_LINE):
+    # A From: line only counts before the marker found so far; a match never runs past the
+    # end of its own line, so the search can stop there (a long quoted thread is not scanned).
+    for p in lines.finditer(_FROM_LINE, 0, best):
         if best is not None and p >= best:
             break
         if _is_header_block(text, p):
@@ -203,6 +222,8 @@ def _marker_start(text: str) -> int | None:
 
 def _prefix_quote_start(text: str) -> int | None:
     """Start of a trailing ``>``-quoted block (everything after it is quoted or blank)."""
+    if ">" not in text:
+        return None
     return _Lines(text).search(_QUOTE_PREFIX_LINE)
 
 
@@ -274,7 +295,7 @@ def quoted_spans_text(text: str) -> list[tuple[int, int]]:
     # One match per block of ">" lines (with at most single empty lines between them): the
     # lines of a block all merge into one span, so only its first and last line matter.
     padded = lines.padded
-    for block in _QUOTE_BLOCK.finditer(padded, 0, limit + 1):
+    for block in _QUOTE_BLOCK.finditer(padded, 0, limit + 1) if ">" in text else ():
         qstart = block.start()
         if qstart < pos:
             continue
@@ -316,103 +337,3 @@ def find_signature_text(text: str, end_of_new: int) -> int | None:
     for p in _Lines(text).finditer(_TEXT_SIGNATURE, 0, end_of_new):
         last = p
     return last
-
-
-# ---------------------------------------------------------------- text/html markers
-
-# Elements whose start is the start of quoted history.
-_HTML_CONTAINERS = re.compile(
-    r"""<(?:div|blockquote|table|section)\b[^>]*?
-        (?:class\s*=\s*["']?[^"'>]*\b(?:gmail_quote(?:_container)?|yahoo_quoted|moz-cite-prefix|
-              ntes-mailmaster-quote|foxmail_quote|qmbox_quote|zmail_extra|protonmail_quote|
-              OutlookMessageHeader|reply-quote|mail-quote)\b
-          | id\s*=\s*["']?(?:divRplyFwdMsg|appendonsend|isReplyContent|isForwardContent|
-              ntes-pcmail-quote|ntes-mailmaster-quote|origbody|reply-content|QQMailReplyContent|
-              mail-app-auto-quote|replyContent|forwardContent|x_divRplyFwdMsg)\b
-          | style\s*=\s*["'][^"']*border-top\s*:\s*solid\s+\#(?:E1E1E1|B5C4DF)
-        )""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_HTML_STOP_SPELLING = re.compile(r"<hr\b[^>]*\bid\s*=\s*[\"']?stopSpelling", re.IGNORECASE)
-_HTML_CITE = re.compile(r"<blockquote\b[^>]*\btype\s*=\s*[\"']?cite", re.IGNORECASE)
-# Text markers inside HTML (QQ Mail's "------------------ 原始邮件 ------------------", etc.).
-# Starts with a literal "-" (no IGNORECASE) so that the regex engine can skip ahead quickly.
-_HTML_TEXT_MARKER = re.compile(
-    r"--+(?:\s|&nbsp;|&#160;)*(?:[Oo]riginal(?:\s|&nbsp;)+[Mm]essage|ORIGINAL(?:\s|&nbsp;)+MESSAGE|"
-    r"[Oo]riginal|原始邮件|原始郵件|[Ff]orwarded(?:\s|&nbsp;)+[Mm]essage|转发邮件信息|"
-    r"[Rr]eplied(?:\s|&nbsp;)+[Mm]essage|回复的原邮件)(?:\s|&nbsp;|&#160;)*--"
-)
-_HTML_BEGIN_FORWARD = re.compile(r"begin(?:\s|&nbsp;)+forwarded(?:\s|&nbsp;)+message\s*:")
-_HTML_ATTRIBUTION = re.compile(
-    r"(?:\bon\b[^<>]{0,300}\bwrote\s*:|(?:在|于)[^<>]{0,300}(?:写道|寫道)\s*[:：]?)", re.IGNORECASE
-)
-_HTML_OPEN_BLOCK = re.compile(r"<(?:div|p|span|font|td|blockquote)\b[^>]*>", re.IGNORECASE)
-_HTML_FROM_WORDS = ("From", "FROM", "发件人", "發件人", "寄件者")  # one of them starts a match
-_HTML_FROM_BLOCK = re.compile(r"(?:From|FROM|发件人|發件人|寄件者)(?:\s|</?[bB]>|</?strong>)*[:：]")
-
-
-def _enclosing_block_start(html: str, pos: int, window: int = 400) -> int:
-    """Start of the innermost opening block tag whose content begins shortly before *pos*."""
-    lo = max(0, pos - window)
-    start = pos
-    last = None
-    for m in _HTML_OPEN_BLOCK.finditer(html, lo, pos):
-        last = m
-    if last is not None:
-        # Only back up when nothing but tags/whitespace lies between the tag and the marker.
-        between = re.sub(r"<[^>]*>", "", html[last.end() : pos])
-        if not between.replace("&nbsp;", "").strip():
-            start = last.start()
-    return start
-
-
-def find_quote_start_html(html: str) -> int | None:
-    """Index into the HTML source where the quoted history begins, or None.
-
-    Recognises Gmail (``div.gmail_quote``), Outlook desktop (border-top header block) and web
-    (``#appendonsend``, ``#divRplyFwdMsg``, ``hr#stopSpelling``), Thunderbird
-    (``div.moz-cite-prefix`` + ``blockquote type=cite``), Apple Mail (``blockquote type=cite``
-    with its "On … wrote:" div before it), Foxmail/QQ (``#isReplyContent``,
-    ``#isForwardContent``, "原始邮件" separator), NetEase (``.ntes-mailmaster-quote``) and Yahoo.
-    When an attribution line ("On … wrote:", "在…写道：") stands in its own element directly
-    before the quote, its element's start is returned.
-    """
-    candidates: list[int] = []
-    m = _HTML_CONTAINERS.search(html)
-    if m:
-        candidates.append(m.start())
-    m = _HTML_STOP_SPELLING.search(html)
-    if m:
-        candidates.append(m.start())
-    m = _HTML_TEXT_MARKER.search(html)
-    if m:
-        candidates.append(_enclosing_block_start(html, m.start()))
-    if "orwarded" in html or "ORWARDED" in html:
-        low = html.lower()
-        if len(low) == len(html):
-            m = _HTML_BEGIN_FORWARD.search(low)
-            if m:
-                candidates.append(_enclosing_block_start(html, m.start()))
-    m = _HTML_CITE.search(html)
-    if m:
-        candidates.append(m.start())
-    if not candidates and any(w in html for w in _HTML_FROM_WORDS):
-        # Outlook-style header block without recognisable markup: "From: … Sent: … To: …".
-        for fm in _HTML_FROM_BLOCK.finditer(html):
-            tail = re.sub(r"<[^>]*>", "\n", html[fm.start() : fm.start() + 1500])
-            if _is_header_block(tail, 0):
-                candidates.append(_enclosing_block_start(html, fm.start()))
-                break
-    if not candidates:
-        return None
-    start = min(candidates)
-    # An attribution line just before the quote (Apple Mail, Thunderbird, some Gmail variants).
-    lo = max(0, start - 600)
-    attr = None
-    for a in _HTML_ATTRIBUTION.finditer(html, lo, start):
-        attr = a
-    if attr is not None:
-        between = re.sub(r"<[^>]*>", "", html[attr.end() : start])
-        if not between.replace("&nbsp;", "").strip():
-            start = min(start, _enclosing_block_start(html, attr.start()))
-    return start

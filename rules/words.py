@@ -27,8 +27,14 @@ _HEADER = re.compile(r"^#\s*(rule|severity|action|description)\s*:\s*(.+?)\s*$",
 MAX_TERM_LEN = 200
 
 
+_WS_ASCII = "".join(c for c in _WS_CHARS if c.isascii()).encode("ascii")
+
+
 def strip_ws(text: str) -> str:
-    """*text* without any whitespace (C-speed ``str.replace`` per present character)."""
+    """*text* without any whitespace (C-speed ``str.replace`` per present character; ASCII
+    text in one ``bytes.translate``, about twice as fast on prose full of spaces)."""
+    if text.isascii():
+        return text.encode("ascii").translate(None, _WS_ASCII).decode("ascii")
     for c in _WS_CHARS:
         if c in text:
             text = text.replace(c, "")

@@ -7,10 +7,12 @@ full-width "＠" and zero-width characters (the last two are undone by normalisa
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from typing import Iterator
 
 from ..message import Segment
 from ..normalize import NormText
+from . import fixedscan
 from .base import Doc, Hit
 
 NAME = "emails"
@@ -72,19 +74,73 @@ def find_addresses(view: NormText, cache: dict | None = None) -> list[tuple[int,
 
 def segment_addresses(doc: Doc) -> list[list[tuple[int, int, str, bool]]]:
     """:func:`find_addresses` for every segment of *doc* (in order), computed once per
-    evaluation, with one anchor search over all segments."""
+    evaluation by one pass over all segments joined (see Doc.joined): no part of an address
+    (nor :data:`_ANCHOR`'s look-behind) matches SEP, so only the anchor search's start is kept
+    inside the anchor's own segment."""
     found = doc.cache.get("segment_addresses")
     if found is None:
-        text, _starts = doc.joined()
-        per_segment = doc.split((a, None) for a in _anchor_positions(text))
-        found = []
-        for seg, anchors in zip(doc.segments, per_segment):
-            view = doc.view(seg)
-            addresses = list(_find(view, [a for a, _ in anchors])) if anchors else []
-            doc.cache[("addresses", id(view))] = addresses
-            found.append(addresses)
+        text, starts = doc.joined()
+        per_segment: list[list[tuple[int, int, str, bool]]] = [[] for _ in starts]
+        memo = doc.policy.extra.setdefault("email_memo", {})
+        k = 0
+        end_of_text = len(text) + 1  # where a SEP after the last segment would be, plus one
+        nxt = starts[1] if len(starts) > 1 else end_of_text
+        pos = 0
+        found_anchors = fixedscan.group(doc, fixedscan.ANCHORS)
+        if found_anchors is None:
+            anchors = _anchor_positions(text)
+        else:
+            shift = _ANCHOR_SHIFT
+            anchors = sorted(s + shift[i] for i, s, _e in found_anchors)
+        for anchor in anchors:
+            if anchor >= nxt:
+                k = bisect_right(starts, anchor) - 1
+                nxt = starts[k + 1] if k + 1 < len(starts) else end_of_text
+            if anchor < pos:
+                continue
+            seg_lo = starts[k]
+            # What decides about an anchor lies between the 67 characters before it (the
+            # anchor pattern's start and look-behind, the local part) and the first character
+            # from 12 after it on that no part of _DOMAIN can consume (or the segment's end):
+            # the verdict is memoised by that window (the same addresses recur all through a
+            # thread's quoted history; tests/rules/test_memo_scans.py checks).
+            # Prose with no punctuation but dots is all "domain" characters: past _WINDOW_MAX
+            # the window is not worth keeping, and the anchor is judged in place.
+            lo = anchor - 67 if anchor - 67 > seg_lo else seg_lo  # noqa: FURB136 - hot loop
+            hi = nxt - 1 if nxt - 1 < anchor + _WINDOW_MAX else anchor + _WINDOW_MAX  # noqa: FURB136
+            stop = _NOT_DOMAIN.search(text, anchor + 12 if anchor + 12 < hi else hi, hi + 1)  # noqa: FURB136
+            if stop is None and hi < len(text):
+                am = _ANCHOR.search(text, anchor - 3 if anchor - 3 > seg_lo else seg_lo, anchor + 12)  # noqa: FURB136
+                res = (_at(text, am.start(), am.end()) or ()) if (
+                    am is not None and am.start() <= anchor) else ()
+                if res:
+                    res = (res[0] - lo, res[1] - lo, res[2], res[3])
+            else:
+                key = (text[lo : stop.start() + 1 if stop is not None else len(text)], anchor - lo)
+                res = memo.get(key)
+                if res is None:
+                    if len(memo) > _MEMO_MAX:
+                        memo.clear()
+                    window, a = key
+                    am = _ANCHOR.search(window, a - 3 if a > 3 else 0, a + 12)
+                    res = memo[key] = (_at(window, am.start(), am.end()) or ()) if (
+                        am is not None and am.start() <= a) else ()
+            if res:
+                start, end, address, obfuscated = res
+                pos = end + lo
+                per_segment[k].append((start + lo - seg_lo, end + lo - seg_lo, address, obfuscated))
+        found = per_segment
+        for seg, addresses in zip(doc.segments, found):
+            doc.cache[("addresses", id(doc.view(seg)))] = addresses
         doc.cache["segment_addresses"] = found
     return found  # type: ignore[return-value]
+
+
+_WINDOW_MAX = 300  # characters after an anchor kept in a memo key
+_MEMO_MAX = 4096  # memo entries per policy (a few hundred bytes each)
+# Any character that no part of _DOMAIN (labels, the spelled-out and bracketed dots,
+# whitespace) can match: the domain match never looks past the first one.
+_NOT_DOMAIN = re.compile(r"[^\sa-z0-9\-.(\[{<（【。点)\]}>）】]")
 
 
 _LOCAL_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789._%+-"
@@ -121,40 +177,47 @@ def _find(view: NormText, anchors: list[int] | None = None) -> Iterator[tuple[in
         am = _ANCHOR.search(text, lo, anchor + 12)
         if am is None or am.start() > anchor:
             continue
-        lm = _local_before(text, am.start())
-        if lm is None:
-            continue
-        dm = _DOMAIN.match(text, am.end())
-        if dm is None:
-            continue
-        sep = am.group().strip()
-        domain = dm.group()
-        if domain.isascii() and domain.replace(".", "").replace("-", "").isalnum():
-            # Only labels and dots: _DOT can only have matched the dots.
-            labels = domain.split(".")
-            obfuscated = sep != "@"
-        else:
-            labels = _DOT_SPLIT.split(domain)
-            obfuscated = sep != "@" or any(s.group() != "." for s in _DOT_SPLIT.finditer(domain))
-        full = len(labels)
-        # Trailing labels that are not a TLD are words after the address ("x at y dot com. Tel").
-        while len(labels) > 2 and (not labels[-1].isalpha()
-                                   or obfuscated and labels[-1] not in _COMMON_TLDS):
-            labels.pop()
-        tld = labels[-1]
-        if not tld.isalpha() or len(tld) < 2:
-            continue
-        if obfuscated and (tld not in _COMMON_TLDS or sep == "#" and len(labels[0]) < 2):
-            continue
-        end = dm.end()
-        if len(labels) != full:
-            # Cut the domain back to the accepted labels.
-            m2 = re.compile(rf"{_LABEL}(?:{_DOT}{_LABEL}){{{len(labels) - 1}}}").match(text, am.end())
-            if m2:
-                end = m2.end()
-        address = f"{lm[1]}@{'.'.join(labels)}".strip(".")
-        pos = end
-        yield lm[0], end, address, obfuscated
+        found = _at(text, am.start(), am.end())
+        if found is not None:
+            pos = found[1]
+            yield found
+
+
+def _at(text: str, a_start: int, a_end: int) -> tuple[int, int, str, bool] | None:
+    """The address around the anchor match ``text[a_start:a_end]``, or None."""
+    lm = _local_before(text, a_start)
+    if lm is None:
+        return None
+    dm = _DOMAIN.match(text, a_end)
+    if dm is None:
+        return None
+    sep = text[a_start:a_end].strip()
+    domain = dm.group()
+    if domain.isascii() and domain.replace(".", "").replace("-", "").isalnum():
+        # Only labels and dots: _DOT can only have matched the dots.
+        labels = domain.split(".")
+        obfuscated = sep != "@"
+    else:
+        labels = _DOT_SPLIT.split(domain)
+        obfuscated = sep != "@" or any(s.group() != "." for s in _DOT_SPLIT.finditer(domain))
+    full = len(labels)
+    # Trailing labels that are not a TLD are words after the address ("x at y dot com. Tel").
+    while len(labels) > 2 and (not labels[-1].isalpha()
+                               or obfuscated and labels[-1] not in _COMMON_TLDS):
+        labels.pop()
+    tld = labels[-1]
+    if not tld.isalpha() or len(tld) < 2:
+        return None
+    if obfuscated and (tld not in _COMMON_TLDS or sep == "#" and len(labels[0]) < 2):
+        return None
+    end = dm.end()
+    if len(labels) != full:
+        # Cut the domain back to the accepted labels.
+        m2 = re.compile(rf"{_LABEL}(?:{_DOT}{_LABEL}){{{len(labels) - 1}}}").match(text, a_end)
+        if m2:
+            end = m2.end()
+    address = f"{lm[1]}@{'.'.join(labels)}".strip(".")
+    return lm[0], end, address, obfuscated
 
 
 def prepare(policy: object) -> None:
@@ -165,28 +228,41 @@ def prepare(policy: object) -> None:
 def check(doc: Doc) -> list[Hit]:
     """One hit per address that is neither the company's nor the recipient customer's."""
     hits: list[Hit] = []
+    rules: dict[str, str | None] = {}  # address → rule, for this evaluation
     for seg, found in zip(doc.segments, segment_addresses(doc)):
         if found:
-            hits.extend(_check_segment(doc, seg, doc.view(seg), found))
+            hits.extend(_check_segment(doc, seg, doc.view(seg), found, rules))
     return hits
 
 
 def _check_segment(doc: Doc, seg: Segment, view: NormText,
-                   found: list[tuple[int, int, str, bool]]) -> Iterator[Hit]:
-    pol = doc.policy
+                   found: list[tuple[int, int, str, bool]],
+                   rules: dict[str, str | None] | None = None) -> Iterator[Hit]:
+    if rules is None:
+        rules = {}
     for start, end, address, _obf in found:
-        domain = address.rpartition("@")[2]
-        if pol.is_company_domain(domain) or doc.is_customer_domain(domain):
-            continue
-        if address in doc.customer_contacts:
-            continue
-        if _in(domain, pol.competitor_domains):
-            rule = "PRIVATE_EMAIL_COMPETITOR"
-        elif _in(domain, pol.freemail_domains):
-            rule = "PRIVATE_EMAIL_FREEMAIL"
+        if address in rules:
+            rule = rules[address]
         else:
-            rule = "EXTERNAL_EMAIL"
-        yield doc.hit(rule, seg, view, start, end)
+            rule = rules[address] = _rule(doc, address)
+        if rule is not None:
+            yield doc.hit(rule, seg, view, start, end)
+
+
+def _rule(doc: Doc, address: str) -> str | None:
+    """The rule an address found in the text falls under (None: the company's or the
+    recipient customer's)."""
+    pol = doc.policy
+    domain = address.rpartition("@")[2]
+    if pol.is_company_domain(domain) or doc.is_customer_domain(domain):
+        return None
+    if address in doc.customer_contacts:
+        return None
+    if _in(domain, pol.competitor_domains):
+        return "PRIVATE_EMAIL_COMPETITOR"
+    if _in(domain, pol.freemail_domains):
+        return "PRIVATE_EMAIL_FREEMAIL"
+    return "EXTERNAL_EMAIL"
 
 
 def _in(domain: str, domains: frozenset[str]) -> bool:

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 from ..message import Segment
 from ..normalize import NormText
+from . import fixedscan
 from .base import Doc, Hit
 
 NAME = "handles"
@@ -87,17 +88,20 @@ class _Keywords:
     pyahocorasick's ``Automaton.iter`` (by end, longest first), found by ahocorasick-rs,
     which scans several times faster (pyahocorasick walks a node's children linearly)."""
 
-    __slots__ = ("_auto", "_values")
+    __slots__ = ("_auto", "_values", "words")
 
     def __init__(self, entries: dict[str, set[str]]) -> None:
         import ahocorasick_rs  # noqa: PLC0415
 
-        words = list(entries)
+        words = self.words = list(entries)
         self._auto = ahocorasick_rs.AhoCorasick(words)
         self._values = [(len(w), tuple(sorted(entries[w]))) for w in words]
 
-    def iter(self, text: str) -> list[tuple[int, tuple[int, tuple[str, ...]]]]:
-        found = self._auto.find_matches_as_indexes(text, overlapping=True)
+    def iter(self, text: str, found: list[tuple[int, int, int]] | None = None,
+             ) -> list[tuple[int, tuple[int, tuple[str, ...]]]]:
+        """*found*: the automaton's matches in *text*, if already known (:mod:`.fixedscan`)."""
+        if found is None:
+            found = self._auto.find_matches_as_indexes(text, overlapping=True)
         if not found:
             return []
         values = self._values
@@ -167,7 +171,7 @@ def check(doc: Doc) -> list[Hit]:
         return []
     hits: list[Hit] = []
     # One keyword search over all segments; a keyword never spans two of them.
-    per_segment = doc.split(auto.iter(doc.joined()[0]))
+    per_segment = doc.split(auto.iter(doc.joined()[0], fixedscan.group(doc, fixedscan.KEYWORDS)))
     for seg, found in zip(doc.segments, per_segment):
         if found:
             hits.extend(_check_segment(doc, seg, doc.view(seg), auto, found))

@@ -11,13 +11,15 @@ a country or trunk prefix must be a mobile number. A hint word nearby (mobile, W
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterator
 
 from ..message import Segment
 from ..normalize import NormText
+from . import fixedscan
 from .base import Doc, Hit
-from .phonescan import _NOT_DIGITS, _cand_spans, _candidates, _special_automaton, _special_positions
+from .phonescan import (_NOT_DIGITS, _cand_spans, _candidates, _skeleton_matches,
+                        _special_automaton, _special_positions)
 
 NAME = "phones"
 DESCRIPTION = "Phone numbers other than the company's official ones and the customer's own"
@@ -90,16 +92,21 @@ def prepare(policy: Any) -> None:
     )
 
 
+_MISSING: Any = object()
+
+
 def _customer_set(doc: Doc) -> set[str]:
     region = doc.policy.phone_region
     cache: dict[str, str | None] = doc.policy.extra.setdefault("phone_cache", {})
     out: set[str] = set()
     for p in doc.customer_phones:
-        if p not in cache:
+        # One lookup, never check-then-get: the gateway evaluates on two threads, and the
+        # other may clear the cache in between.
+        e = cache.get(p, _MISSING)
+        if e is _MISSING:
             if len(cache) > 10_000:
                 cache.clear()
-            cache[p] = _e164(p, region)
-        e = cache[p]
+            e = cache[p] = _e164(p, region)
         out.add(e if e else _digits(p))
     return out
 
@@ -166,25 +173,71 @@ def known_numbers(doc: Doc) -> set[str]:
 def check(doc: Doc) -> list[Hit]:
     """One hit per valid phone number that is neither official nor the customer's."""
     allowed = known_numbers(doc)
-    hits: list[Hit] = []
-    text, _starts = doc.joined()
+    text, starts = doc.joined()
     # One pass of each scanner over all segments (see Doc.joined): SEP is neither a digit, a
     # separator, a Chinese numeral nor part of a hint word.
-    odd, cn = _special_positions(text)
-    odd_segments = {k for k, seg in enumerate(doc.split((p, None) for p in odd)) if seg}
-    cn_segments = {k for k, seg in enumerate(doc.split((p, None) for p in cn)) if seg}
-    skeleton = _cand_spans(text, False)
-    spans = doc.split((s, e - s) for s, e in skeleton)
+    odd, cn = _special_positions(text, fixedscan.group(doc, fixedscan.SPECIAL))
+    odd_segments = {k for k, seg in enumerate(doc.split((p, None) for p in odd)) if seg} if odd else set()
+    cn_segments = {k for k, seg in enumerate(doc.split((p, None) for p in cn)) if seg} if cn else set()
     hints = _Hints(doc)
-    for k, seg in enumerate(doc.segments):
-        if k in odd_segments:
-            seg_spans = _cand_spans(doc.view(seg).text, True)
-        else:
-            seg_spans = [(s, s + n) for s, n in spans[k]]
+    memo: dict[tuple[str, int, int], tuple[_Judged, ...]] = doc.policy.extra.setdefault(
+        "phone_memo", {})
+    segments = doc.segments
+    by_segment: dict[int, list[Hit]] = {}
+    cn_spans: dict[int, list[tuple[int, int]]] = {k: [] for k in cn_segments}
+    n_seg = len(starts)
+    k, seg_lo = 0, 0
+    nxt = starts[1] if n_seg > 1 else len(text) + 1
+    for m in _skeleton_matches(text):
+        s, e = m.span()
+        if s >= nxt:
+            k = bisect_right(starts, s) - 1
+            seg_lo = starts[k]
+            nxt = starts[k + 1] if k + 1 < n_seg else len(text) + 1
+        if k in odd_segments or k in cn_segments:
+            if k in cn_spans:
+                cn_spans[k].append((s - seg_lo, e - seg_lo))
+            continue
+        # The verdict of a digit run, memoised by the window around it (see _WINDOW_BEFORE),
+        # clipped to the run's segment (nxt - 1 is the SEP after it).
+        lo = s - _WINDOW_BEFORE if s - _WINDOW_BEFORE > seg_lo else seg_lo  # noqa: FURB136 - hot loop
+        hi = e + _WINDOW_AFTER
+        key = (text[lo : hi if hi < nxt else nxt - 1], s - lo, e - s)
+        found = memo.get(key)
+        if found is None:
+            if len(memo) > 4096:  # entries of ~150 characters
+                memo.clear()
+            shift = lo - seg_lo
+            found = memo[key] = tuple(
+                (start - shift, end - shift, rule, e164, digits)
+                for start, end, rule, e164, digits in _judge(
+                    doc, doc.view(segments[k]), [(s - seg_lo, e - seg_lo)], False,
+                    lambda k=k: hints.of(k)))
+        for start, end, rule, e164, digits in found:
+            if e164 is None or e164 in allowed or digits in allowed:
+                continue
+            seg = segments[k]
+            shift = lo - seg_lo
+            by_segment.setdefault(k, []).append(
+                doc.hit(rule, seg, doc.view(seg), start + shift, end + shift))
+    for k in odd_segments | cn_segments:
+        seg = segments[k]
+        seg_spans = _cand_spans(doc.view(seg).text, True) if k in odd_segments else cn_spans[k]
         if seg_spans or k in cn_segments:
-            hits.extend(_check_segment(doc, seg, doc.view(seg), allowed, seg_spans,
-                                       k in cn_segments, lambda k=k: hints.of(k)))
-    return hits
+            by_segment[k] = list(_check_segment(doc, seg, doc.view(seg), allowed, seg_spans,
+                                                k in cn_segments, lambda k=k: hints.of(k)))
+    return [h for k in sorted(by_segment) for h in by_segment[k]]
+
+
+# What decides about a digit run found at [s, e) of a segment's view lies within this window
+# around it: the "+"/"00"/"(" prefix (5 characters before), the negative words (24 before the
+# prefix), the hint words (starting 40 before to 20 after, 9 long, and the letter before one),
+# the 3 characters after. Within a message and across a thread the same numbers recur with
+# the same surroundings (signatures, quoted history), so the verdict is memoised by window
+# (tests/rules/test_memo_scans.py compares with the plain per-segment scan).
+_WINDOW_BEFORE = 50
+_WINDOW_AFTER = 30
+_Judged = tuple[int, int, str, "str | None", str]  # (start, end, rule, E.164, digits)
 
 
 class _Hints:
@@ -243,6 +296,16 @@ def _shape(cand: str, home_cn: bool) -> tuple[str, bool, bool]:
 def _check_segment(doc: Doc, seg: Segment, view: NormText, allowed: set[str],
                    spans: list[tuple[int, int]] | None = None, cn: bool | None = None,
                    get_hints: Callable[[], list[int]] | None = None) -> Iterator[Hit]:
+    for start, end, rule, e164, digits in _judge(doc, view, spans, cn, get_hints):
+        if e164 is None or e164 in allowed or digits in allowed:
+            continue
+        yield doc.hit(rule, seg, view, start, end)
+
+
+def _judge(doc: Doc, view: NormText, spans: list[tuple[int, int]] | None, cn: bool | None,
+           get_hints: Callable[[], list[int]] | None) -> Iterator[_Judged]:
+    """``(start, end, rule, E.164 or None, digits)`` for each candidate that is not ruled out
+    before validation (the caller drops the official and the customer's numbers)."""
     text = view.text
     region = doc.policy.phone_region
     home_cn = region == "CN"
@@ -276,12 +339,9 @@ def _check_segment(doc: Doc, seg: Segment, view: NormText, allowed: set[str],
         if hinted and _DATE.match(cand.strip()):
             continue
         key = ("+" + digits if plus else digits, hinted)
-        if key in cache:
-            e164 = cache[key]
-        else:
+        e164 = cache.get(key, _MISSING)
+        if e164 is _MISSING:
             if len(cache) > 50_000:
                 cache.clear()
             e164 = cache[key] = _validate(key[0], region, hinted)
-        if e164 is None or e164 in allowed or digits in allowed:
-            continue
-        yield doc.hit("PRIVATE_PHONE_HINTED" if hinted else "PRIVATE_PHONE", seg, view, start, end)
+        yield start, end, "PRIVATE_PHONE_HINTED" if hinted else "PRIVATE_PHONE", e164, digits

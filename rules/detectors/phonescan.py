@@ -49,18 +49,23 @@ def _special_automaton() -> Any:
                 if not 0xD800 <= c <= 0xDFFF and chr(c).isdecimal()] + ["（", "）"]
         n = len(pats)
         pats += [a + b + c for a in _CN_NUMERALS for b in _CN_NUMERALS for c in _CN_NUMERALS]
-        _special_auto = (ahocorasick_rs.AhoCorasick(pats), n)
+        _special_auto = (ahocorasick_rs.AhoCorasick(pats), n, pats)
     return _special_auto
 
 
-def _special_positions(text: str) -> tuple[list[int], list[int]]:
-    """Where :func:`_special` finds odd digits and Chinese numeral triples (sorted)."""
+def _special_positions(text: str, found: list[tuple[int, int, int]] | None = None,
+                       ) -> tuple[list[int], list[int]]:
+    """Where :func:`_special` finds odd digits and Chinese numeral triples (sorted).
+
+    *found*: the automaton's matches in *text*, if already known (see :mod:`.fixedscan`)."""
     if text.isascii():
         return [], []
-    auto, n = _special_automaton()
+    auto, n, _pats = _special_automaton()
+    if found is None:
+        found = auto.find_matches_as_indexes(text, overlapping=True)
     odd: list[int] = []
     cn: list[int] = []
-    for i, s, _e in auto.find_matches_as_indexes(text, overlapping=True):
+    for i, s, _e in found:
         (odd if i < n else cn).append(s)
     return odd, cn
 
@@ -71,7 +76,7 @@ def _special(text: str) -> tuple[bool, bool]:
     (:data:`_CN_PRESENT`). One automaton pass instead of two regex scans."""
     if text.isascii():
         return False, False
-    auto, n = _special_automaton()
+    auto, n, _pats = _special_automaton()
     odd = cn = False
     for i, _s, _e in auto.find_matches_as_indexes(text, overlapping=True):
         if i < n:
@@ -81,6 +86,12 @@ def _special(text: str) -> tuple[bool, bool]:
         if odd and cn:
             break
     return odd, cn
+
+
+def _skeleton_matches(text: str) -> Iterator[re.Match[bytes]]:
+    """The :data:`_SKELETON_CAND` matches in the skeleton of *text* (valid where no odd digit
+    is, see :func:`_special`); their spans are those of :data:`_CAND`."""
+    return _SKELETON_CAND.finditer(text.encode("ascii", "replace").translate(_SKELETON))
 
 
 def _cand_spans(text: str, odd: bool) -> list[tuple[int, int]]:
