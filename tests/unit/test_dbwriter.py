@@ -42,3 +42,49 @@ async def test_run_after_stop_fails_fast(store):
     await w.stop()
     with pytest.raises(ConnectionAbortedError):
         await asyncio.wait_for(w.run(lambda s: None), 1)
+
+
+def _hold_write_lock(path, seconds: float, held) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+    import time
+
+    other = sqlite3.connect(path, isolation_level=None)  # another process's writer, say
+    other.execute("BEGIN IMMEDIATE")
+    held.set()
+    time.sleep(seconds)
+    other.execute("COMMIT")
+    other.close()
+
+
+async def test_writer_waits_for_another_writers_lock_then_commits(store, tmp_path):
+    import threading
+    import time
+
+    held = threading.Event()
+    t = threading.Thread(target=_hold_write_lock, args=(tmp_path / "db", 0.4, held))
+    t.start()
+    held.wait(5)
+    w = BatchWriter(store.engine)
+    w.start()
+    started = time.monotonic()
+    seq = await w.run(lambda s: store.audit.append(actor="t", action="after-lock", session=s).seq)
+    waited = time.monotonic() - started
+    await w.stop()
+    t.join()
+    assert seq == 1 and waited >= 0.3  # it waited for the lock (and did not fail at once)
+    assert store.audit.verify().ok
+
+
+async def test_writer_gives_up_on_a_lock_held_too_long(store, tmp_path):
+    import threading
+
+    held = threading.Event()
+    t = threading.Thread(target=_hold_write_lock, args=(tmp_path / "db", 1.5, held))
+    t.start()
+    held.wait(5)
+    w = BatchWriter(store.engine, lock_wait=0.3)
+    w.start()
+    with pytest.raises(Exception, match="locked"):
+        await w.run(lambda s: store.audit.append(actor="t", action="never", session=s))
+    await w.stop()
+    t.join()
