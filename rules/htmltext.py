@@ -32,31 +32,47 @@ _SIG_OPEN = re.compile(
 # The only characters that IGNORECASE matches to ASCII letters (İ ı → i, K → k, ſ → s); no
 # other character lowers to an ASCII one either.
 _FOLDS_TO_ASCII = ("\u0130", "\u0131", "\u212a", "\u017f")
-_DROP_STARTS = (b"<!--", b"<script", b"<style", b"<head", b"<title", b"<xml")
-_CELL_STARTS = (b"<td", b"<th", b"</td", b"</th")
+# Literal starts of _DROP and _CELL in the folded text, each found with one search: HTML has
+# a "<" every few dozen characters, and an `in` test per start restarts at every one of them.
+_DROP_START = re.compile(rb"<(?:!--|script|style|head|title|xml)")
+_CELL_START = re.compile(rb"</?t[dh]")
+
+
+_last_folded: tuple[str, bytes | None] = ("", b"")
 
 
 def folded(text: str) -> bytes | None:
     """*text* in ASCII lower case, other characters as "?", for prefilters of IGNORECASE
     patterns with literal ASCII starts: such a pattern can only match where its start occurs
-    in the folded text. None when a character folds to an ASCII letter (then no prefilter)."""
+    in the folded text. None when a character folds to an ASCII letter (then no prefilter).
+
+    Remembered for the last text (the HTML body without quote goes to html_to_text,
+    split_signature_html and find_quote_start_html); one tuple, read once, so a second
+    thread can only replace it."""
+    global _last_folded
+    last = _last_folded
+    if last[0] is text:
+        return last[1]
     if not text.isascii() and any(c in text for c in _FOLDS_TO_ASCII):
-        return None
-    return text.encode("ascii", "replace").lower()
+        low = None
+    else:
+        low = text.encode("ascii", "replace").lower()
+    _last_folded = (text, low)
+    return low
 
 
 def html_to_text(source: str) -> str:
     """Visible text of an HTML fragment: block elements become line breaks."""
     low = folded(source)
     text = source
-    if low is None or any(t in low for t in _DROP_STARTS):
+    if low is None or _DROP_START.search(low) is not None:
         text = _DROP.sub(" ", text)
     if "href" in text:
         text = _CONTACT_HREF.sub(lambda m: f" {m.group(1)} ", text)
     text = _BLOCK.sub("\n", text)
     # The substitutions above replace tags by whitespace (or keep a link target, which was
     # in the source): they never make a "<td"/"<th" that the source did not have.
-    if low is None or any(t in low for t in _CELL_STARTS):
+    if low is None or _CELL_START.search(low) is not None:
         text = _CELL.sub("\t", text)
     text = _TAG.sub("", text)
     return html.unescape(text)

@@ -109,7 +109,7 @@ def decode_header_value(value: str) -> str:
     because rules run while the SMTP client waits.
     """
     value = value.replace("\r", "").replace("\n", "")
-    if any("\udc80" <= c <= "\udcff" for c in value):
+    if not value.isascii() and any("\udc80" <= c <= "\udcff" for c in value):
         value, _ok = decode_bytes(value.encode("utf-8", "surrogateescape"), None)
     if "=?" not in value:
         return value.strip()
@@ -323,6 +323,29 @@ class _Builder:
         self.out.sheets.extend(sub.out.sheets)
 
 
+_address_memo: dict[str, tuple[tuple[str, ...], str]] = {}
+
+
+def _address_list(raw: str) -> tuple[tuple[str, ...], str]:
+    """The addresses (lower case) and the display names (joined) in an address header.
+
+    Memoised for short values: a gateway sees the same From/To lines over and over, and the
+    stdlib address parser is pure Python. One get (the gateway evaluates on two threads)."""
+    got = _address_memo.get(raw)
+    if got is None:
+        try:
+            pairs = email.utils.getaddresses([raw])
+        except Exception:  # noqa: BLE001
+            pairs = []
+        got = (tuple(addr.strip().lower() for _, addr in pairs if "@" in addr),
+               " ".join(n for n, _ in pairs if n))
+        if len(raw) <= 1000:
+            if len(_address_memo) >= 2048:
+                _address_memo.clear()
+            _address_memo[raw] = got
+    return got
+
+
 def parse_message(
     message: bytes, *, is_company_signature: SignatureCheck, deadline: Deadline
 ) -> ParsedMessage:
@@ -345,12 +368,8 @@ def parse_message(
         raw = _header_str(msg, h)
         if not raw:
             continue
-        try:
-            pairs = email.utils.getaddresses([raw])
-        except Exception:  # noqa: BLE001
-            pairs = []
-        b.out.addresses[h] = [addr.strip().lower() for _, addr in pairs if "@" in addr]
-        names = " ".join(n for n, _ in pairs if n)
+        addresses, names = _address_list(raw)
+        b.out.addresses[h] = list(addresses)
         if names and h in ("From", "Reply-To", "Sender"):
             b._add(names, f"header:{h}", "new")
         if h == "Reply-To":

@@ -59,6 +59,10 @@ _FROM_LINE = re.compile(
     r"\n[ \t>*]*(?:from|发件人|發件人|寄件者|寄件人|von|de)[ \t]*[:：]", re.IGNORECASE | re.MULTILINE
 )
 
+# _FROM_LINE for the lower case of ASCII text (see _Lines.from_lines): without IGNORECASE the
+# regex engine tries each line start about twice as fast.
+_FROM_LINE_LOWER = re.compile(r"\n[ \t>*]*(?:from|von|de)[ \t]*:")
+
 _WROTE_ZH = re.compile("写道|寫道")
 _DATE_OR_ADDRESS = re.compile(r"[0-9０-９@＠]")
 
@@ -160,6 +164,14 @@ class _Lines:
         end = len(self.padded) if endpos is None else endpos + 1
         return (m.start() for m in pat.finditer(self.padded, pos, end))
 
+    def from_lines(self, endpos: int | None = None):
+        """``finditer(_FROM_LINE, 0, endpos)``. In ASCII text a case-insensitive match is a
+        match in the lower case at the same place, and the Chinese words cannot occur."""
+        if not self.padded.isascii():
+            return self.finditer(_FROM_LINE, 0, endpos)
+        end = len(self.padded) if endpos is None else endpos + 1
+        return (m.start() for m in _FROM_LINE_LOWER.finditer(_lower(self.padded), 0, end))
+
     def match_end(self, pat: re.Pattern[str], pos: int) -> int | None:
         m = pat.match(self.padded, pos)
         return None if m is None else m.end() - 1
@@ -201,7 +213,7 @@ def _marker_start(text: str) -> int | None:
             consider(p)
     # A From: line only counts before the marker found so far; a match never runs past the
     # end of its own line, so the search can stop there (a long quoted thread is not scanned).
-    for p in lines.finditer(_FROM_LINE, 0, best):
+    for p in lines.from_lines(best):
         if best is not None and p >= best:
             break
         if _is_header_block(text, p):

@@ -40,6 +40,9 @@ _HTML_CONTAINERS = re.compile(
         )""",
     re.IGNORECASE | re.VERBOSE,
 )
+# Whether "<div", "<blockquote", "<table" or "<section" occurs in the folded source: one
+# search instead of four `in` scans that restart at every "<".
+_CONTAINER_START = re.compile(rb"<(?:div|blockquote|table|section)")
 _HTML_STOP_SPELLING = re.compile(r"<hr\b[^>]*\bid\s*=\s*[\"']?stopSpelling", re.IGNORECASE)
 _HTML_CITE = re.compile(r"<blockquote\b[^>]*\btype\s*=\s*[\"']?cite", re.IGNORECASE)
 # Text markers inside HTML (QQ Mail's "------------------ 原始邮件 ------------------", etc.).
@@ -86,8 +89,7 @@ def find_quote_start_html(html: str) -> int | None:
     """
     candidates: list[int] = []
     low = folded(html)
-    m = _HTML_CONTAINERS.search(html) if low is None or any(
-        t in low for t in (b"<div", b"<blockquote", b"<table", b"<section")) else None
+    m = _HTML_CONTAINERS.search(html) if low is None or _CONTAINER_START.search(low) else None
     if m:
         candidates.append(m.start())
     m = _HTML_STOP_SPELLING.search(html) if low is None or (
