@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.headerregistry import Address
+from functools import lru_cache
 
 HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
 LOOP_HEADER = b"X-Mailwarden-Loop"
@@ -94,6 +95,8 @@ def decoded(value: str | None) -> str:
     """An RFC 2047 header value as text; never raises."""
     if not value:
         return ""
+    if "=?" not in value:
+        return value  # nothing encoded: what make_header(decode_header()) would give back
     try:
         return str(make_header(decode_header(value)))
     except (UnicodeError, LookupError, ValueError, TypeError):
@@ -111,8 +114,10 @@ def _field(name: str, value: str) -> bytes:
     return f"{name}: {value}\r\n".encode("utf-8")
 
 
+@lru_cache(maxsize=1024)
 def format_from(display: str, address: str) -> str:
-    """A From value with the display name quoted or RFC 2047-encoded as needed."""
+    """A From value with the display name quoted or RFC 2047-encoded as needed (the same
+    few operators send all day, and the email package's folding costs ~0.5 ms)."""
     local, _, domain = address.partition("@")
     header = Address(display_name=display.replace("\r", " ").replace("\n", " "), username=local, domain=domain)
     from email.policy import SMTP

@@ -29,6 +29,7 @@ from mailwarden.store import StoreHandle
 from mailwarden.store.db import writer_engine
 from mailwarden.store.models import Message, SpoolItem, utcnow
 from mailwarden.store.quarantine import expired, reject, release
+from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import backoff, due
 from sqlmodel import Session
 
@@ -46,8 +47,10 @@ from .upstream import (
 from .upstream_imap import IMAPConnection
 
 log = logging.getLogger(__name__)
-SPOOL = SpoolItem.__table__  # type: ignore[attr-defined]
-MESSAGES = Message.__table__  # type: ignore[attr-defined]
+_SPOOL_INSERT = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operator, keywords, stage, attempts, "
+                 "sent_headers, decision, created_at, next_attempt, last_error) VALUES (:message_id, :blob, "
+                 ":mail_from, :rcpts, :operator, :keywords, :stage, :attempts, :sent_headers, :decision, "
+                 ":created_at, :next_attempt, :last_error)")
 COALESCE = 0.01  # seconds a nudge waits for more before the spool is read
 
 
@@ -195,7 +198,7 @@ class Relay:
         permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
         temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
         delivered = [r for r in rcpts if r not in result.refused]
-        await self.writer.run(lambda s: self._record_delivery(s, item, delivered, temporary))
+        await self.writer.run(lambda s: self._record_delivery(s, item, delivered, temporary), plain=True)
         log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
         if permanent:
             await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()),
@@ -212,7 +215,7 @@ class Relay:
 
         Plain UPDATEs by id on the writer thread; ``item`` is the in-flight snapshot, whose
         row nobody else changes while it is in flight."""
-        conn, now = s.connection(), utcnow()
+        db, now = raw(s), utcnow()
         if delivered:
             if temporary:
                 # Some recipients must be retried: split them off as their own relay item,
@@ -220,24 +223,25 @@ class Relay:
                 twin = f"{item.blob[:-4]}-{uuid.uuid4().hex[:8]}.eml"
                 os.link(self.store.spool_dir / item.blob, self.store.spool_dir / twin)
                 self.linked = True  # the writer must make the new name durable before this commit
-                conn.execute(SPOOL.insert(), {
+                db.execute(_SPOOL_INSERT, {
                     "message_id": item.message_id, "blob": twin, "mail_from": item.mail_from,
                     "rcpts": json.dumps(list(temporary)), "operator": item.operator, "keywords": "",
                     "stage": "relay", "attempts": item.attempts + 1, "sent_headers": item.sent_headers,
                     "decision": "", "created_at": now,
                     "next_attempt": now + backoff(item.attempts + 1, self.outbound.retry_initial),
                     "last_error": "; ".join(temporary.values())[:2000]})
-            conn.execute(SPOOL.update().where(SPOOL.c.id == item.id),
-                         {"stage": "append", "rcpts": json.dumps(delivered), "next_attempt": now})
-            conn.execute(MESSAGES.update().where(MESSAGES.c.id == item.message_id),
-                         {"status": "delivered", "delivered_at": now})
+            db.execute("UPDATE spool SET stage = 'append', rcpts = :rcpts, next_attempt = :now WHERE id = :id",
+                       {"rcpts": json.dumps(delivered), "now": now, "id": item.id})
+            db.execute("UPDATE messages SET status = 'delivered', delivered_at = :now WHERE id = :id",
+                       {"now": now, "id": item.message_id})
             self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
                                     session=s, message=item.message_id)
         else:  # nothing delivered: retry only the temporary refusals (the others are bounced)
-            conn.execute(SPOOL.update().where(SPOOL.c.id == item.id), {
-                "rcpts": json.dumps(list(temporary)), "attempts": item.attempts + 1,
-                "next_attempt": now + backoff(item.attempts + 1, self.outbound.retry_initial),
-                "last_error": "; ".join(temporary.values())[:2000]})
+            db.execute("UPDATE spool SET rcpts = :rcpts, attempts = :attempts, next_attempt = :next, "
+                       "last_error = :error WHERE id = :id", {
+                           "rcpts": json.dumps(list(temporary)), "attempts": item.attempts + 1,
+                           "next": now + backoff(item.attempts + 1, self.outbound.retry_initial),
+                           "error": "; ".join(temporary.values())[:2000], "id": item.id})
 
     def _exposed(self, item: SpoolItem) -> bytes:
         """The tag headers when the customer sees them too, else nothing."""
@@ -319,7 +323,7 @@ class Relay:
                 else:
                     await self.imap.append(self.upstream.sent_folder, data, ["\\Seen"], item.keywords.split())
                 data.close()
-                await self.writer.run(lambda s: self._record_append(s, item.id))
+                await self.writer.run(lambda s: self._record_append(s, item.id), plain=True)
                 await asyncio.to_thread(self._archive, item.blob)
             except TemporaryFailure as exc:
                 log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
@@ -335,7 +339,7 @@ class Relay:
 
     @staticmethod
     def _record_append(s: Session, item_id: int | None) -> None:
-        s.connection().execute(SPOOL.update().where(SPOOL.c.id == item_id), {"stage": "done"})
+        raw(s).execute("UPDATE spool SET stage = 'done' WHERE id = :id", {"id": item_id})
 
     def _archive(self, blob: str) -> None:
         """Keep the message as sent under messages/YYYY/MM."""

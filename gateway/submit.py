@@ -26,7 +26,8 @@ from mailwarden.store.directory import (
     get_customer,
     resolve_recipient,
 )
-from mailwarden.store.models import Contact, Customer, User
+from mailwarden.store.models import Contact, Customer
+from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
 from sqlmodel import Session, select
 
@@ -82,7 +83,7 @@ class Submitter:
             self.store.audit.append(actor=actor, action=action, peer=peer, session=s, **detail)
 
         try:
-            await self.writer.run(write)
+            await self.writer.run(write, plain=True)
         except Exception:
             log.exception("cannot record audit event %s for %s", action, actor)
 
@@ -116,7 +117,10 @@ class Submitter:
         try:
             # files first (fsync, in parallel with other connections), then the rows, group-committed
             blobs = await asyncio.to_thread(self._write_files, ident, prepared)
-            msg_id = await self.writer.run(lambda s: self._record(s, ident, rcpts, recipients, prepared, blobs, peer))
+            # Plain SQL unless an unknown recipient becomes a customer (ORM objects) in the job.
+            known = all(info.customer_id is not None or self._internal(rcpt) for rcpt, info in zip(rcpts, recipients))
+            msg_id = await self.writer.run(lambda s: self._record(s, ident, rcpts, recipients, prepared, blobs, peer),
+                                           plain=known)
         except MessageRejected as exc:
             if blobs is not None:
                 blobs.discard()
@@ -218,7 +222,7 @@ class Submitter:
         created: list[str] = []
         for rcpt, info in zip(rcpts, recipients):
             domain = rcpt.rsplit("@", 1)[-1].lower()
-            if domain in self.company.domains:
+            if self._internal(rcpt):
                 continue  # internal mail is nobody's customer
             if info.customer_id is not None and info.customer_name is not None:
                 customers.setdefault(info.customer_id, info.customer_name)
@@ -231,6 +235,9 @@ class Submitter:
             assert c.id is not None
             customers.setdefault(c.id, c.name)
         return Resolved(list(customers.items()), created)
+
+    def _internal(self, rcpt: str) -> bool:
+        return rcpt.rsplit("@", 1)[-1].lower() in self.company.domains
 
     def _new_customer(self, s: Session, ident: Identity, rcpt: str, domain: str) -> tuple[Customer, bool]:
         """An unknown recipient becomes a customer: owned by the operator or left
@@ -250,8 +257,8 @@ class Submitter:
                 prepared: Prepared, blobs: Blobs, peer: str) -> int:
         """The database part of accepting: a job for the group-commit writer."""
         rw, verdict = prepared.rw, prepared.verdict
-        user = s.execute(select(User.enabled, User.generation).where(User.id == ident.user_id)).first()
-        if user is None or not user.enabled or user.generation != ident.generation:  # disabled since login: refuse
+        user = raw(s).execute("SELECT enabled, generation FROM users WHERE id = :id", {"id": ident.user_id}).fetchone()
+        if user is None or not user[0] or user[1] != ident.generation:  # disabled since login: refuse
             raise MessageRejected("421 4.7.0 Your account was disabled or its password changed")
         resolved = self._resolve(s, ident, rcpts, recipients)
         for name in resolved.created:

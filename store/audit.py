@@ -16,16 +16,18 @@ import logging
 import os
 import secrets
 import threading
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from .models import AuditEvent, utcnow
+from .rawsql import raw
 
 log = logging.getLogger(__name__)
 GENESIS = "0" * 64
@@ -74,9 +76,11 @@ class Appended:
     mac: str
 
 
-_INSERT = AuditEvent.__table__.insert()  # type: ignore[attr-defined]
+_INSERT = ("INSERT INTO audit_events (seq, ts, actor, action, target, detail, peer, prev_mac, mac) "
+           "VALUES (:seq, :ts, :actor, :action, :target, :detail, :peer, :prev_mac, :mac)")
 _TAIL = "mw_audit_tail"   # session.info: (root transaction, seq, mac) of its last event
 _LAST = "mw_audit_last"   # session.info: the last event appended, for the head anchor after commit
+_HEAD_WIDTH = 96  # bytes of the anchor record: "seq mac", space-padded, newline
 
 
 class AuditLog:
@@ -89,6 +93,8 @@ class AuditLog:
         self.key = load_or_create_key(key_file)
         self.head_file = key_file.with_name(key_file.name + ".head")
         self._lock = threading.Lock()
+        self._head_fd: int | None = None
+        self._head_pid = 0
 
     def append(self, *, actor: str, action: str, target: str = "", peer: str | None = None,
                session: Session | None = None, **detail: Any) -> Appended:
@@ -113,42 +119,58 @@ class AuditLog:
                 detail: dict[str, Any]) -> Appended:
         # The tail is read (and locked) once per transaction, then carried along; a new
         # transaction is a new root object, so a stale tail is never used.
+        db = raw(s)  # begins the transaction if the session has none yet
         root = s.get_transaction()
-        conn = s.connection()
         tail = s.info.get(_TAIL)
         if tail is not None and tail[0] is root:
             head = tail[1], tail[2]
         else:
-            if conn.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(7461736)"))
-            elif conn.dialect.name == "sqlite":
+            if not db.sqlite:
+                db.execute("SELECT pg_advisory_xact_lock(7461736)")
+            else:
                 # Take the write lock now so no other writer slips in between reading the head and appending.
-                conn.execute(text("UPDATE audit_events SET seq = seq WHERE 0"))
-            last = conn.execute(text("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1")).first()
+                db.execute("UPDATE audit_events SET seq = seq WHERE 0")
+            last = db.execute("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
             head = (last[0], last[1]) if last else (0, GENESIS)
         seq, prev = head[0] + 1, head[1]
         ts = utcnow()
         target = target[:320]
         d = json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str)
         mac = _mac(self.key, prev, seq, ts, actor, action, target, d, peer)
-        conn.execute(_INSERT, {"seq": seq, "ts": ts, "actor": actor, "action": action, "target": target,
-                               "detail": d, "peer": peer, "prev_mac": prev, "mac": mac})
+        db.insert(_INSERT, {"seq": seq, "ts": ts, "actor": actor, "action": action, "target": target,
+                            "detail": d, "peer": peer, "prev_mac": prev, "mac": mac})
         s.info[_TAIL] = (root, seq, mac)
         return Appended(seq, mac)
 
     def _after_commit(self, session: Session) -> None:
+        if session.in_nested_transaction():  # a SAVEPOINT released: the events are not committed yet
+            return
         ev = session.info.pop(_LAST, None)
         if ev is not None:
             self._write_head(ev)
 
     def _write_head(self, ev: Appended) -> None:
-        # A name of its own per process and thread: the CLI and the gateway may both be appending.
-        tmp = self.head_file.with_name(f".{self.head_file.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        """Overwrite the anchor in place: one ``pwrite`` of a fixed-width record (a rename per
+        commit cost more than the commit's inserts).  Every writer (the gateway's processes, an
+        admin command) writes the same width at offset 0, so the file always holds one whole
+        record; a late writer can only make the anchor older, never wrong."""
+        record = f"{ev.seq} {ev.mac}".ljust(_HEAD_WIDTH - 1).encode() + b"\n"
         try:
-            tmp.write_text(f"{ev.seq} {ev.mac}\n")
-            os.replace(tmp, self.head_file)
-        except OSError as exc:  # the chain itself is in the database; the anchor is a extra check
+            if self._head_fd is None or self._head_pid != os.getpid():
+                self._head_fd = os.open(self.head_file, os.O_WRONLY | os.O_CREAT, 0o600)
+                self._head_pid = os.getpid()
+            os.pwrite(self._head_fd, record, 0)
+        except OSError as exc:  # the chain itself is in the database; the anchor is an extra check
             log.warning("cannot write audit head anchor %s: %s", self.head_file, exc.strerror)
+
+    def close(self) -> None:
+        fd, self._head_fd = self._head_fd, None
+        if fd is not None and self._head_pid == os.getpid():
+            os.close(fd)
+
+    def __del__(self) -> None:
+        with suppress(Exception):
+            self.close()
 
     def verify(self) -> "VerifyResult":
         """Walk the chain; report the first event that does not hold."""

@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from .audit import AuditLog
 from .models import Message, MessageCustomer, SpoolItem, utcnow
+from .rawsql import raw
 
 
 @dataclass(frozen=True)
@@ -38,9 +39,13 @@ class Envelope:
     sent_headers: str = ""  # header fields added to the Sent copy only
 
 
-_MESSAGES = Message.__table__.insert()  # type: ignore[attr-defined]
-_MESSAGE_CUSTOMERS = MessageCustomer.__table__.insert()  # type: ignore[attr-defined]
-_SPOOL = SpoolItem.__table__.insert()  # type: ignore[attr-defined]
+_MESSAGES = ("INSERT INTO messages (direction, operator_id, customer_id, recipients, subject, message_id, size, "
+             "status, created_at) VALUES (:direction, :operator_id, :customer_id, :recipients, :subject, "
+             ":message_id, :size, :status, :created_at)")
+_MESSAGE_CUSTOMERS = "INSERT INTO message_customers (message_id, customer_id) VALUES (:message_id, :customer_id)"
+_SPOOL = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operator, keywords, sent_headers, stage, decision, "
+          "attempts, next_attempt, created_at) VALUES (:message_id, :blob, :mail_from, :rcpts, :operator, :keywords, "
+          ":sent_headers, :stage, :decision, :attempts, :next_attempt, :created_at)")
 
 
 def _fsync_dir(path: Path) -> None:
@@ -134,25 +139,27 @@ def record(*, session: Session, audit: AuditLog, env: Envelope, blobs: Blobs, st
     ``stage`` is ``relay`` (send now) or ``held`` (quarantined).  Notices are
     messages for the operator, delivered to the shared INBOX tagged for them.
     ``events`` are further audit events (action, detail) committed with it.
-    Plain inserts, not ORM objects: this runs for every message, on the writer thread.
+    Plain SQL (:mod:`.rawsql`), not ORM objects: this runs for every message, on the writer thread.
     """
-    conn = session.connection()
+    db = raw(session)
     now = utcnow()
     rcpts = json.dumps(list(env.rcpts))
-    msg_id: int = conn.execute(_MESSAGES, {
+    msg_id = db.insert(_MESSAGES, {
         "direction": "out", "operator_id": env.operator_id,
         "customer_id": env.customer_ids[0] if env.customer_ids else None, "recipients": rcpts,
         "subject": env.subject[:2000], "message_id": env.message_id, "size": blobs.size,
-        "status": "quarantined" if stage == "held" else "queued", "created_at": now}).inserted_primary_key[0]
+        "status": "quarantined" if stage == "held" else "queued", "created_at": now})
     customers = [{"message_id": msg_id, "customer_id": cid} for cid in dict.fromkeys(env.customer_ids)]
     if customers:
-        conn.execute(_MESSAGE_CUSTOMERS, customers)
+        db.executemany(_MESSAGE_CUSTOMERS, customers)
     item = {"message_id": msg_id, "blob": blobs.message, "mail_from": env.mail_from, "rcpts": rcpts,
             "operator": env.operator, "keywords": " ".join(env.keywords), "sent_headers": env.sent_headers,
             "stage": stage, "decision": decision, "attempts": 0, "next_attempt": now, "created_at": now}
-    conn.execute(_SPOOL, [item] + [
-        {**item, "blob": n, "mail_from": "", "rcpts": "[]", "keywords": f"$mw_op_{env.operator} $mw_notice",
-         "sent_headers": "", "stage": "notice", "decision": ""} for n in blobs.notices])
+    db.execute(_SPOOL, item)
+    if blobs.notices:
+        db.executemany(_SPOOL, [
+            {**item, "blob": n, "mail_from": "", "rcpts": "[]", "keywords": f"$mw_op_{env.operator} $mw_notice",
+             "sent_headers": "", "stage": "notice", "decision": ""} for n in blobs.notices])
     audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
                  peer=env.peer, message=msg_id, subject=env.subject[:200], size=blobs.size,
                  customers=list(env.customer_ids), held=stage == "held",

@@ -36,6 +36,36 @@ async def test_batch_with_a_failing_job(store):
     assert store.audit.verify().ok  # the rolled-back event left no hole and no stale chain head
 
 
+async def test_plain_jobs_fail_alone_and_mix_with_orm_jobs(store):
+    """Plain jobs (raw SQL under a plain SAVEPOINT) and ORM jobs (nested transactions) in one
+    batch: a failing job of either kind leaves nothing behind, the others commit."""
+    from mailwarden.store.rawsql import raw
+
+    w = BatchWriter(store.engine)
+    w.start()
+
+    def good(n):
+        return lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+
+    def bad_plain(s):
+        store.audit.append(actor="t", action="doomed", session=s)
+        raw(s).execute("INSERT INTO no_such_table VALUES (1)")
+
+    def orm(s):
+        s.add(AuditEvent(seq=999, actor="t", action="orm", prev_mac="x", mac="y"))
+        s.flush()
+        raise ValueError("no")
+
+    results = await asyncio.gather(w.run(good(1), plain=True), w.run(bad_plain, plain=True), w.run(orm),
+                                   w.run(good(2)), w.run(good(3), plain=True), return_exceptions=True)
+    await w.stop()
+    assert results[0] == 1 and results[3] == 2 and results[4] == 3, results
+    assert isinstance(results[1], Exception) and isinstance(results[2], ValueError)
+    with Session(store.engine) as s:
+        assert [e.action for e in s.exec(select(AuditEvent).order_by(AuditEvent.seq))] == ["ok", "ok", "ok"]
+    assert store.audit.verify().ok
+
+
 async def test_run_after_stop_fails_fast(store):
     w = BatchWriter(store.engine)
     w.start()
