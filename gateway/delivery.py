@@ -1,7 +1,9 @@
 """The delivery process: the relay (:mod:`gateway.relay`) in a process of its own.
 
 ``serve`` accepts mail in one process and delivers it from another, as Postfix
-splits smtpd from its queue manager.  The two share only the store (spool rows
+splits smtpd from its queue manager.  The deliverer runs at a lower CPU priority
+(``DELIVERY_NICE``): when the machine is busy, answering a salesperson's DATA
+comes before relaying what is already safe in the spool.  The two share only the store (spool rows
 and files); after each spool commit the acceptor nudges the deliverer through a
 pipe.  Each has its own interpreter, so relaying and filing Sent copies take no
 CPU time (Python's GIL) from answering the salespeople's clients.
@@ -41,6 +43,7 @@ from .relay import Relay
 log = logging.getLogger(__name__)
 LOCK_NAME = "delivery.lock"
 STOP_GRACE = 30.0  # seconds a send in progress may take to finish when stopping
+DELIVERY_NICE = 10  # the delivery process's niceness, relative to serve's
 
 
 async def hold_delivery_lock(data_dir: Path, poll: float = 0.25) -> int:
@@ -153,6 +156,10 @@ def main(raw: dict[str, Any], path: Path | None, sections: set[str], pipe: Any, 
     """Entry point of the spawned process."""
     logsetup.configure(log_level)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: serve says when to stop
+    # Salespeople wait for the answer to DATA; nobody waits on the relay's few milliseconds.
+    # When the CPUs are busy, the acceptor goes first (a lower priority is always allowed).
+    with suppress(OSError):
+        os.nice(DELIVERY_NICE)
     cfg = config_from_dict(raw, path, sections)
     assert cfg.store is not None
     store = open_store(cfg.store, migrate=False)

@@ -114,6 +114,33 @@ def test_spool_accept_is_one_commit(store):
     assert store.audit.verify().ok
 
 
+def test_due_items_in_plain_sql_read_like_the_orm(store):
+    """due() reads rows written by plain SQL (record) and by the ORM alike: the times compare,
+    come back aware, and excluded or future items stay out."""
+    from datetime import timedelta
+
+    from mailwarden.store.models import utcnow
+    from mailwarden.store.spool import due
+
+    env = Envelope(mail_from="sales@company.test", rcpts=("a@buyer.test",), operator="zhang", operator_id=None,
+                   customer_ids=(), subject="s", message_id="<x@y>", keywords=())
+    ids = [accept(session=Session(store.engine, expire_on_commit=False), audit=store.audit,
+                  spool_dir=store.spool_dir, chunks=[b"Subject: s\r\n\r\nbody"], env=env) for _ in range(3)]
+    with Session(store.engine) as s:
+        rows = s.exec(select(SpoolItem).order_by(SpoolItem.id)).all()
+        later = rows[2]
+        later.next_attempt = utcnow() + timedelta(minutes=5)  # written by the ORM
+        s.add(later)
+        s.commit()
+        first_id = rows[0].id
+    with Session(store.engine) as s:
+        got = due(session=s, now=utcnow(), limit=10)
+        assert [i.message_id for i in got] == ids[:2]
+        assert got[0].created_at.tzinfo is not None and got[0].created_at <= utcnow()
+        assert [i.message_id for i in due(session=s, now=utcnow(), limit=10, exclude={first_id})] == ids[1:2]
+        assert [i.message_id for i in due(session=s, now=utcnow() + timedelta(minutes=10), limit=10)] == ids
+
+
 def test_failed_spool_commit_leaves_no_file(store):
     env = Envelope(mail_from="x", rcpts=("a@b.test",), operator="o" * 500, operator_id=None, customer_ids=(999999,),
                    subject="s", message_id=None, keywords=())
