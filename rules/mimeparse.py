@@ -27,7 +27,7 @@ import re
 from email.message import Message
 from email.parser import BytesParser, Parser
 
-__all__ = ["parse_bytes"]
+__all__ = ["parse_bytes", "parse_headers"]
 
 _POLICY = email.policy.compat32
 _HEADERS = Parser(policy=_POLICY)
@@ -61,6 +61,54 @@ def parse_bytes(message: bytes) -> Message:
     return BytesParser(policy=_POLICY).parsebytes(message)
 
 
+def _header_block(text: str, start: int, stop: int) -> Message:
+    """``Parser(policy=compat32).parsestr(text[start:stop], headersonly=True)`` for field lines
+    already checked (each ends with ``\n`` and looks like a field or a continuation): each field
+    kept as the feed parser keeps it (``compat32.header_source_parse``), without its line-by-line
+    machinery.  Its special cases (a continuation line first, a ``From `` line, a field with no
+    name) go to it."""
+    msg = Message(policy=_POLICY)
+    fields = msg._headers  # type: ignore[attr-defined]
+    name, lines = "", []  # the field being read and its lines
+    pos = start
+    while pos < stop:
+        nl = text.index("\n", pos, stop) + 1
+        line = text[pos:nl]
+        pos = nl
+        if line[0] in " \t":
+            if not name:
+                return _HEADERS.parsestr(text[start:stop], headersonly=True)
+            lines.append(line)
+            continue
+        if name:
+            fields.append((name, (lines[0].split(":", 1)[1].lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")))
+        colon = line.find(":")
+        if colon <= 0 or line.startswith("From "):
+            return _HEADERS.parsestr(text[start:stop], headersonly=True)
+        name, lines = line[:colon], [line]
+    if name:
+        fields.append((name, (lines[0].split(":", 1)[1].lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")))
+    msg._payload = ""  # type: ignore[attr-defined]
+    return msg
+
+
+def parse_headers(block: bytes) -> Message:
+    """``BytesHeaderParser(policy=compat32).parsebytes(block)`` for a header block (its last line
+    ending included, the empty line after it optional), fast when every line is a plain field or
+    continuation; anything else goes to the stdlib parser."""
+    text = block.decode("ascii", "surrogateescape")
+    stop = len(text) - 2 if text.endswith("\n\r\n") else len(text) - 1 if text.endswith("\n\n") else len(text)
+    if not text.endswith("\n") or ("\r" in text and text.count("\r") != text.count("\r\n")):
+        return _HEADERS.parsestr(text, headersonly=True)
+    pos = 0
+    while pos < stop:
+        if text.startswith(("--", "\n", "\r\n"), pos) or _HEADER_LINE.match(text, pos) is None or (
+                pos and text.startswith("From ", pos)):
+            return _HEADERS.parsestr(text, headersonly=True)
+        pos = text.index("\n", pos) + 1
+    return _header_block(text, 0, stop)
+
+
 class _Scanner:
     __slots__ = ("text", "parts")
 
@@ -90,7 +138,7 @@ class _Scanner:
                     pos > start and text.startswith("From ", pos)):
                 raise _Fallback  # a misplaced "From " line may start the body
             pos = nl + 1
-        msg = _HEADERS.parsestr(text[start:body], headersonly=True)
+        msg = _header_block(text, start, pos)  # pos: the empty line
         ctype = msg.get_content_type()
         maintype = ctype.partition("/")[0]
         if maintype == "message" or ctype == "multipart/digest":

@@ -4,7 +4,7 @@ The signature engine changes one or two text parts of a message that may carry m
 attachments. Parsing the whole message into ``email.message`` objects and serialising it again
 copies every attachment several times and may re-fold headers the client wrote. Instead we scan
 only the structure: each :class:`Part` knows where its header block and body lie in the original
-bytes; only the small header blocks are parsed (with :mod:`email`), and the result is built by
+bytes; only the small header blocks are parsed (as :mod:`email` parses them), and the result is built by
 splicing replacement bytes between ``memoryview`` slices of the original, so the big parts are
 copied once, into the output.
 """
@@ -16,10 +16,9 @@ import binascii
 import codecs
 from dataclasses import dataclass, field
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.policy import compat32
 
-_HEADER_PARSER = BytesHeaderParser(policy=compat32)
+from mailwarden.rules.mimeparse import parse_headers
+
 MAX_DEPTH = 20
 MAX_LINE = 998
 _ASCII_BYTES = bytes(range(128))
@@ -91,7 +90,7 @@ def _split_headers(raw: bytes, start: int, end: int) -> tuple[int, int]:
 
 def _part_at(raw: bytes, start: int, end: int, parent: Part | None, depth: int) -> Part:
     header_end, body_start = _split_headers(raw, start, end)
-    headers = _HEADER_PARSER.parsebytes(raw[start:header_end])
+    headers = parse_headers(raw[start:header_end])
     part = Part(start, header_end, body_start, end, headers, parent)
     if part.maintype == "multipart" and depth < MAX_DEPTH:
         boundary = part.param("boundary")

@@ -114,3 +114,36 @@ def test_random_damage_never_changes_the_tree() -> None:
             assert _tree(mimeparse.parse_bytes(damaged)) == _tree(_stdlib(damaged)), damaged
             checked += 1
     assert checked == 60 * len(WELL_FORMED)
+
+
+@pytest.mark.parametrize("block", [
+    "Subject: a\r\n\r\n",
+    "Subject:a\n\n",
+    "Subject:   \t spaced value  \nX-Empty:\nX-Tab:\tv\n\n",
+    "Subject: folded\r\n\tover\r\n  three lines\r\nTo: x@y\r\n\r\n",
+    " continuation first\nSubject: a\n\n",
+    "From someone Mon Jan 1\nSubject: a\n\n",
+    ":no name\nSubject: a\n\n",
+    "Content-Type: multipart/mixed;\n boundary=\"b\"\n\n",
+])
+def test_header_blocks_read_as_the_feed_parser_reads_them(block: str) -> None:
+    """Blocks whose every line the scanner accepted (a field, a continuation, ``From ``)."""
+    want = mimeparse._HEADERS.parsestr(block, headersonly=True)  # noqa: SLF001
+    got = mimeparse._header_block(block, 0, len(block) - (2 if block.endswith("\r\n\r\n") else 1))  # noqa: SLF001
+    assert _tree(got) == _tree(want)
+    assert [(type(d), str(d)) for d in got.defects] == [(type(d), str(d)) for d in want.defects]
+
+
+@pytest.mark.parametrize("block", [
+    b"Subject: a\r\nTo: b\r\n", b"Subject: a\r\nTo: b\r\n\r\n", b"Subject: a\n\tfolded\n\n", b"Subject: a",
+    b"Subject: a\rTo: b\r\n", b"Subject: a\r\nnot a field\r\n", b" lead\r\nSubject: a\r\n",
+    b"From x\r\nSubject: a\r\n", b"Subject: a\r\nFrom x\r\n", b"--b\r\n", b"Subject: \xe4\xb8\xad\r\n",
+    b"Subject: a\r\n\r\nbody\r\n", b"",
+])
+def test_parse_headers_reads_as_bytes_header_parser(block: bytes) -> None:
+    from email.parser import BytesHeaderParser
+
+    want = BytesHeaderParser(policy=email.policy.compat32).parsebytes(block)
+    got = mimeparse.parse_headers(block)
+    assert _tree(got) == _tree(want)
+    assert [(type(d), str(d)) for d in got.defects] == [(type(d), str(d)) for d in want.defects]
