@@ -72,6 +72,7 @@ class Relay:
         self._appends: asyncio.Queue[SpoolItem] = asyncio.Queue()
         self._in_flight: set[int] = set()
         self._busy = 0  # items a worker is processing right now
+        self._finishing: set[asyncio.Task[None]] = set()  # Sent copies being recorded
         self.linked = False  # a spool file got a new name (hard link) in the batch being written
         self._tasks: list[asyncio.Task[None]] = []
         self.archive_dir = store.data_dir / "messages"
@@ -91,9 +92,9 @@ class Relay:
         deadline = asyncio.get_running_loop().time() + grace
         while self._busy and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for t in self._tasks:
+        for t in (*self._tasks, *self._finishing):
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._finishing, return_exceptions=True)
         for c in self.smtp:
             await c.close()
         await self.imap.close()
@@ -312,6 +313,7 @@ class Relay:
         while True:
             item = await self._appends.get()
             self._busy += 1
+            finishing = False
             path = self.store.spool_dir / item.blob
             notice = item.stage == "notice"  # a note for the operator: their view of the INBOX
             # else the Sent copy: the message as it went out, plus the tags
@@ -323,8 +325,12 @@ class Relay:
                 else:
                     await self.imap.append(self.upstream.sent_folder, data, ["\\Seen"], item.keywords.split())
                 data.close()
-                await self.writer.run(lambda s: self._record_append(s, item.id), plain=True)
-                await asyncio.to_thread(self._archive, item.blob)
+                # Record it while the next APPEND goes out: the records of several copies then
+                # share a commit instead of one commit (and one wait) each.
+                task = asyncio.create_task(self._appended(item), name=f"appended-{item.id}")
+                self._finishing.add(task)
+                task.add_done_callback(self._finishing.discard)
+                finishing = True
             except TemporaryFailure as exc:
                 log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
                 await self._retry_later(item, f"Sent copy pending: {exc}")
@@ -332,10 +338,25 @@ class Relay:
                 log.exception("Sent copy of message=%s failed unexpectedly", item.message_id)
                 await self._retry_later(item, "internal error while storing the Sent copy")
             finally:
-                assert item.id is not None
-                self._in_flight.discard(item.id)
                 data.close()
-                self._busy -= 1
+                if not finishing:
+                    assert item.id is not None
+                    self._in_flight.discard(item.id)
+                    self._busy -= 1
+
+    async def _appended(self, item: SpoolItem) -> None:
+        """The copy is in its folder: mark the item done, then file its bytes.  The item stays
+        in flight (the dispatcher does not offer it again) until its row says done."""
+        try:
+            await self.writer.run(lambda s: self._record_append(s, item.id), plain=True)
+            await asyncio.to_thread(self._archive, item.blob)
+        except Exception:
+            log.exception("cannot record the Sent copy of message=%s", item.message_id)
+            await self._retry_later(item, "internal error while recording the Sent copy")
+        finally:
+            assert item.id is not None
+            self._in_flight.discard(item.id)
+            self._busy -= 1
 
     @staticmethod
     def _record_append(s: Session, item_id: int | None) -> None:
