@@ -51,7 +51,7 @@ data_dir = "gateway"
 
 def demo(
     ctx: typer.Context,
-    directory: Path = typer.Option(Path("demo-data"), "--dir", help="Where the demo keeps everything (made anew)"),
+    directory: Path = typer.Option(Path("demo-data"), "--dir", help="Where the demo keeps everything (a new or empty folder)"),
     smtp_port: int = typer.Option(2587, "--smtp-port", help="Gateway submission port (STARTTLS)"),
     smtps_port: int = typer.Option(2465, "--smtps-port", help="Gateway submission port (implicit TLS)"),
 ) -> None:
@@ -95,13 +95,14 @@ def demo(
                     add_user(session=s, login=login, name=name, password=passwords[login], role=role)
             for cname, domain, owner in DEMO_CUSTOMERS:
                 add_customer(session=s, name=cname, domains=[domain], owner=owner, created_by="demo")
-        _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port)
+        _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port, company_password)
         asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
     finally:
         upstream.stop()
 
 
-def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str], smtp: int, smtps: int) -> None:
+def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str], smtp: int, smtps: int,
+                    company_password: str) -> None:
     out.print(f"\nmailwarden demo — config: {cfg_path}\n")
     out.print("Outgoing mail server (SMTP) for a mail client:")
     out.print(f"  server localhost, port {smtp}, STARTTLS (or port {smtps}, SSL/TLS), normal password")
@@ -112,6 +113,9 @@ def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[s
     out.print("\nCustomers: Acme Lighting GmbH (buyer.test, owner zhang), Globex Trading (customer.test, owner li)")
     out.print("What customers receive lands in the local upstream, readable over IMAP:")
     out.print(f"  imaps://localhost:{upstream.imaps_port}  user catchall@buyer.test  password catchall")
+    out.print(f"The company mailbox (Sent copies, notices): same server, user sales@company.test  password "
+              f"{company_password}  (CA: {upstream.ca_file})")
     out.print(f"Try:  swaks --server localhost:{smtp} --tls --auth-user zhang --auth-password <pw> "
               "--from sales@company.test --to buyer@buyer.test")
+    out.print(f"Admin commands against the demo:  MAILWARDEN_CONFIG={cfg_path} mailwarden quarantine list")
     out.print("\nCtrl-C stops the gateway and the local upstream.\n")

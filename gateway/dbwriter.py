@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from mailwarden.store.db import make_engine, writer_engine
 from mailwarden.store.rawsql import raw
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -47,6 +47,7 @@ class BatchWriter:
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailwarden-db")
         self._queue: asyncio.Queue[tuple[Job, bool, asyncio.Future[Any]]] | None = None
         self._task: asyncio.Task[None] | None = None
+        self._conn: Connection | None = None  # the writer thread's own, held from batch to batch
 
     def start(self) -> None:
         self._queue = asyncio.Queue()
@@ -58,6 +59,7 @@ class BatchWriter:
             await asyncio.gather(self._task, return_exceptions=True)
         # Wait for a batch in progress off the event loop, which must keep running meanwhile.
         await asyncio.to_thread(self.executor.shutdown, True)
+        self._drop_connection()
         if self._own is not None:
             self._own.dispose()
 
@@ -114,7 +116,9 @@ class BatchWriter:
     def _begin(self, s: Session) -> None:
         """Begin the batch's transaction (BEGIN IMMEDIATE on SQLite: the write lock)."""
         if self._own is None:
-            s.connection()
+            # A statement now (the driver begins lazily): a connection the server ended since the
+            # last batch fails here, where the batch is retried on a new one, not in a job.
+            s.connection().exec_driver_sql("SELECT 1")
             return
         deadline = time.monotonic() + self.lock_wait
         delay = 0.0002
@@ -123,20 +127,49 @@ class BatchWriter:
                 s.connection()
                 return
             except OperationalError as exc:
-                if "locked" not in str(exc.orig) and "busy" not in str(exc.orig) or time.monotonic() > deadline:
+                if not _locked(exc) or time.monotonic() > deadline:
                     raise
                 s.rollback()
                 time.sleep(delay)
                 delay = min(delay * 2, 0.002)
 
+    def _session(self) -> Session:
+        """A session on the writer's own connection, held from batch to batch: checking one out
+        of the pool and back for every batch cost more than most batches' statements.  The
+        session commits and rolls back the connection's transaction itself."""
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = self.engine.connect()
+        return Session(bind=conn, expire_on_commit=False, join_transaction_mode="control_fully")
+
+    def _drop_connection(self) -> None:
+        """Forget the held connection (after an error it may be broken: the next batch takes a new one)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # already broken: nothing to save
+                pass
+
     def _run(self, jobs: list[tuple[Job, bool]]) -> list[tuple[bool, Any]]:
         results: list[tuple[bool, Any]] = []
-        with Session(self.engine, expire_on_commit=False) as s:
+        try:
+            s = self._session()
             try:
                 self._begin(s)
             except Exception as exc:
-                log.error("cannot start a batch of %d jobs: %s", len(jobs), exc)
-                return [(False, exc)] * len(jobs)
+                if _locked(exc):  # another writer held the lock past lock_wait: give up
+                    raise
+                # Maybe a connection the database dropped between batches: once more on a new one.
+                s.close()
+                self._drop_connection()
+                s = self._session()
+                self._begin(s)
+        except Exception as exc:
+            log.error("cannot start a batch of %d jobs: %s", len(jobs), exc)
+            self._drop_connection()
+            return [(False, exc)] * len(jobs)
+        with s:
             for job, plain in jobs:
                 info = dict(s.info)
                 try:
@@ -155,7 +188,10 @@ class BatchWriter:
                 s.commit()
             except Exception as exc:
                 log.exception("batch commit of %d jobs failed", len(jobs))
-                s.rollback()
+                try:
+                    s.rollback()
+                finally:
+                    self._drop_connection()
                 return [(False, exc)] * len(jobs)
         return results
 
@@ -171,3 +207,8 @@ class BatchWriter:
             raise
         db.cur.execute("RELEASE SAVEPOINT mw_job")
         return result
+
+
+def _locked(exc: BaseException) -> bool:
+    """SQLite's "database is locked" (another process holds the write lock)."""
+    return isinstance(exc, OperationalError) and ("locked" in str(exc.orig) or "busy" in str(exc.orig))

@@ -40,6 +40,7 @@ class PermanentFailure(Exception):
 
 
 CHUNK = 512 * 1024  # bytes read from a spool file, stuffed and written at a time
+INLINE_READ = 64 * 1024  # a spool file up to this size is read on the event loop
 
 
 class Source:
@@ -59,7 +60,11 @@ class Source:
 
     async def open(self) -> None:
         if self.path is not None and self._file is None:
-            self._file, self._first, size = await asyncio.to_thread(_open_spool, self.path, CHUNK)
+            # A small file (nearly every message) is read on the spot: a thread hop costs more
+            # than opening and reading 64 KB a moment after it was written.  Larger ones in a thread.
+            self._file, self._first, size = _open_spool(self.path, min(INLINE_READ, CHUNK))
+            if len(self._first) < min(size, CHUNK):
+                self._first = await asyncio.to_thread(os.pread, self._file.fileno(), min(CHUNK, size), 0)
             self.size = len(self.head) + size
 
     async def chunks(self) -> AsyncIterator[bytes]:

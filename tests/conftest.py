@@ -63,3 +63,22 @@ def pg_url() -> str:
     if not url:
         missing_prerequisite("MAILWARDEN_TEST_PG_URL is not set")
     return url
+
+
+@pytest.fixture
+def pg_database(pg_url: str) -> Iterator[str]:
+    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = "mw_" + uuid.uuid4().hex[:12]
+    admin = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()

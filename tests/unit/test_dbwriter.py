@@ -66,6 +66,32 @@ async def test_plain_jobs_fail_alone_and_mix_with_orm_jobs(store):
     assert store.audit.verify().ok
 
 
+@pytest.mark.postgres
+async def test_writer_replaces_a_connection_the_database_dropped(pg_database, tmp_path):
+    """The writer holds one connection from batch to batch; when the server ends it (a restart,
+    an idle timeout), the next batch takes a new one instead of failing for ever."""
+    from sqlalchemy import text
+
+    st = open_store(Store(url=pg_database, data_dir=tmp_path, audit_key_file=tmp_path / "k"))
+    w = BatchWriter(st.engine)
+    w.start()
+    try:
+        def ok(s):
+            return st.audit.append(actor="t", action="ok", session=s).seq
+
+        assert await w.run(ok, plain=True) == 1
+        assert w._conn is not None  # noqa: SLF001
+        pid = w._conn.connection.dbapi_connection.info.backend_pid  # noqa: SLF001
+        with st.engine.connect() as c:
+            c.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert await w.run(ok, plain=True) == 2
+        assert await w.run(ok) == 3
+        assert st.audit.verify().ok
+    finally:
+        await w.stop()
+        st.close()
+
+
 async def test_run_after_stop_fails_fast(store):
     w = BatchWriter(store.engine)
     w.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 from mailwarden.gateway.config import Store
@@ -16,7 +15,7 @@ from mailwarden.store.directory import (
 )
 from mailwarden.store.models import AuditEvent, SpoolItem
 from mailwarden.store.spool import Envelope, accept
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlmodel import Session, select
 
 
@@ -28,18 +27,10 @@ def store(request, tmp_path):
         yield handle
         handle.close()
         return
-    base = request.getfixturevalue("pg_url")
-    name = "mw_" + uuid.uuid4().hex[:12]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = base.rsplit("/", 1)[0] + "/" + name
+    url = request.getfixturevalue("pg_database")
     handle = open_store(Store(url=url, data_dir=tmp_path, audit_key_file=tmp_path / "audit.key"))
     yield handle
     handle.close()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def chain(store, n=5):
