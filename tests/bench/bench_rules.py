@@ -168,6 +168,7 @@ def main() -> int:
     print(header)
     print("-" * len(header))
     texts: dict[int, list[str]] = {}
+    verdicts: list[str] = []
     for size in (10_000, 100_000):
         msgs = corpus(size, rng)
         all_times: list[float] = []
@@ -185,9 +186,15 @@ def main() -> int:
             print(f"{size // 1000:>4}KB {shape:<14} {pct(times, 50):>8.2f} {pct(times, 99):>8.2f} "
                   f"{1000 / mean:>8.0f} {decoded / mean / 1000:>10.1f}")
         total_s = sum(all_times) / 1000
+        mb_s = all_bytes / total_s / 1e6
         print(f"{size // 1000:>4}KB {'ALL':<14} {pct(all_times, 50):>8.2f} {pct(all_times, 99):>8.2f} "
-              f"{len(all_times) / total_s:>8.0f} {all_bytes / total_s / 1e6:>10.1f}")
+              f"{len(all_times) / total_s:>8.0f} {mb_s:>10.1f}")
         print("-" * len(header))
+        verdicts.append(f"{size // 1000} KB {mb_s:.1f} MB/s{'' if mb_s >= 20 else ' MISS'}")
+        if size == 100_000:
+            p99 = pct(all_times, 99)
+            verdicts.append(f"100 KB p99 {p99:.2f} ms{'' if p99 < 10 else ' MISS'}")
+    print(f"targets (>= 20 MB/s end to end, p99 < 10 ms at 100 KB): {', '.join(verdicts)}")
 
     # Dictionary backends on the same normalised texts.
     views = [normalize(t) for size in texts for t in texts[size]]
