@@ -1,4 +1,5 @@
-"""Messages the gateway writes to a salesperson: bounces, refusals, warnings, quarantine notes.
+"""Messages the gateway writes to a salesperson: bounces, refusals, warnings, quarantine notes;
+and :func:`spool_head`, the part of a spooled message a bounce quotes.
 
 They are put in the shared mailbox's INBOX, tagged for the operator (keyword
 ``$mw_op_<login>`` and ``X-Mailwarden-Operator``), so they reach that
@@ -7,9 +8,11 @@ salesperson's view and nobody else's.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import uuid
 from email.utils import format_datetime, localtime, make_msgid
+from pathlib import Path
 
 from .outbound import decoded, make_header_value, split_headers
 
@@ -81,3 +84,28 @@ def build_notice(*, shared: str, operator: str, subject: str, text: str, origina
         "Content-Transfer-Encoding: base64\r\n\r\n",
     ])
     return head.encode("utf-8") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
+
+
+HEAD_CHUNK = 64 * 1024
+
+
+async def spool_head(path: Path, tags: bytes = b"") -> bytes:
+    """``tags`` and the start of the spool file: enough that :func:`split_headers` finds in it
+    the header block it finds in the whole (what a bounce quotes), without reading a large
+    message whole; the whole file when it has no end to its header block."""
+    return await asyncio.to_thread(read_head, path, tags)
+
+
+def read_head(path: Path, tags: bytes) -> bytes:
+    buf, want = bytearray(tags), HEAD_CHUNK
+    with path.open("rb") as f:
+        while True:
+            piece = f.read(want)
+            buf += piece
+            if not piece:
+                return bytes(buf)
+            complete = buf.rfind(b"\n") + 1  # parse whole lines only: they read the same in the whole
+            end = split_headers(bytes(buf[:complete])).body_offset if complete else 0
+            if end < complete or buf[buf.rfind(b"\n", 0, end - 1) + 1:end] in (b"\r\n", b"\n"):
+                return bytes(buf)  # the header block ended (a line that is no field, or the blank line)
+            want *= 2  # a long header block: read more each time, so the parsing stays linear

@@ -23,7 +23,6 @@ import os
 import time
 import uuid
 from datetime import timedelta
-from pathlib import Path
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.db import writer_engine
@@ -35,8 +34,8 @@ from sqlmodel import Session
 
 from .config import Outbound, Upstream
 from .dbwriter import BatchWriter
-from .notices import build_bounce, build_notice
-from .outbound import keyword, split_headers
+from .notices import build_bounce, build_notice, spool_head
+from .outbound import keyword
 from .upstream import (
     PermanentFailure,
     SMTPConnection,
@@ -192,7 +191,7 @@ class Relay:
             await self._temporary(item, str(exc))
             return False
         except PermanentFailure as exc:
-            await self._bounce(item, rcpts, str(exc), await _head(path, tags))
+            await self._bounce(item, rcpts, str(exc), await spool_head(path, tags))
             return False
         finally:
             data.close()
@@ -203,7 +202,7 @@ class Relay:
         log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
         if permanent:
             await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()),
-                               await _head(path, tags), partial=bool(delivered or temporary))
+                               await spool_head(path, tags), partial=bool(delivered or temporary))
         if delivered:
             item.stage = "append"
             item.rcpts = json.dumps(delivered)
@@ -251,7 +250,7 @@ class Relay:
     async def _temporary(self, item: SpoolItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()
         if age >= self.outbound.retry_max_age:
-            head = await _head(self.store.spool_dir / item.blob, self._exposed(item))
+            head = await spool_head(self.store.spool_dir / item.blob, self._exposed(item))
             await self._bounce(item, json.loads(item.rcpts),
                                f"could not be delivered for {timedelta(seconds=int(age))}; last error: {error}", head)
             return
@@ -371,31 +370,6 @@ class Relay:
             src.replace(dest_dir / blob)
         except FileNotFoundError:
             pass
-
-
-HEAD_CHUNK = 64 * 1024
-
-
-async def _head(path: Path, tags: bytes = b"") -> bytes:
-    """``tags`` and the start of the spool file: enough that :func:`split_headers` finds in it
-    the header block it finds in the whole (what a bounce quotes), without reading a large
-    message whole; the whole file when it has no end to its header block."""
-    return await asyncio.to_thread(_read_head, path, tags)
-
-
-def _read_head(path: Path, tags: bytes) -> bytes:
-    buf, want = bytearray(tags), HEAD_CHUNK
-    with path.open("rb") as f:
-        while True:
-            piece = f.read(want)
-            buf += piece
-            if not piece:
-                return bytes(buf)
-            complete = buf.rfind(b"\n") + 1  # parse whole lines only: they read the same in the whole
-            end = split_headers(bytes(buf[:complete])).body_offset if complete else 0
-            if end < complete or buf[buf.rfind(b"\n", 0, end - 1) + 1:end] in (b"\r\n", b"\n"):
-                return bytes(buf)  # the header block ended (a line that is no field, or the blank line)
-            want *= 2  # a long header block: read more each time, so the parsing stays linear
 
 
 def _aware(ts):  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ import random
 
 import aiosmtplib
 import pytest
-from mailwarden.gateway import relay, upstream
+from mailwarden.gateway import notices, upstream
 from mailwarden.gateway.outbound import split_headers
 from mailwarden.gateway.upstream import DotStuffer, Source, _data, stuffed
 
@@ -132,7 +132,7 @@ HEADS = [
 def test_head_reads_the_same_header_block_as_the_whole(tmp_path, data, tags):
     path = tmp_path / "m.eml"
     path.write_bytes(data)
-    head = relay._read_head(path, tags)
+    head = notices.read_head(path, tags)
     full = tags + data
     assert full.startswith(head)
     h, w = split_headers(head), split_headers(full)
@@ -142,7 +142,7 @@ def test_head_reads_the_same_header_block_as_the_whole(tmp_path, data, tags):
 def test_head_does_not_read_a_large_body(tmp_path):
     path = tmp_path / "m.eml"
     path.write_bytes(b"Subject: s\r\n\r\n" + b"b" * 5_000_000)
-    assert len(relay._read_head(path, b"")) <= relay.HEAD_CHUNK
+    assert len(notices.read_head(path, b"")) <= notices.HEAD_CHUNK
 
 
 # -- DATA on the wire --------------------------------------------------------------------
