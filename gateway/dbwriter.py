@@ -139,6 +139,7 @@ class BatchWriter:
         session commits and rolls back the connection's transaction itself."""
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
+            self._drop_connection()
             conn = self._conn = self.engine.connect()
         return Session(bind=conn, expire_on_commit=False, join_transaction_mode="control_fully")
 
@@ -182,7 +183,20 @@ class BatchWriter:
                     s.info.clear()  # … with what it noted on the session (e.g. the audit chain head)
                     s.info.update(info)
                     results.append((False, exc))
+                    if not _in_transaction(s):
+                        # … unless the database rolled back the whole transaction (SQLite does on a
+                        # full disk or an I/O error): then the jobs before it are gone too, and
+                        # those after it would commit alone.  Fail them all; nothing was stored.
+                        log.error("the database ended a batch of %d jobs: %s", len(jobs), exc)
+                        try:
+                            s.rollback()
+                        except Exception:  # the transaction is gone already
+                            pass
+                        self._drop_connection()
+                        return [(False, exc)] * len(jobs)
             try:
+                if not _in_transaction(s):
+                    raise RuntimeError("the database ended the batch's transaction")
                 if self.before_commit is not None:
                     self.before_commit()
                 s.commit()
@@ -207,6 +221,17 @@ class BatchWriter:
             raise
         db.cur.execute("RELEASE SAVEPOINT mw_job")
         return result
+
+
+def _in_transaction(s: Session) -> bool:
+    """Whether the batch's transaction is still open on the database connection."""
+    try:
+        db = raw(s)
+        if db.sqlite:
+            return bool(db.dbapi.in_transaction)  # type: ignore[union-attr]
+        return db.dbapi.info.transaction_status.name in ("INTRANS", "ACTIVE")  # type: ignore[union-attr]
+    except Exception:  # the connection itself is broken
+        return False
 
 
 def _locked(exc: BaseException) -> bool:

@@ -51,6 +51,7 @@ _SPOOL_INSERT = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operato
                  ":mail_from, :rcpts, :operator, :keywords, :stage, :attempts, :sent_headers, :decision, "
                  ":created_at, :next_attempt, :last_error)")
 COALESCE = 0.03  # seconds a nudge waits for more before the spool is read
+UNRECORDED_APPENDS = 4
 
 
 class Relay:
@@ -72,6 +73,9 @@ class Relay:
         self._in_flight: set[int] = set()
         self._busy = 0  # items a worker is processing right now
         self._finishing: set[asyncio.Task[None]] = set()  # Sent copies being recorded
+        # At most this many copies stored in Sent but not yet recorded: after a crash, those go
+        # to Sent again (the record is what makes the copy exactly-once).
+        self._unrecorded = asyncio.Semaphore(UNRECORDED_APPENDS)
         self.linked = False  # a spool file got a new name (hard link) in the batch being written
         self._tasks: list[asyncio.Task[None]] = []
         self.archive_dir = store.data_dir / "messages"
@@ -312,12 +316,14 @@ class Relay:
         while True:
             item = await self._appends.get()
             self._busy += 1
-            finishing = False
+            slot = handed_on = False
             path = self.store.spool_dir / item.blob
             notice = item.stage == "notice"  # a note for the operator: their view of the INBOX
             # else the Sent copy: the message as it went out, plus the tags
             data = Source(b"" if notice else item.sent_headers.encode("ascii"), path)
             try:
+                await self._unrecorded.acquire()
+                slot = True  # released below, or by _appended once the copy is recorded
                 await data.open()
                 if notice:
                     await self.imap.append(self.upstream.inbox_folder, data, [], item.keywords.split())
@@ -329,7 +335,7 @@ class Relay:
                 task = asyncio.create_task(self._appended(item), name=f"appended-{item.id}")
                 self._finishing.add(task)
                 task.add_done_callback(self._finishing.discard)
-                finishing = True
+                handed_on = True
             except TemporaryFailure as exc:
                 log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
                 await self._retry_later(item, f"Sent copy pending: {exc}")
@@ -338,7 +344,9 @@ class Relay:
                 await self._retry_later(item, "internal error while storing the Sent copy")
             finally:
                 data.close()
-                if not finishing:
+                if not handed_on:
+                    if slot:
+                        self._unrecorded.release()
                     assert item.id is not None
                     self._in_flight.discard(item.id)
                     self._busy -= 1
@@ -353,6 +361,7 @@ class Relay:
             log.exception("cannot record the Sent copy of message=%s", item.message_id)
             await self._retry_later(item, "internal error while recording the Sent copy")
         finally:
+            self._unrecorded.release()
             assert item.id is not None
             self._in_flight.discard(item.id)
             self._busy -= 1

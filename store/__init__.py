@@ -40,7 +40,6 @@ class StoreHandle:
         return session_scope(writer_engine(self.engine))
 
     def close(self) -> None:
-        self.audit.close()
         self.engine.dispose()
 
 

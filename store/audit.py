@@ -16,7 +16,7 @@ import logging
 import os
 import secrets
 import threading
-from contextlib import suppress
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,7 +80,7 @@ _INSERT = ("INSERT INTO audit_events (seq, ts, actor, action, target, detail, pe
            "VALUES (:seq, :ts, :actor, :action, :target, :detail, :peer, :prev_mac, :mac)")
 _TAIL = "mw_audit_tail"   # session.info: (root transaction, seq, mac) of its last event
 _LAST = "mw_audit_last"   # session.info: the last event appended, for the head anchor after commit
-_HEAD_WIDTH = 96  # bytes of the anchor record: "seq mac", space-padded, newline
+_HEAD_WIDTH = 112  # bytes of the anchor record: "seq mac check", space-padded, newline
 
 
 class AuditLog:
@@ -93,8 +93,6 @@ class AuditLog:
         self.key = load_or_create_key(key_file)
         self.head_file = key_file.with_name(key_file.name + ".head")
         self._lock = threading.Lock()
-        self._head_fd: int | None = None
-        self._head_pid = 0
 
     def append(self, *, actor: str, action: str, target: str = "", peer: str | None = None,
                session: Session | None = None, **detail: Any) -> Appended:
@@ -152,34 +150,28 @@ class AuditLog:
     def _write_head(self, ev: Appended) -> None:
         """Overwrite the anchor in place: one ``pwrite`` of a fixed-width record (a rename per
         commit cost more than the commit's inserts).  Every writer (the gateway's processes, an
-        admin command) writes the same width at offset 0, so the file always holds one whole
-        record; a late writer can only make the anchor older, never wrong."""
-        record = f"{ev.seq} {ev.mac}".ljust(_HEAD_WIDTH - 1).encode() + b"\n"
+        admin command) writes the same width at offset 0, so a late writer can only make the
+        anchor older, never wrong.  A reader may catch a write half done: the record carries a
+        check of its own (:func:`_read_anchor` reads again until it holds).  Opened for each
+        write, so a replaced or removed file is followed."""
+        record = _anchor_record(ev.seq, ev.mac)
         try:
-            if self._head_fd is None or self._head_pid != os.getpid():
-                self._head_fd = os.open(self.head_file, os.O_WRONLY | os.O_CREAT, 0o600)
-                self._head_pid = os.getpid()
-            os.pwrite(self._head_fd, record, 0)
+            fd = os.open(self.head_file, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.pwrite(fd, record, 0)
+            finally:
+                os.close(fd)
         except OSError as exc:  # the chain itself is in the database; the anchor is an extra check
             log.warning("cannot write audit head anchor %s: %s", self.head_file, exc.strerror)
-
-    def close(self) -> None:
-        fd, self._head_fd = self._head_fd, None
-        if fd is not None and self._head_pid == os.getpid():
-            os.close(fd)
-
-    def __del__(self) -> None:
-        with suppress(Exception):
-            self.close()
 
     def verify(self) -> "VerifyResult":
         """Walk the chain; report the first event that does not hold."""
         prev, expect_seq, count = GENESIS, 1, 0
         # Read the anchor first: events appended while we walk must not look like a cut-off tail.
-        try:
-            head_seq, head_mac = self.head_file.read_text().split()
-        except (FileNotFoundError, ValueError):
-            head_seq, head_mac = "0", ""
+        anchor = _read_anchor(self.head_file)
+        if anchor is None:
+            return VerifyResult(False, 0, None, f"the recorded head of the chain ({self.head_file}) is unreadable")
+        head_seq, head_mac = anchor
         with Session(self.engine) as s:
             for ev in s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
                 count += 1
@@ -198,6 +190,29 @@ class AuditLog:
         if int(head_seq) == expect_seq - 1 and head_mac != prev:
             return VerifyResult(False, count, int(head_seq), f"event #{head_seq} differs from the recorded head of the chain")
         return VerifyResult(True, count, None, "")
+
+
+def _anchor_record(seq: int, mac: str) -> bytes:
+    body = f"{seq} {mac}"
+    check = hashlib.sha256(body.encode()).hexdigest()[:16]
+    return f"{body} {check}".ljust(_HEAD_WIDTH - 1).encode() + b"\n"
+
+
+def _read_anchor(path: Path, tries: int = 50) -> tuple[str, str] | None:
+    """(seq, mac) of the anchor; ("0", "") when there is none; None when it stays unreadable
+    (a read that caught a write half done is read again)."""
+    for _ in range(tries):
+        try:
+            fields = path.read_text(errors="replace").split()
+        except FileNotFoundError:
+            return "0", ""
+        if len(fields) == 2 and fields[0].isdigit():  # written by an older version, by rename: never torn
+            return fields[0], fields[1]
+        if len(fields) == 3 and fields[0].isdigit() and \
+                hashlib.sha256(f"{fields[0]} {fields[1]}".encode()).hexdigest()[:16] == fields[2]:
+            return fields[0], fields[1]
+        time.sleep(0.002)
+    return None
 
 
 @dataclass

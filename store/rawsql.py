@@ -45,6 +45,8 @@ class Raw:
         return sql if self.sqlite else _pyformat(sql)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> Any:
+        """Run ``sql``; returns the one cursor this transaction shares: fetch its rows before
+        the next statement."""
         self.cur.execute(self.sql(sql), self._bind(params) if params else {})
         return self.cur
 

@@ -1,6 +1,7 @@
 """Group commit: jobs share a commit; a failing job rolls back alone; nothing waits for ever."""
 
 import asyncio
+import json
 
 import pytest
 from mailwarden.gateway.config import Store
@@ -90,6 +91,37 @@ async def test_writer_replaces_a_connection_the_database_dropped(pg_database, tm
     finally:
         await w.stop()
         st.close()
+
+
+@pytest.mark.parametrize("plain", [True, False])
+async def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(store, plain):
+    """SQLite rolls back the whole transaction on a full disk, not just the failing job's
+    SAVEPOINT: no job of that batch may be reported done (a 250 for a message not stored)."""
+    from mailwarden.store.rawsql import raw
+
+    w = BatchWriter(store.engine)
+    w.start()
+
+    def limit(s):  # a "disk" with room for two more pages, on the writer's own connection
+        db = raw(s)
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        db.execute(f"PRAGMA max_page_count = {pages + 2}")
+
+    def good(n):
+        return lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+
+    def huge(s):
+        store.audit.append(actor="t", action="huge", session=s, blob="x" * 2_000_000)
+
+    await w.run(limit, plain=True)
+    results = await asyncio.gather(w.run(good(1), plain=True), w.run(huge, plain=plain), w.run(good(2), plain=True),
+                                   return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results), results
+    assert await w.run(good(3), plain=True) == 1  # a new connection: the limit is gone, the chain intact
+    await w.stop()
+    with Session(store.engine) as s:
+        assert [json.loads(e.detail).get("n") for e in s.exec(select(AuditEvent))] == [3]
+    assert store.audit.verify().ok
 
 
 async def test_run_after_stop_fails_fast(store):

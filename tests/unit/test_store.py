@@ -71,6 +71,35 @@ def test_removed_tail_is_detected(store):
     assert not r.ok and "removed from the end" in r.problem
 
 
+def test_removed_tail_of_a_committed_batch_is_detected(store):
+    """Events appended inside a session (as the gateway's group commit does, several per
+    transaction, each under a SAVEPOINT) move the anchor when the transaction commits."""
+    with Session(store.engine) as s:
+        for i in range(4):
+            with s.begin_nested():
+                store.audit.append(actor="gw", action="send.accepted", session=s, n=i)
+        s.commit()
+    assert store.audit.verify().ok
+    with Session(store.engine) as s:
+        s.exec(text("DELETE FROM audit_events WHERE seq >= 3"))
+        s.commit()
+    r = store.audit.verify()
+    assert not r.ok and "removed from the end" in r.problem
+
+
+def test_anchor_caught_half_written_is_read_again_and_a_broken_one_is_reported(store):
+    chain(store, 3)
+    head = store.audit.head_file
+    good = head.read_bytes()
+    assert store.audit.verify().ok
+    seq, mac, _check = good.split()
+    head.write_bytes(b"3 " + mac[:20] + b"0" * 44 + b" " + _check + b"\n")  # another record's tail over this one
+    r = store.audit.verify()
+    assert not r.ok and "unreadable" in r.problem
+    head.write_bytes(seq + b" " + mac + b"\n")  # as older versions wrote it
+    assert store.audit.verify().ok
+
+
 def test_renumbered_chain_is_detected(store):
     """Deleting a row and renumbering the rest to hide the gap still breaks the links."""
     chain(store)
