@@ -61,6 +61,11 @@ def parse_bytes(message: bytes) -> Message:
     return BytesParser(policy=_POLICY).parsebytes(message)
 
 
+def _field(name: str, lines: list[str]) -> tuple[str, str]:
+    """One field as ``compat32.header_source_parse`` keeps it."""
+    return name, (lines[0].split(":", 1)[1].lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")
+
+
 def _header_block(text: str, start: int, stop: int) -> Message:
     """``Parser(policy=compat32).parsestr(text[start:stop], headersonly=True)`` for field lines
     already checked (each ends with ``\n`` and looks like a field or a continuation): each field
@@ -81,13 +86,13 @@ def _header_block(text: str, start: int, stop: int) -> Message:
             lines.append(line)
             continue
         if name:
-            fields.append((name, (lines[0].split(":", 1)[1].lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")))
+            fields.append(_field(name, lines))
         colon = line.find(":")
         if colon <= 0 or line.startswith("From "):
             return _HEADERS.parsestr(text[start:stop], headersonly=True)
         name, lines = line[:colon], [line]
     if name:
-        fields.append((name, (lines[0].split(":", 1)[1].lstrip(" \t") + "".join(lines[1:])).rstrip("\r\n")))
+        fields.append(_field(name, lines))
     msg._payload = ""  # type: ignore[attr-defined]
     return msg
 

@@ -18,12 +18,16 @@ def store(tmp_path):
     st.close()
 
 
+def _ok(store):
+    """A job factory: job n appends an "ok" event and returns its seq."""
+    return lambda n: lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+
+
 async def test_batch_with_a_failing_job(store):
     w = BatchWriter(store.engine)
     w.start()
 
-    def good(n):
-        return lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+    good = _ok(store)
 
     def bad(s):
         store.audit.append(actor="t", action="doomed", session=s)
@@ -45,8 +49,7 @@ async def test_plain_jobs_fail_alone_and_mix_with_orm_jobs(store):
     w = BatchWriter(store.engine)
     w.start()
 
-    def good(n):
-        return lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+    good = _ok(store)
 
     def bad_plain(s):
         store.audit.append(actor="t", action="doomed", session=s)
@@ -107,8 +110,7 @@ async def test_a_full_disk_fails_the_whole_batch_and_stores_nothing(store, plain
         pages = db.execute("PRAGMA page_count").fetchone()[0]
         db.execute(f"PRAGMA max_page_count = {pages + 2}")
 
-    def good(n):
-        return lambda s: store.audit.append(actor="t", action="ok", session=s, n=n).seq
+    good = _ok(store)
 
     def huge(s):
         store.audit.append(actor="t", action="huge", session=s, blob="x" * 2_000_000)
