@@ -6,9 +6,9 @@ exponential backoff until ``[outbound] retry_max_age``; a permanent one (5xx)
 or expiry bounces to the operator.  The stage moves to ``append`` in the same
 moment the upstream's 250 is recorded, so a restart never sends twice.
 
-Stage ``append``: put the tagged copy in the upstream Sent folder (IMAP
-keywords where allowed, ``X-Mailwarden-*`` headers always), then file the
-bytes under ``messages/`` and mark the item ``done``.
+Stage ``append`` (:mod:`gateway.appendstage`): put the tagged copy in the
+upstream Sent folder (IMAP keywords where allowed, ``X-Mailwarden-*`` headers
+always), then file the bytes under ``messages/`` and mark the item ``done``.
 
 Both stream the message from its spool file (:class:`~gateway.upstream.Source`):
 a large message is never read whole; a bounce reads only the header block.
@@ -29,15 +29,17 @@ from mailwarden.store.db import writer_engine
 from mailwarden.store.models import Message, SpoolItem, utcnow
 from mailwarden.store.quarantine import expired, reject, release
 from mailwarden.store.rawsql import raw
-from mailwarden.store.spool import backoff, due
+from mailwarden.store.spool import DueItem, backoff, due
 from sqlmodel import Session
 
 from .config import Outbound, Upstream
+from .appendstage import UNRECORDED_APPENDS, AppendStage
 from .dbwriter import BatchWriter
 from .notices import build_bounce, build_notice, spool_head
 from .outbound import keyword
 from .upstream import (
     PermanentFailure,
+    SendResult,
     SMTPConnection,
     Source,
     TemporaryFailure,
@@ -51,10 +53,9 @@ _SPOOL_INSERT = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operato
                  ":mail_from, :rcpts, :operator, :keywords, :stage, :attempts, :sent_headers, :decision, "
                  ":created_at, :next_attempt, :last_error)")
 COALESCE = 0.03  # seconds a nudge waits for more before the spool is read
-UNRECORDED_APPENDS = 4
 
 
-class Relay:
+class Relay(AppendStage):
     def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, writer: BatchWriter,
                  held_timeout: float | None = None, held_timeout_action: str = "reject") -> None:
         self.store = store
@@ -68,14 +69,18 @@ class Relay:
         self.smtp = [SMTPConnection(upstream, tls) for _ in range(outbound.relay_connections)]
         self.imap = IMAPConnection(upstream, tls)
         self._wake = asyncio.Event()
-        self._queue: asyncio.Queue[SpoolItem] = asyncio.Queue()
-        self._appends: asyncio.Queue[SpoolItem] = asyncio.Queue()
+        self._queue: asyncio.Queue[DueItem] = asyncio.Queue()
+        self._appends: asyncio.Queue[DueItem] = asyncio.Queue()
         self._in_flight: set[int] = set()
         self._busy = 0  # items a worker is processing right now
         self._finishing: set[asyncio.Task[None]] = set()  # Sent copies being recorded
-        # At most this many copies stored in Sent but not yet recorded: after a crash, those go
-        # to Sent again (the record is what makes the copy exactly-once).
+        # At most this many copies stored in Sent but not yet recorded (a batch being recorded
+        # while the next goes out): after a crash, those go to Sent again (the record is what
+        # makes the copy exactly-once).
         self._unrecorded = asyncio.Semaphore(UNRECORDED_APPENDS)
+        # Likewise sends the upstream took but not yet recorded (after a crash, those go out
+        # again): two per connection, one being recorded while the next is sent.
+        self._unrecorded_sends = asyncio.Semaphore(2 * outbound.relay_connections)
         self.linked = False  # a spool file got a new name (hard link) in the batch being written
         self._tasks: list[asyncio.Task[None]] = []
         self.archive_dir = store.data_dir / "messages"
@@ -150,7 +155,7 @@ class Relay:
                     reject(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
                            message_id=item.message_id, actor="system", reason=reason, notice=notice)
 
-    def _load_due(self, busy: set[int]) -> list[SpoolItem]:
+    def _load_due(self, busy: set[int]) -> list[DueItem]:
         now = time.monotonic()
         if now >= self._next_expiry_check:
             self._next_expiry_check = now + 30
@@ -166,55 +171,82 @@ class Relay:
     async def _sender(self, conn: SMTPConnection) -> None:
         while True:
             item = await self._queue.get()
-            handed_on = False
             self._busy += 1
+            await self._unrecorded_sends.acquire()  # released once this send is recorded (or failed)
             try:
-                handed_on = await self._relay_one(conn, item)
+                sent = await self._send(conn, item)
             except Exception:
+                sent = None
                 log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
                 try:
                     await self._temporary(item, "internal error in the gateway")
                 except Exception:
                     log.exception("cannot reschedule spool item %s", item.id)
-            finally:
+            if sent is None:
+                self._unrecorded_sends.release()
                 assert item.id is not None
-                if not handed_on:
-                    self._in_flight.discard(item.id)
+                self._in_flight.discard(item.id)
                 self._busy -= 1
+                continue
+            # The upstream said 250: record it while this connection sends the next one (the
+            # records of several sends then share a commit).
+            task = asyncio.create_task(self._delivered(item, *sent), name=f"delivered-{item.id}")
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
 
-    async def _relay_one(self, conn: SMTPConnection, item: SpoolItem) -> bool:
-        """Relay one item; True when it was handed on to the append stage (still in flight)."""
+    async def _send(self, conn: SMTPConnection, item: DueItem) -> tuple[list[str], SendResult] | None:
+        """Relay one item; its recipients and the upstream's answer, or None when it is dealt
+        with already (a retry scheduled, a bounce sent)."""
         path = self.store.spool_dir / item.blob
         tags = self._exposed(item)
         data = Source(tags, path)
         rcpts: list[str] = json.loads(item.rcpts)
         try:
             await data.open()
-            result = await conn.send(item.mail_from, rcpts, data)
+            return rcpts, await conn.send(item.mail_from, rcpts, data)
         except TemporaryFailure as exc:
             await self._temporary(item, str(exc))
-            return False
         except PermanentFailure as exc:
             await self._bounce(item, rcpts, str(exc), await spool_head(path, tags))
-            return False
         finally:
             data.close()
-        permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
-        temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
-        delivered = [r for r in rcpts if r not in result.refused]
-        await self.writer.run(lambda s: self._record_delivery(s, item, delivered, temporary), plain=True)
-        log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
-        if permanent:
-            await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()),
-                               await spool_head(path, tags), partial=bool(delivered or temporary))
-        if delivered:
-            item.stage = "append"
-            item.rcpts = json.dumps(delivered)
-            self._appends.put_nowait(item)
-            return True
-        return False
+        return None
 
-    def _record_delivery(self, s: Session, item: SpoolItem, delivered: list[str], temporary: dict[str, str]) -> None:
+    async def _delivered(self, item: DueItem, rcpts: list[str], result: SendResult) -> None:
+        """Record what the upstream took (this is what makes delivery exactly-once), bounce what
+        it refused for good, and hand the item on to the append stage."""
+        handed_on = False
+        try:
+            permanent = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c >= 500}
+            temporary = {r: f"{c} {m}" for r, (c, m) in result.refused.items() if c < 500}
+            delivered = [r for r in rcpts if r not in result.refused]
+            try:
+                await self.writer.run(lambda s: self._record_delivery(s, item, delivered, temporary), plain=True)
+            finally:
+                self._unrecorded_sends.release()
+            log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(delivered))
+            if permanent:
+                await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()),
+                                   await spool_head(self.store.spool_dir / item.blob, self._exposed(item)),
+                                   partial=bool(delivered or temporary))
+            if delivered:
+                item.stage = "append"
+                item.rcpts = json.dumps(delivered)
+                self._appends.put_nowait(item)
+                handed_on = True
+        except Exception:
+            log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
+            try:
+                await self._temporary(item, "internal error in the gateway")
+            except Exception:
+                log.exception("cannot reschedule spool item %s", item.id)
+        finally:
+            if not handed_on:
+                assert item.id is not None
+                self._in_flight.discard(item.id)
+            self._busy -= 1
+
+    def _record_delivery(self, s: Session, item: DueItem, delivered: list[str], temporary: dict[str, str]) -> None:
         """The upstream said 250: record it at once (this is what makes delivery exactly-once).
 
         Plain UPDATEs by id on the writer thread; ``item`` is the in-flight snapshot, whose
@@ -247,11 +279,11 @@ class Relay:
                            "next": now + backoff(item.attempts + 1, self.outbound.retry_initial),
                            "error": "; ".join(temporary.values())[:2000], "id": item.id})
 
-    def _exposed(self, item: SpoolItem) -> bytes:
+    def _exposed(self, item: DueItem) -> bytes:
         """The tag headers when the customer sees them too, else nothing."""
         return item.sent_headers.encode("ascii") if self.outbound.expose_headers and item.sent_headers else b""
 
-    async def _temporary(self, item: SpoolItem, error: str) -> None:
+    async def _temporary(self, item: DueItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()
         if age >= self.outbound.retry_max_age:
             head = await spool_head(self.store.spool_dir / item.blob, self._exposed(item))
@@ -261,7 +293,7 @@ class Relay:
         log.info("temporary failure message=%s attempt=%d: %s", item.message_id, item.attempts + 1, error)
         await self._retry_later(item, error)
 
-    async def _retry_later(self, item: SpoolItem, error: str) -> None:
+    async def _retry_later(self, item: DueItem, error: str) -> None:
         """Schedule the next attempt.  Never raises: a worker must not die of a database hiccup
         (the item then stays due and the dispatcher offers it again)."""
 
@@ -279,7 +311,7 @@ class Relay:
         except Exception:
             log.exception("cannot record the next attempt for message=%s", item.message_id)
 
-    async def _bounce(self, item: SpoolItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
+    async def _bounce(self, item: DueItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
         """Tell the operator: a bounce report in the shared INBOX, tagged for them.
         ``original``: the message's header block at least (see :func:`_head`)."""
         report = build_bounce(shared=self.upstream.username, operator=item.operator, rcpts=rcpts, reason=reason,
@@ -309,76 +341,6 @@ class Relay:
         if not partial:
             await asyncio.to_thread(self._archive, item.blob)
         log.warning("bounced message=%s operator=%s: %s", item.message_id, item.operator, reason[:200])
-
-    # -- append stage ------------------------------------------------------
-
-    async def _appender(self) -> None:
-        while True:
-            item = await self._appends.get()
-            self._busy += 1
-            slot = handed_on = False
-            path = self.store.spool_dir / item.blob
-            notice = item.stage == "notice"  # a note for the operator: their view of the INBOX
-            # else the Sent copy: the message as it went out, plus the tags
-            data = Source(b"" if notice else item.sent_headers.encode("ascii"), path)
-            try:
-                await self._unrecorded.acquire()
-                slot = True  # released below, or by _appended once the copy is recorded
-                await data.open()
-                if notice:
-                    await self.imap.append(self.upstream.inbox_folder, data, [], item.keywords.split())
-                else:
-                    await self.imap.append(self.upstream.sent_folder, data, ["\\Seen"], item.keywords.split())
-                data.close()
-                # Record it while the next APPEND goes out: the records of several copies then
-                # share a commit instead of one commit (and one wait) each.
-                task = asyncio.create_task(self._appended(item), name=f"appended-{item.id}")
-                self._finishing.add(task)
-                task.add_done_callback(self._finishing.discard)
-                handed_on = True
-            except TemporaryFailure as exc:
-                log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
-                await self._retry_later(item, f"Sent copy pending: {exc}")
-            except Exception:
-                log.exception("Sent copy of message=%s failed unexpectedly", item.message_id)
-                await self._retry_later(item, "internal error while storing the Sent copy")
-            finally:
-                data.close()
-                if not handed_on:
-                    if slot:
-                        self._unrecorded.release()
-                    assert item.id is not None
-                    self._in_flight.discard(item.id)
-                    self._busy -= 1
-
-    async def _appended(self, item: SpoolItem) -> None:
-        """The copy is in its folder: mark the item done, then file its bytes.  The item stays
-        in flight (the dispatcher does not offer it again) until its row says done."""
-        try:
-            await self.writer.run(lambda s: self._record_append(s, item.id), plain=True)
-            self._archive(item.blob)  # a rename: cheaper than a thread hop
-        except Exception:
-            log.exception("cannot record the Sent copy of message=%s", item.message_id)
-            await self._retry_later(item, "internal error while recording the Sent copy")
-        finally:
-            self._unrecorded.release()
-            assert item.id is not None
-            self._in_flight.discard(item.id)
-            self._busy -= 1
-
-    @staticmethod
-    def _record_append(s: Session, item_id: int | None) -> None:
-        raw(s).execute("UPDATE spool SET stage = 'done' WHERE id = :id", {"id": item_id})
-
-    def _archive(self, blob: str) -> None:
-        """Keep the message as sent under messages/YYYY/MM."""
-        src = self.store.spool_dir / blob
-        dest_dir = self.archive_dir / blob[:4] / blob[4:6]
-        dest_dir.mkdir(parents=True, exist_ok=True)
-        try:
-            src.replace(dest_dir / blob)
-        except FileNotFoundError:
-            pass
 
 
 def _aware(ts):  # type: ignore[no-untyped-def]

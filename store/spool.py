@@ -191,8 +191,29 @@ _DUE_COLUMNS = ("id", "message_id", "blob", "mail_from", "rcpts", "operator", "k
                 "stage", "attempts", "next_attempt", "created_at", "last_error")
 
 
+@dataclass(slots=True)
+class DueItem:
+    """A spool row as the delivery worker reads it: a plain record, not an ORM object (whose
+    construction cost more than the query).  The same fields as :class:`SpoolItem`."""
+
+    id: int
+    message_id: int
+    blob: str
+    mail_from: str
+    rcpts: str
+    operator: str
+    keywords: str
+    sent_headers: str
+    decision: str
+    stage: str
+    attempts: int
+    next_attempt: datetime
+    created_at: datetime
+    last_error: str | None
+
+
 def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = PENDING,
-        exclude: Collection[int] = ()) -> Sequence[SpoolItem]:
+        exclude: Collection[int] = ()) -> list[DueItem]:
     """Items to work on now, oldest first; ``exclude``: ids already being worked on (left out
     in the query when there are few enough to name, else after it).  Plain SQL: the delivery
     process asks after every burst of accepted mail."""
@@ -206,14 +227,17 @@ def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = 
         where += f" AND id NOT IN ({', '.join(f':x{i}' for i in range(len(named)))})"
     rows = db.execute(f"SELECT {', '.join(_DUE_COLUMNS)} FROM spool WHERE {where} "
                       "ORDER BY next_attempt, id LIMIT :limit", params).fetchall()
-    items = [SpoolItem(**_read_times(dict(zip(_DUE_COLUMNS, row)))) for row in rows]
+    items = [DueItem(*_read_times(list(row))) for row in rows]
     return [i for i in items if i.id not in exclude] if exclude and not named else items
 
 
-def _read_times(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("next_attempt", "created_at"):
-        if isinstance(row[key], str):  # SQLite: as SQLAlchemy stored it, UTC without a zone
-            row[key] = datetime.fromisoformat(row[key]).replace(tzinfo=timezone.utc)
+_TIMES = (_DUE_COLUMNS.index("next_attempt"), _DUE_COLUMNS.index("created_at"))
+
+
+def _read_times(row: list[Any]) -> list[Any]:
+    for k in _TIMES:
+        if isinstance(row[k], str):  # SQLite: as SQLAlchemy stored it, UTC without a zone
+            row[k] = datetime.fromisoformat(row[k]).replace(tzinfo=timezone.utc)
     return row
 
 

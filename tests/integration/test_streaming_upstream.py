@@ -114,3 +114,84 @@ async def test_smtp_streams_the_file_with_stuffing(upstream, conf, tmp_path, mon
     assert result.refused == {}
     got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 1, containing=f"end {t}".encode(), timeout=60)
     assert len(got) == 1 and got[0].raw.endswith(tags + data)  # Postfix only puts its Received: on top
+
+
+def count_appends(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
+    """The number of messages in each APPEND command sent from now on."""
+    commands: list[int] = []
+    real = upstream_imap._append
+
+    async def counted(client, flow, mailbox, entries):  # type: ignore[no-untyped-def]
+        commands.append(len(entries))
+        return await real(client, flow, mailbox, entries)
+
+    monkeypatch.setattr(upstream_imap, "_append", counted)
+    return commands
+
+
+async def test_multiappend_stores_several_copies_in_one_command(upstream, conf, tmp_path, monkeypatch):
+    """Dovecot offers MULTIAPPEND: the copies go in one APPEND, each literal streamed from
+    its file only once the server has asked for it, each with its own flags."""
+    monkeypatch.setattr(up_mod, "CHUNK", 65521)
+    t = token()
+    paths = []
+    for k, size in enumerate((300_000, 2_000, 5_000)):
+        paths.append(tmp_path / f"m{k}.eml")
+        paths[-1].write_bytes(big_message(f"{t}-{k}", size))
+    commands = count_appends(monkeypatch)
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    sources = [Source(f"X-Mailwarden-Copy: {k}\r\n".encode(), p) for k, p in enumerate(paths)]
+    folder = f"Multi {t}"
+    try:
+        await imap.append_many(folder, [(sources[0], ["\\Seen"], ["$mw_op_zhang"]), (sources[1], [], ["$mw_op_li"]),
+                                        (sources[2], ["\\Seen"], [])])
+        assert imap.multiappend
+    finally:
+        for s in sources:
+            s.close()
+        await imap.close()
+    assert commands == [3]  # the new folder was created when its keywords were checked
+    got = await asyncio.to_thread(upstream.fetch_all, SHARED, folder)
+    assert [m.raw for m in got] == [f"X-Mailwarden-Copy: {k}\r\n".encode() + p.read_bytes() for k, p in enumerate(paths)]
+    assert {"\\Seen", "$mw_op_zhang"} <= set(got[0].flags) and "$mw_op_li" in got[1].flags
+    assert "\\Seen" not in got[1].flags and "$mw_op_zhang" not in got[2].flags
+
+
+async def test_multiappend_refused_half_way_stores_none_and_stays_in_step(upstream, conf, tmp_path):
+    """The server refuses the second message's arguments: it never asked for that literal, so
+    none of its bytes were sent (nothing a server could read as commands), nothing is stored
+    (MULTIAPPEND is all or none), and the connection is still usable."""
+    t = token()
+    path = tmp_path / "m.eml"
+    path.write_bytes(big_message(t, 20_000))
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    src = Source(b"", path)
+    folder = f"Refused {t}"
+    try:
+        await imap.append(folder, b"Subject: first\r\n\r\nx\r\n", [], [])  # the folder exists
+        client = imap.client
+        with pytest.raises(upstream_imap.Refused) as refused:
+            await imap.append_many(folder, [(src, [], []), (src, ["\\Bogus"], []), (src, [], [])])
+        assert refused.value.stored == 0  # type: ignore[attr-defined]
+        await imap.append(folder, src, [], [])
+        assert imap.client is client
+    finally:
+        src.close()
+        await imap.close()
+    got = await asyncio.to_thread(upstream.fetch_all, SHARED, folder)
+    assert [m.raw for m in got] == [b"Subject: first\r\n\r\nx\r\n", path.read_bytes()]
+
+
+async def test_append_many_one_by_one_without_multiappend(upstream, conf, tmp_path, monkeypatch):
+    """A server without MULTIAPPEND (Gmail, Exchange) gets one APPEND per copy."""
+    monkeypatch.setattr(IMAPConnection, "multiappend", property(lambda self: False))
+    commands = count_appends(monkeypatch)
+    t = token()
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    try:
+        await imap.append_many("Sent", [(Source(f"Subject: {t} {k}\r\n\r\nx\r\n".encode()), [], []) for k in range(3)])
+    finally:
+        await imap.close()
+    assert commands == [1, 1, 1]
+    sent = await asyncio.to_thread(upstream.fetch_all, SHARED, "Sent")
+    assert [m.raw for m in sent if t.encode() in m.raw] == [f"Subject: {t} {k}\r\n\r\nx\r\n".encode() for k in range(3)]

@@ -1,0 +1,137 @@
+"""The delivery worker's append stage: the tagged copy of each relayed message into the
+upstream Sent folder (and the operator's notices into the INBOX), then the record that it is
+there and the message's bytes filed under ``messages/``.  A mixin of :class:`gateway.relay.Relay`,
+whose queues, writer and IMAP connection it shares.
+
+Copies waiting together go in one APPEND (MULTIAPPEND, when the upstream has it) and their
+records in one commit; a batch the upstream refuses is retried copy by copy, so that one bad
+copy does not hold the others back.  At most :data:`UNRECORDED_APPENDS` copies are in Sent but
+not yet recorded: after a crash those are appended again (the record is what makes a copy
+exactly-once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from mailwarden.store.rawsql import raw
+from mailwarden.store.spool import DueItem
+from sqlmodel import Session
+
+from .upstream import Source, TemporaryFailure
+from .upstream_imap import Refused
+
+if TYPE_CHECKING:
+    from .relay import Relay
+
+log = logging.getLogger(__name__)
+APPEND_BATCH = 8  # Sent copies in one APPEND at most (when the upstream has MULTIAPPEND)
+UNRECORDED_APPENDS = 2 * APPEND_BATCH  # a batch being recorded while the next goes out
+
+
+class AppendStage:
+    async def _appender(self: Relay) -> None:
+        carry: DueItem | None = None  # taken from the queue but not for the batch before it
+        while True:
+            item = carry or await self._appends.get()
+            carry = None
+            batch = [item]
+            self._busy += 1
+            await self._unrecorded.acquire()  # released by _append_batch, or once the copy is recorded
+            # The copies waiting now go together: one APPEND (MULTIAPPEND), one commit for their records.
+            while (item.stage != "notice" and len(batch) < APPEND_BATCH and not self._appends.empty()
+                   and not self._unrecorded.locked()):
+                more = self._appends.get_nowait()
+                if more.stage == "notice":
+                    carry = more
+                    break
+                self._busy += 1
+                await self._unrecorded.acquire()  # not locked: returns at once
+                batch.append(more)
+            await self._append_batch(batch)
+
+    async def _append_batch(self: Relay, batch: list[DueItem]) -> None:
+        """Store a notice in the INBOX (the operator's view), or several Sent copies (the
+        message as it went out, plus the tags) in one go, then hand them on to be recorded."""
+        notice = batch[0].stage == "notice"
+        sources = [Source(b"" if notice else item.sent_headers.encode("ascii"), self.store.spool_dir / item.blob)
+                   for item in batch]
+        stored, failed, error = 0, False, ""
+        try:
+            folder = self.upstream.inbox_folder if notice else self.upstream.sent_folder
+            await self.imap.append_many(folder, [(src, [] if notice else ["\\Seen"], item.keywords.split())
+                                                 for src, item in zip(sources, batch)])
+            stored = len(batch)
+        except Refused as exc:  # one of them (too big?) must not hold the others back: one by one
+            stored, failed, error = getattr(exc, "stored", 0), True, str(exc)
+            if len(batch) - stored > 1:
+                for src in sources:
+                    src.close()
+                await self._append_batch_each(batch[:stored], batch[stored:])
+                return
+        except TemporaryFailure as exc:
+            stored, failed, error = getattr(exc, "stored", 0), True, str(exc)
+        except Exception:
+            log.exception("Sent copy of message=%s failed unexpectedly", batch[0].message_id)
+            failed, error = True, "internal error while storing the Sent copy"
+        finally:
+            for src in sources:
+                src.close()
+        if stored:
+            # Record them while the next APPEND goes out: the records of several batches then
+            # share a commit instead of one commit (and one wait) each.
+            task = asyncio.create_task(self._appended(batch[:stored]), name=f"appended-{batch[0].id}")
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        if failed:
+            for item in batch[stored:]:
+                log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, error)
+                await self._retry_later(item, f"Sent copy pending: {error}")
+                self._unrecorded.release()
+                assert item.id is not None
+                self._in_flight.discard(item.id)
+                self._busy -= 1
+
+    async def _append_batch_each(self: Relay, stored: list[DueItem], rest: list[DueItem]) -> None:
+        if stored:
+            task = asyncio.create_task(self._appended(stored), name=f"appended-{stored[0].id}")
+            self._finishing.add(task)
+            task.add_done_callback(self._finishing.discard)
+        for item in rest:
+            await self._append_batch([item])
+
+    async def _appended(self: Relay, batch: list[DueItem]) -> None:
+        """The copies are in their folder: mark the items done, then file their bytes.  An item
+        stays in flight (the dispatcher does not offer it again) until its row says done."""
+        try:
+            await self.writer.run(lambda s: self._record_append(s, [item.id for item in batch]), plain=True)
+            for item in batch:
+                self._archive(item.blob)  # a rename: cheaper than a thread hop
+        except Exception:
+            log.exception("cannot record the Sent copy of message=%s", batch[0].message_id)
+            for item in batch:
+                await self._retry_later(item, "internal error while recording the Sent copy")
+        finally:
+            for item in batch:
+                self._unrecorded.release()
+                assert item.id is not None
+                self._in_flight.discard(item.id)
+                self._busy -= 1
+
+    @staticmethod
+    def _record_append(s: Session, ids: list[int | None]) -> None:
+        db = raw(s)
+        for item_id in ids:
+            db.execute("UPDATE spool SET stage = 'done' WHERE id = :id", {"id": item_id})
+
+    def _archive(self: Relay, blob: str) -> None:
+        """Keep the message as sent under messages/YYYY/MM."""
+        src = self.store.spool_dir / blob
+        dest_dir = self.archive_dir / blob[:4] / blob[4:6]
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            src.replace(dest_dir / blob)
+        except FileNotFoundError:
+            pass

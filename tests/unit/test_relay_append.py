@@ -1,0 +1,87 @@
+"""The append stage: Sent copies waiting together go in one APPEND; a refused batch is
+retried copy by copy, so one bad copy does not hold the others back."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timezone
+
+import pytest
+from mailwarden.gateway import appendstage
+from mailwarden.gateway.config import config_from_dict
+from mailwarden.gateway.dbwriter import BatchWriter
+from mailwarden.gateway.relay import Relay
+from mailwarden.gateway.server import SECTIONS
+from mailwarden.gateway.upstream_imap import Refused
+from mailwarden.store import open_store
+from mailwarden.store.spool import DueItem
+
+
+class FakeIMAP:
+    """Records each APPEND; refuses any with more than one message, and the copy named ``bad``."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    async def append_many(self, folder, entries):  # type: ignore[no-untyped-def]
+        names = [src.path.name for src, _flags, _kw in entries]
+        self.calls.append(names)
+        if len(entries) > 1 or names == ["bad.eml"]:
+            exc = Refused("upstream refused APPEND to 'Sent': NO too big")
+            exc.stored = 0  # type: ignore[attr-defined]
+            raise exc
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture
+def relay(tmp_path):  # type: ignore[no-untyped-def]
+    (tmp_path / "pw").write_text("secret\n")
+    cfg = config_from_dict({
+        "company": {"name": "Bright Lighting", "domains": ["company.test"]},
+        "upstream": {"imap": "localhost:1", "imap_tls": "none", "smtp": "localhost:1", "smtp_tls": "none",
+                     "username": "sales@company.test", "password_file": "pw"},
+        "listen": {"smtp": "127.0.0.1:0"}, "store": {"data_dir": "data"}, "outbound": {}, "rules": {},
+    }, tmp_path / "mailwarden.toml", SECTIONS)
+    assert cfg.store is not None and cfg.upstream is not None and cfg.outbound is not None
+    store = open_store(cfg.store)
+    writer = BatchWriter(store.engine)
+    r = Relay(store=store, upstream=cfg.upstream, outbound=cfg.outbound, writer=writer)
+    r.imap = FakeIMAP()  # type: ignore[assignment]
+    yield r
+    store.close()
+
+
+def item(relay: Relay, n: int, name: str) -> DueItem:
+    (relay.store.spool_dir / f"{name}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")
+    now = datetime.now(timezone.utc)
+    return DueItem(n, n, f"{name}.eml", "sales@company.test", '["max@buyer.test"]', "zhang", "$mw_op_zhang",
+                   "X-Mailwarden-Operator: zhang\r\n", "", "append", 0, now, now, None)
+
+
+async def test_a_refused_batch_is_retried_copy_by_copy(relay):
+    relay.writer.start()
+    retried: list[int] = []
+
+    async def retry_later(item, error):  # type: ignore[no-untyped-def]
+        retried.append(item.id)
+
+    relay._retry_later = retry_later
+    items = [item(relay, 1, "a"), item(relay, 2, "bad"), item(relay, 3, "c")]
+    for it in items:
+        relay._in_flight.add(it.id)
+        relay._appends.put_nowait(it)
+    task = asyncio.create_task(relay._appender())
+    for _ in range(200):
+        await asyncio.sleep(0.01)
+        if not relay._in_flight:
+            break
+    task.cancel()
+    await asyncio.gather(task, *relay._finishing, return_exceptions=True)
+    await relay.writer.stop()
+    assert relay.imap.calls == [["a.eml", "bad.eml", "c.eml"], ["a.eml"], ["bad.eml"], ["c.eml"]]
+    assert retried == [2]  # only the refused copy waits for another try
+    archived = sorted(p.name for p in (relay.store.data_dir / "messages").rglob("*.eml"))
+    assert archived == ["a.eml", "c.eml"]
+    assert relay._busy == 0 and relay._unrecorded._value == appendstage.UNRECORDED_APPENDS
