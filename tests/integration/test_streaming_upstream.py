@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import aiosmtplib
 import pytest
 from mailwarden.gateway import upstream as up_mod
 from mailwarden.gateway import upstream_imap
@@ -195,3 +196,40 @@ async def test_append_many_one_by_one_without_multiappend(upstream, conf, tmp_pa
     assert commands == [1, 1, 1]
     sent = await asyncio.to_thread(upstream.fetch_all, SHARED, "Sent")
     assert [m.raw for m in sent if t.encode() in m.raw] == [f"Subject: {t} {k}\r\n\r\nx\r\n".encode() for k in range(3)]
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_smtp_refusals_with_and_without_pipelining(upstream, conf, monkeypatch, pipelining):
+    """Postfix offers PIPELINING: MAIL, the RCPTs and DATA go in one write.  A refused
+    recipient is reported and the others get the message; when all are refused nothing is
+    sent; either way the reused connection stays in step for the next message.  The same
+    without PIPELINING (one command, one reply)."""
+    used: list[int] = []
+    real = up_mod._pipelined
+
+    async def counted(client, mail_from, rcpts, source):  # type: ignore[no-untyped-def]
+        used.append(len(rcpts))
+        return await real(client, mail_from, rcpts, source)
+
+    monkeypatch.setattr(up_mod, "_pipelined", counted)
+    if not pipelining:
+        offers = aiosmtplib.SMTP.supports_extension
+        monkeypatch.setattr(aiosmtplib.SMTP, "supports_extension",
+                            lambda self, ext: ext.lower() != "pipelining" and offers(self, ext))
+    t = token()
+    smtp = SMTPConnection(conf, upstream_tls(conf))
+    mixed = ["nobody@unroutable.example", "catchall@buyer.test"]
+    try:
+        some = await smtp.send(SHARED, mixed, Source(f"Subject: some {t}\r\n\r\nhello\r\n".encode()))
+        client = smtp.client
+        none = await smtp.send(SHARED, ["nobody@unroutable.example"], Source(f"Subject: none {t}\r\n\r\nx\r\n".encode()))
+        after = await smtp.send(SHARED, ["catchall@buyer.test"], Source(f"Subject: after {t}\r\n\r\nx\r\n".encode()))
+        assert smtp.client is client  # the same connection throughout
+    finally:
+        await smtp.close()
+    assert list(some.refused) == ["nobody@unroutable.example"] and some.refused[mixed[0]][0] >= 500
+    assert list(none.refused) == ["nobody@unroutable.example"] and after.refused == {}
+    assert used == ([2, 1, 1] if pipelining else [])
+    got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 2, containing=t.encode(), timeout=60)
+    subjects = sorted(m.raw.split(b"Subject: ", 1)[1].split(b" ", 1)[0] for m in got)
+    assert subjects == [b"after", b"some"]
