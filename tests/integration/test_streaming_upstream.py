@@ -117,17 +117,22 @@ async def test_smtp_streams_the_file_with_stuffing(upstream, conf, tmp_path, mon
     assert len(got) == 1 and got[0].raw.endswith(tags + data)  # Postfix only puts its Received: on top
 
 
+def count_calls(monkeypatch, module, name: str, arg: int) -> list[int]:  # type: ignore[no-untyped-def]
+    """From now on, for each call of ``module.name``: the length of its positional argument ``arg``."""
+    calls: list[int] = []
+    real = getattr(module, name)
+
+    async def counted(*args):  # type: ignore[no-untyped-def]
+        calls.append(len(args[arg]))
+        return await real(*args)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 def count_appends(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
     """The number of messages in each APPEND command sent from now on."""
-    commands: list[int] = []
-    real = upstream_imap._append
-
-    async def counted(client, flow, mailbox, entries):  # type: ignore[no-untyped-def]
-        commands.append(len(entries))
-        return await real(client, flow, mailbox, entries)
-
-    monkeypatch.setattr(upstream_imap, "_append", counted)
-    return commands
+    return count_calls(monkeypatch, upstream_imap, "_append", 3)
 
 
 async def test_multiappend_stores_several_copies_in_one_command(upstream, conf, tmp_path, monkeypatch):
@@ -204,14 +209,7 @@ async def test_smtp_refusals_with_and_without_pipelining(upstream, conf, monkeyp
     recipient is reported and the others get the message; when all are refused nothing is
     sent; either way the reused connection stays in step for the next message.  The same
     without PIPELINING (one command, one reply)."""
-    used: list[int] = []
-    real = up_mod._pipelined
-
-    async def counted(client, mail_from, rcpts, source):  # type: ignore[no-untyped-def]
-        used.append(len(rcpts))
-        return await real(client, mail_from, rcpts, source)
-
-    monkeypatch.setattr(up_mod, "_pipelined", counted)
+    used = count_calls(monkeypatch, up_mod, "_pipelined", 2)  # the recipients of each pipelined send
     if not pipelining:
         offers = aiosmtplib.SMTP.supports_extension
         monkeypatch.setattr(aiosmtplib.SMTP, "supports_extension",
