@@ -35,8 +35,10 @@ Job = Callable[[Session], Any]
 
 
 class BatchWriter:
-    def __init__(self, engine: Engine, *, max_batch: int = 100,
+    def __init__(self, engine: Engine, *, max_batch: int = 100, linger: float = 0.0,
                  before_commit: Callable[[], None] | None = None, lock_wait: float = 30.0) -> None:
+        """``linger``: seconds a batch waits after its first job for more to join it (fewer,
+        larger commits: each costs an fsync), for writers whose callers are not in a hurry."""
         self._own: Engine | None = None
         if engine.dialect.name == "sqlite":  # its own connection, on which SQLite does not wait: we do
             self._own = make_engine(engine.url.render_as_string(hide_password=False), busy_timeout_ms=0)
@@ -44,6 +46,7 @@ class BatchWriter:
         self.lock_wait = lock_wait
         self.before_commit = before_commit
         self.max_batch = max_batch
+        self.linger = linger
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailwarden-db")
         self._queue: asyncio.Queue[tuple[Job, bool, asyncio.Future[Any]]] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -81,6 +84,8 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            if self.linger and self._queue.qsize() < self.max_batch:
+                await asyncio.sleep(self.linger)
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             running = loop.run_in_executor(self.executor, self._run, [(job, plain) for job, plain, _ in batch])

@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "delivery.lock"
 STOP_GRACE = 30.0  # seconds a send in progress may take to finish when stopping
 DELIVERY_NICE = 10  # the delivery process's niceness, relative to serve's
+WRITER_LINGER = 0.01  # seconds a batch of delivery records waits for more to join it
 
 
 async def hold_delivery_lock(data_dir: Path, poll: float = 0.25) -> int:
@@ -202,7 +203,8 @@ async def _deliver(cfg: Config, store: StoreHandle, fd: int) -> None:
             relay.linked = False
             sync_dirs(store.spool_dir)
 
-    writer = BatchWriter(store.engine, before_commit=before_commit)
+    # Nobody waits on these commits but the deliverer itself: let records gather for a moment.
+    writer = BatchWriter(store.engine, before_commit=before_commit, linger=WRITER_LINGER)
     writer.start()
     try:
         relay = make_relay(cfg, store, writer)

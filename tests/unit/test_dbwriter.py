@@ -178,3 +178,19 @@ async def test_writer_gives_up_on_a_lock_held_too_long(store, tmp_path):
         await w.run(lambda s: store.audit.append(actor="t", action="never", session=s))
     await w.stop()
     t.join()
+
+
+async def test_linger_gathers_jobs_into_one_commit(store):
+    """With ``linger`` the jobs queued a moment after the first share its commit."""
+    commits: list[int] = []
+    w = BatchWriter(store.engine, linger=0.2, before_commit=lambda: commits.append(1))
+    w.start()
+    job = _ok(store)
+
+    async def later(n: int):  # type: ignore[no-untyped-def]
+        await asyncio.sleep(0.02 * n)
+        return await w.run(job(n))
+
+    seqs = await asyncio.gather(*(later(n) for n in range(3)))
+    await w.stop()
+    assert sorted(seqs) == [1, 2, 3] and commits == [1]
