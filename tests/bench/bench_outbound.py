@@ -5,7 +5,11 @@ about 75 s in full, 30 s with ``--quick``. The same load goes, in one run, (1) `
 through ``mailwarden serve`` in its own process (SQLite, durable commits), STARTTLS + AUTH as
 ``zhang``; it relays to the upstream's submission port and appends a tagged Sent copy;
 (2) ``direct``: to the upstream's submission port, STARTTLS + AUTH as ``sales@company.test``
-(the same TLS and AUTH costs: the fair comparison); (3) ``smtp-source``: Postfix's C load
+(the same TLS and AUTH costs: the comparison the targets are held against); (2b) ``direct+Sent``:
+the same, each client then APPENDing its copy to Sent over IMAPS, as a mail client sending
+straight to the company mailbox does (through the gateway it must not: the gateway files the
+tagged copy), so that both legs end with the same work done: the ``vs client`` columns compare
+with it (``done``: until all are delivered and in Sent); (3) ``smtp-source``: Postfix's C load
 generator on the plain port-25 style port, as a reference (no latency figures).
 
 Load: N messages of 10 KB (N=1000) and of 1 MB (N=100; ``--quick``: 200 and 20) from 10
@@ -30,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import imaplib
 import json
 import os
@@ -49,6 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import aioimaplib
 import aiosmtplib
 from sqlmodel import Session
 
@@ -170,11 +176,25 @@ async def timed_data(client: aiosmtplib.SMTP, payload: bytes) -> float:
     return took
 
 
+@dataclass
+class SentCopy:
+    """Where a client sending straight to the company mailbox files its own copy (IMAPS)."""
+
+    port: int
+    tls: ssl.SSLContext
+    login: str
+    password: str
+
+
 async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, sender: str,
-                    payloads: list[bytes], rate: float | None = None) -> Load:
+                    payloads: list[bytes], rate: float | None = None, sent_copy: SentCopy | None = None) -> Load:
     """CLIENTS connections, logged in before the clock starts, each sending its share in turn:
-    as fast as they are answered, or (``rate``) at that many messages/s together, evenly spaced."""
+    as fast as they are answered, or (``rate``) at that many messages/s together, evenly spaced.
+    ``sent_copy``: after each 250, the client APPENDs the message to Sent on an IMAP connection
+    of its own, as Thunderbird, Outlook and Foxmail do when they send straight to the mailbox
+    (through the gateway they must not: the gateway files the tagged copy)."""
     clients: list[aiosmtplib.SMTP] = []
+    boxes: list[aioimaplib.IMAP4_SSL] = []
     latencies: list[float] = []
     go = asyncio.Event()
 
@@ -187,6 +207,10 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
             await c.mail(sender)
             await c.rcpt(RCPT)
             latencies.append(await timed_data(c, p))
+            if boxes:
+                resp = await boxes[k].append(p, mailbox="Sent", flags="(\\Seen)")
+                if resp.result != "OK":
+                    raise RunFailed(f"APPEND to Sent refused: {resp.lines}")
         await c.quit()
 
     try:
@@ -195,6 +219,11 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
                                            timeout=300))
             await clients[-1].connect()
             await clients[-1].login(login, password)
+            if sent_copy is not None:
+                boxes.append(aioimaplib.IMAP4_SSL("localhost", sent_copy.port, ssl_context=sent_copy.tls, timeout=300))
+                await boxes[-1].wait_hello_from_server()
+                if (await boxes[-1].login(sent_copy.login, sent_copy.password)).result != "OK":
+                    raise RunFailed("the direct client's IMAP login failed")
         tasks = [asyncio.create_task(one(k, c, payloads[k::CLIENTS])) for k, c in enumerate(clients)]
         t0 = time.perf_counter()
         go.set()
@@ -203,6 +232,9 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
     finally:
         for c in clients:
             c.close()
+        for b in boxes:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(b.logout(), 5)
 
 
 class GatewayProcess:
@@ -311,25 +343,29 @@ class Row:
     p99: float | None = None
     rss_mb: float | None = None
     cpu_ms: float | None = None  # gateway CPU per message, first send to last Sent copy
+    complete: float = 0.0  # msg/s until all are delivered and (where counted) in Sent
     t_accepted: float = 0.0  # perf_counter() of the last 250
 
 
 def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter], *,
-        gw: GatewayProcess | None = None, up: LocalUpstream | None = None, rate: float | None = None) -> Row:
-    """Send the payloads through the gateway (or direct to ``up``); wait until all are delivered (and in Sent)."""
+        gw: GatewayProcess | None = None, up: LocalUpstream | None = None, rate: float | None = None,
+        client_copy: bool = False) -> Row:
+    """Send the payloads through the gateway (or direct to ``up``, with ``client_copy`` each
+    client filing its own copy in Sent); wait until all are delivered (and in Sent)."""
     n = len(payloads)
     for c in counters.values():
         c.clear()
     base = {k: c.count() for k, c in counters.items()}
-    waits = {k: Waiter(counters[k], base[k] + n) for k in (("inbox", "sent") if gw else ("inbox",))}
+    waits = {k: Waiter(counters[k], base[k] + n) for k in (("inbox", "sent") if gw or client_copy else ("inbox",))}
     cpu0 = gw.cpu_seconds() if gw else 0.0
     try:
         if gw is not None:
             load = asyncio.run(send_load(gw.port, gw.tls, LOGIN, PASSWORD, "zhang@company.test", payloads, rate))
         else:
             assert up is not None
+            copy = SentCopy(up.imaps_port, up.client_ssl_context(), SHARED.address, SHARED.password) if client_copy else None
             load = asyncio.run(send_load(up.submission_port, up.client_ssl_context(), SHARED.address,
-                                         SHARED.password, SHARED.address, payloads, rate))
+                                         SHARED.password, SHARED.address, payloads, rate, copy))
         done = {k: w.result() for k, w in waits.items()}
     finally:
         for w in waits.values():
@@ -342,7 +378,7 @@ def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter
     return Row(size, n, name, n / (load.t_end - load.t0), n / (done["inbox"] - load.t0),
                n / (done["sent"] - load.t0) if "sent" in done else None, q[49] * 1e3, q[98] * 1e3,
                gw.memory_kb("VmHWM") / 1024 if gw else None, (gw.cpu_seconds() - cpu0) * 1e3 / n if gw else None,
-               load.t_end)
+               n / (max(done.values()) - load.t0), load.t_end)
 
 
 def smtp_source_leg(up: LocalUpstream, size: int, n: int, counters: dict[str, Counter]) -> Row | None:
@@ -402,8 +438,9 @@ def big_message(gw: GatewayProcess, counters: dict[str, Counter]) -> str:
 
 def table(rows: list[Row]) -> str:
     out = [["size", "N", "leg", "accepted/s", "delivered/s", "Sent/s", "p50 ms", "p99 ms", "gw peak RSS MB",
-            "gw CPU ms/msg", "ratio acc", "ratio dlv"]]
+            "gw CPU ms/msg", "ratio acc", "ratio dlv", "vs client acc", "vs client done"]]
     direct = {r.size: r for r in rows if r.leg == "direct"}
+    client = {r.size: r for r in rows if r.leg == "direct+Sent"}
 
     def f(v: float | None, fmt: str = "{:.1f}", miss: bool = False) -> str:
         return "-" if v is None else fmt.format(v) + (" MISS" if miss else "")
@@ -411,10 +448,13 @@ def table(rows: list[Row]) -> str:
     for r in rows:
         d = direct.get(r.size) if r.leg == "gateway" else None
         ra, rd = (r.accepted / d.accepted, r.delivered / d.delivered) if d else (None, None)
+        c = client.get(r.size) if r.leg == "gateway" else None
+        ca, cd = (r.accepted / c.accepted, r.complete / c.complete) if c else (None, None)
         small = r.size <= 64 * 1024
         out.append([human(r.size), str(r.n), r.leg, f(r.accepted), f(r.delivered), f(r.sent), f(r.p50),
                     f(r.p99, miss=r.leg.startswith("gateway") and (r.p99 or 0) > 50), f(r.rss_mb, "{:.0f}"), f(r.cpu_ms),
-                    f(ra, "{:.2f}", small and (ra or 1) < 0.5), f(rd, "{:.2f}", small and (rd or 1) < 0.5)])
+                    f(ra, "{:.2f}", small and (ra or 1) < 0.5), f(rd, "{:.2f}", small and (rd or 1) < 0.5),
+                    f(ca, "{:.2f}"), f(cd, "{:.2f}")])
     widths = [max(len(row[i]) for row in out) for i in range(len(out[0]))]
     return "\n".join("  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                      for row in out)
@@ -470,6 +510,8 @@ def main() -> int:
             leg("direct", size, warm, counters, up=up)
             leg("gateway", size, warm, counters, gw=gw)
             rows.append(leg("direct", size, [message(size, f"d{k}", i) for i in range(n)], counters, up=up))
+            rows.append(leg("direct+Sent", size, [message(size, f"c{k}", i) for i in range(n)], counters, up=up,
+                            client_copy=True))
             prof = profiler(gw.proc.pid, args.profile, human(size))
             rows.append(leg("gateway", size, [message(size, f"g{k}", i) for i in range(n)], counters, gw=gw))
             stop_profiler(prof)
