@@ -56,51 +56,63 @@ class AppendStage:
         """Store a notice in the INBOX (the operator's view), or several Sent copies (the
         message as it went out, plus the tags) in one go, then hand them on to be recorded."""
         notice = batch[0].stage == "notice"
-        sources = [Source(b"" if notice else item.sent_headers.encode("ascii"), self.store.spool_dir / item.blob)
-                   for item in batch]
+        sources, ready = [], []
+        for item in batch:  # opened here: a spool file that cannot be read fails alone
+            src = Source(b"" if notice else item.sent_headers.encode("ascii"), self.store.spool_dir / item.blob)
+            try:
+                await src.open()
+            except OSError as exc:
+                await self._not_stored(item, f"cannot read the spool file: {exc.strerror or exc}")
+                continue
+            sources.append(src)
+            ready.append(item)
+        if not ready:
+            return
         stored, failed, error = 0, False, ""
         try:
             folder = self.upstream.inbox_folder if notice else self.upstream.sent_folder
             await self.imap.append_many(folder, [(src, [] if notice else ["\\Seen"], item.keywords.split())
-                                                 for src, item in zip(sources, batch)])
-            stored = len(batch)
+                                                 for src, item in zip(sources, ready)])
+            stored = len(ready)
         except Refused as exc:  # one of them (too big?) must not hold the others back: one by one
             stored, failed, error = getattr(exc, "stored", 0), True, str(exc)
-            if len(batch) - stored > 1:
+            if len(ready) - stored > 1:
                 for src in sources:
                     src.close()
-                await self._append_batch_each(batch[:stored], batch[stored:])
+                self._record_appended(ready[:stored])
+                for item in ready[stored:]:
+                    await self._append_batch([item])
                 return
         except TemporaryFailure as exc:
             stored, failed, error = getattr(exc, "stored", 0), True, str(exc)
-        except Exception:
-            log.exception("Sent copy of message=%s failed unexpectedly", batch[0].message_id)
-            failed, error = True, "internal error while storing the Sent copy"
+        except Exception as exc:
+            log.exception("Sent copy of message=%s failed unexpectedly", ready[0].message_id)
+            stored, failed, error = getattr(exc, "stored", 0), True, "internal error while storing the Sent copy"
         finally:
             for src in sources:
                 src.close()
-        if stored:
-            # Record them while the next APPEND goes out: the records of several batches then
-            # share a commit instead of one commit (and one wait) each.
-            task = asyncio.create_task(self._appended(batch[:stored]), name=f"appended-{batch[0].id}")
-            self._finishing.add(task)
-            task.add_done_callback(self._finishing.discard)
+        self._record_appended(ready[:stored])
         if failed:
-            for item in batch[stored:]:
-                log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, error)
-                await self._retry_later(item, f"Sent copy pending: {error}")
-                self._unrecorded.release()
-                assert item.id is not None
-                self._in_flight.discard(item.id)
-                self._busy -= 1
+            for item in ready[stored:]:
+                await self._not_stored(item, error)
 
-    async def _append_batch_each(self: Relay, stored: list[DueItem], rest: list[DueItem]) -> None:
+    def _record_appended(self: Relay, stored: list[DueItem]) -> None:
+        """Record these copies while the next APPEND goes out: the records of several batches
+        then share a commit instead of one commit (and one wait) each."""
         if stored:
             task = asyncio.create_task(self._appended(stored), name=f"appended-{stored[0].id}")
             self._finishing.add(task)
             task.add_done_callback(self._finishing.discard)
-        for item in rest:
-            await self._append_batch([item])
+
+    async def _not_stored(self: Relay, item: DueItem, error: str) -> None:
+        """The copy is not in the folder: try again later; the item leaves the stage."""
+        log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, error)
+        try:
+            await self._retry_later(item, f"Sent copy pending: {error}")
+        finally:
+            self._unrecorded.release()
+            self._in_flight.discard(item.id)
+            self._busy -= 1
 
     async def _appended(self: Relay, batch: list[DueItem]) -> None:
         """The copies are in their folder: mark the items done, then file their bytes.  An item

@@ -84,12 +84,18 @@ class BatchWriter:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await self._queue.get()]
+            stopping = False
             if self.linger and self._queue.qsize() < self.max_batch:
-                await asyncio.sleep(self.linger)
+                try:
+                    await asyncio.sleep(self.linger)
+                except asyncio.CancelledError:  # stopping: the jobs taken still run, below
+                    stopping = True
             while len(batch) < self.max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             running = loop.run_in_executor(self.executor, self._run, [(job, plain) for job, plain, _ in batch])
             try:
+                if stopping:
+                    raise asyncio.CancelledError
                 results = await asyncio.shield(running)
             except asyncio.CancelledError:
                 # Stopping.  The batch may commit anyway: tell its callers the truth, then

@@ -97,6 +97,9 @@ class Relay(AppendStage):
         """Stop taking new items, let sends in progress finish (a send cut off after the
         final dot would go out again after restart), then stop the workers."""
         self._tasks[0].cancel()  # the dispatcher
+        for queue in (self._queue, self._appends):  # not started: left for the next start, whole
+            while not queue.empty():
+                self._in_flight.discard(queue.get_nowait().id)
         deadline = asyncio.get_running_loop().time() + grace
         while self._busy and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)

@@ -172,7 +172,8 @@ class SMTPConnection:
             try:
                 await client.rcpt(rcpt)
             except aiosmtplib.SMTPRecipientRefused as exc:
-                refused[rcpt] = (exc.code, exc.message)
+                if _rcpt_refused(exc.code, exc.message):
+                    refused[rcpt] = (exc.code, exc.message)
         if len(refused) == len(rcpts):
             await client.rset()
             return SendResult(refused)
@@ -285,6 +286,17 @@ def _protocol(client: aiosmtplib.SMTP) -> SMTPProtocol:
     return proto
 
 
+def _rcpt_refused(code: int, message: str) -> bool:
+    """Whether a RCPT reply refuses the recipient: 4xx or 5xx.  Any 2xx takes it (RFC 5321
+    §4.2.1: act on the first digit; 252 "cannot verify, will try" included); anything else is
+    not an answer to RCPT at all, and the transaction is given up."""
+    if 200 <= code < 300:
+        return False
+    if 400 <= code < 600:
+        return True
+    raise aiosmtplib.SMTPResponseException(code, f"unexpected reply to RCPT: {message}")
+
+
 @lru_cache(maxsize=1024)
 def _quoted(address: str) -> bytes:
     """``<address>`` as aiosmtplib's ``mail()`` and ``rcpt()`` write it."""
@@ -301,11 +313,16 @@ async def _pipelined(client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], 
             proto.write(b"MAIL FROM:" + _quoted(mail_from) + b"\r\n"
                         + b"".join(b"RCPT TO:" + _quoted(r) + b"\r\n" for r in rcpts) + b"DATA\r\n")
             sender = await replies.read(client.timeout)
-            answers = [await replies.read(client.timeout) for _ in rcpts]
-            start = await replies.read(client.timeout)
+            try:
+                answers = [await replies.read(client.timeout) for _ in rcpts]
+                start = await replies.read(client.timeout)
+            except aiosmtplib.SMTPServerDisconnected:
+                if sender.code != 250:  # refused MAIL, then hung up: the refusal is the answer
+                    raise aiosmtplib.SMTPSenderRefused(sender.code, sender.message, mail_from) from None
+                raise
         if sender.code != 250:
             raise aiosmtplib.SMTPSenderRefused(sender.code, sender.message, mail_from)
-        refused = {r: (a.code, a.message) for r, a in zip(rcpts, answers) if a.code not in (250, 251)}
+        refused = {r: (a.code, a.message) for r, a in zip(rcpts, answers) if _rcpt_refused(a.code, a.message)}
         if start.code == 354 and len(refused) < len(rcpts):
             await _body(client, proto, source)
             return SendResult(refused)

@@ -105,7 +105,8 @@ class IMAPConnection:
             try:
                 for attempt in (1, 2):
                     try:
-                        if self.client is None:
+                        transport = self.client.protocol.transport if self.client is not None else None
+                        if transport is None or transport.is_closing():  # none yet, or dropped
                             self.client = await asyncio.wait_for(self._connect(), 60)
                         assert self._flow is not None
                         allowed = any(kw for _, _, kw in entries) and await self.keywords_allowed(folder)
@@ -132,7 +133,8 @@ class IMAPConnection:
             except TemporaryFailure as exc:
                 exc.stored = len(entries) - len(pending)  # type: ignore[attr-defined]
                 raise
-            except BaseException:  # cancelled (stopping) or a bug, maybe mid-literal: the connection is done for
+            except BaseException as exc:  # cancelled (stopping) or a bug, maybe mid-literal: the connection is done for
+                exc.stored = len(entries) - len(pending)  # type: ignore[attr-defined]
                 client, self.client = self.client, None
                 if client is not None and client.protocol.transport is not None:
                     client.protocol.transport.close()
@@ -190,7 +192,10 @@ async def _append(client: aioimaplib.IMAP4, flow: _Flow, mailbox: str,
             asking.append(ask)
             await asyncio.wait([done, ask], return_when=asyncio.FIRST_COMPLETED)
             if not ask.done():
-                in_step = True  # answered instead of asking for the literal: the command is over
+                # Answered instead of asking for the literal: the command is over.  After a literal,
+                # though, a server might not have read our last line as we meant it: the connection
+                # is not trusted again.
+                in_step = k == 0
                 return await done
             sent, in_step = 0, False
             async for piece in source.chunks():

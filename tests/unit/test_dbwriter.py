@@ -194,3 +194,13 @@ async def test_linger_gathers_jobs_into_one_commit(store):
     seqs = await asyncio.gather(*(later(n) for n in range(3)))
     await w.stop()
     assert sorted(seqs) == [1, 2, 3] and commits == [1]
+
+
+async def test_stopping_while_lingering_runs_the_jobs_taken(store):
+    """A writer stopped while its batch lingers still runs (and settles) the jobs it took."""
+    w = BatchWriter(store.engine, linger=5.0)
+    w.start()
+    pending = asyncio.ensure_future(w.run(_ok(store)(1)))
+    await asyncio.sleep(0.05)  # taken off the queue, lingering
+    await asyncio.wait_for(w.stop(), 10)
+    assert await asyncio.wait_for(pending, 1) == 1

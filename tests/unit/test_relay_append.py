@@ -18,7 +18,8 @@ from mailwarden.store.spool import DueItem
 
 
 class FakeIMAP:
-    """Records each APPEND; refuses any with more than one message, and the copy named ``bad``."""
+    """Records each APPEND; refuses any that holds the copy named ``bad`` (all or none, as
+    MULTIAPPEND is)."""
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
@@ -26,7 +27,7 @@ class FakeIMAP:
     async def append_many(self, folder, entries):  # type: ignore[no-untyped-def]
         names = [src.path.name for src, _flags, _kw in entries]
         self.calls.append(names)
-        if len(entries) > 1 or names == ["bad.eml"]:
+        if "bad.eml" in names:
             exc = Refused("upstream refused APPEND to 'Sent': NO too big")
             exc.stored = 0  # type: ignore[attr-defined]
             raise exc
@@ -60,7 +61,8 @@ def item(relay: Relay, n: int, name: str) -> DueItem:
                    "X-Mailwarden-Operator: zhang\r\n", "", "append", 0, now, now, None)
 
 
-async def test_a_refused_batch_is_retried_copy_by_copy(relay):
+async def run_appender(relay: Relay, items: list[DueItem]) -> list[int]:
+    """Feed ``items`` to the append stage until it is done with them; the ids it retries later."""
     relay.writer.start()
     retried: list[int] = []
 
@@ -68,7 +70,6 @@ async def test_a_refused_batch_is_retried_copy_by_copy(relay):
         retried.append(item.id)
 
     relay._retry_later = retry_later
-    items = [item(relay, 1, "a"), item(relay, 2, "bad"), item(relay, 3, "c")]
     for it in items:
         relay._in_flight.add(it.id)
         relay._appends.put_nowait(it)
@@ -80,8 +81,24 @@ async def test_a_refused_batch_is_retried_copy_by_copy(relay):
     task.cancel()
     await asyncio.gather(task, *relay._finishing, return_exceptions=True)
     await relay.writer.stop()
+    assert relay._busy == 0 and relay._unrecorded._value == appendstage.UNRECORDED_APPENDS
+    return retried
+
+
+def archived(relay: Relay) -> list[str]:
+    return sorted(p.name for p in (relay.store.data_dir / "messages").rglob("*.eml"))
+
+
+async def test_a_refused_batch_is_retried_copy_by_copy(relay):
+    retried = await run_appender(relay, [item(relay, 1, "a"), item(relay, 2, "bad"), item(relay, 3, "c")])
     assert relay.imap.calls == [["a.eml", "bad.eml", "c.eml"], ["a.eml"], ["bad.eml"], ["c.eml"]]
     assert retried == [2]  # only the refused copy waits for another try
-    archived = sorted(p.name for p in (relay.store.data_dir / "messages").rglob("*.eml"))
-    assert archived == ["a.eml", "c.eml"]
-    assert relay._busy == 0 and relay._unrecorded._value == appendstage.UNRECORDED_APPENDS
+    assert archived(relay) == ["a.eml", "c.eml"]
+
+
+async def test_an_unreadable_spool_file_fails_alone(relay):
+    items = [item(relay, 1, "a"), item(relay, 2, "gone"), item(relay, 3, "c")]
+    (relay.store.spool_dir / "gone.eml").unlink()
+    retried = await run_appender(relay, items)
+    assert relay.imap.calls == [["a.eml", "c.eml"]] and retried == [2]
+    assert archived(relay) == ["a.eml", "c.eml"]

@@ -4,6 +4,7 @@ one, the spool reader, the bounce's header read, and DATA on the wire (a fake SM
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import random
 
@@ -239,3 +240,85 @@ async def test_large_data_waits_for_the_transport(tmp_path):
     assert server.bodies == [whole(b"X-Tag: 1\r\n" + data)]
     # each piece is written only once the transport has drained below its high-water mark
     assert max(buffered) <= 2 * upstream.CHUNK, max(buffered)
+
+
+@pytest.mark.parametrize(("code", "refused"), [(250, False), (251, False), (252, False), (450, True), (550, True)])
+def test_rcpt_replies_by_their_first_digit(code, refused):
+    assert upstream._rcpt_refused(code, "x") is refused
+
+
+@pytest.mark.parametrize("code", [354, 150, 600])
+def test_a_reply_that_is_no_answer_to_rcpt_ends_the_transaction(code):
+    with pytest.raises(aiosmtplib.SMTPResponseException):
+        upstream._rcpt_refused(code, "x")
+
+
+class PipeliningSMTP:
+    """Offers PIPELINING and answers from a script: MAIL's reply (then, with ``hang_up``, closes),
+    one reply per RCPT, then DATA; records what each transaction got."""
+
+    def __init__(self, mail: bytes = b"250 ok", rcpt: tuple[bytes, ...] = (b"250 ok",), hang_up: bool = False) -> None:
+        self.mail, self.rcpt, self.hang_up = mail, list(rcpt), hang_up
+        self.bodies: list[bytes] = []
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        writer.write(b"220 fake\r\n")
+        rcpts = 0
+        while line := await reader.readline():
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                writer.write(b"250-fake\r\n250 PIPELINING\r\n")
+            elif verb == b"MAIL":
+                writer.write(self.mail + b"\r\n")
+                if self.hang_up:
+                    await writer.drain()
+                    break
+            elif verb == b"RCPT":
+                reply = self.rcpt[rcpts]
+                rcpts += 1
+                writer.write(reply + b"\r\n")
+            elif verb == b"DATA":
+                if not any(r.startswith(b"2") for r in self.rcpt):
+                    writer.write(b"554 no valid recipients\r\n")
+                else:
+                    writer.write(b"354 go\r\n")
+                    await writer.drain()
+                    self.bodies.append(await reader.readuntil(b"\r\n.\r\n"))
+                    writer.write(b"250 ok\r\n")
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+        writer.close()
+
+
+async def pipelined(server: PipeliningSMTP, rcpts: list[str]):  # type: ignore[no-untyped-def]
+    srv = await asyncio.start_server(server.handle, "127.0.0.1", 0)
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=srv.sockets[0].getsockname()[1], start_tls=False, timeout=10)
+    try:
+        await client.connect()
+        await client.ehlo()
+        assert client.supports_extension("pipelining")
+        return await upstream._pipelined(client, "a@b.test", rcpts, Source(b"Subject: x\r\n\r\nhi\r\n"))
+    finally:
+        client.close()
+        srv.close()
+        for w in server.writers:
+            w.close()
+            with contextlib.suppress(OSError):
+                await w.wait_closed()
+        await srv.wait_closed()
+
+
+async def test_pipelined_252_takes_the_recipient():
+    server = PipeliningSMTP(rcpt=(b"252 cannot verify, will try", b"550 no such user"))
+    result = await pipelined(server, ["x@d.test", "y@d.test"])
+    assert list(result.refused) == ["y@d.test"] and server.bodies == [b"Subject: x\r\n\r\nhi\r\n.\r\n"]
+
+
+async def test_pipelined_mail_refused_then_hang_up_is_the_refusal():
+    """A server that refuses MAIL and closes: the refusal (5xx: a bounce), not a lost connection (a retry)."""
+    with pytest.raises(aiosmtplib.SMTPSenderRefused) as refused:
+        await pipelined(PipeliningSMTP(mail=b"550 5.7.1 sender not allowed", hang_up=True), ["x@d.test"])
+    assert refused.value.code == 550
