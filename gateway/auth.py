@@ -5,7 +5,8 @@ delays (base × 2^failures, capped), and after ``max_failures`` the address or
 login is locked out for a while.  Successful checks are cached for a few
 minutes (keyed by a keyed hash of login and password, dropped when the user
 is disabled or changes password), so clients that log in for every message do
-not pay argon2 each time.
+not pay argon2 each time; a cached login still asks the store whether the
+account is enabled, so a disabled user's next login fails at once.
 """
 
 from __future__ import annotations
@@ -68,6 +69,12 @@ class Authenticator:
         self._by_login: dict[str, _Failures] = {}
         self.cache_seconds = 300.0
 
+    def _current(self, login: str, generation: int) -> bool:
+        """Whether the user is still enabled, with the same password (generation)."""
+        with Session(self.store.engine) as s:
+            row = s.exec(select(User.enabled, User.generation).where(User.login == login)).first()
+        return row is not None and bool(row[0]) and row[1] == generation
+
     def _lookup(self, login: str) -> User | None:
         with Session(self.store.engine) as s:
             return s.exec(select(User).where(User.login == login)).first()
@@ -83,7 +90,11 @@ class Authenticator:
         digest = hmac.new(self._pepper, f"{login}\0{password}".encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
         cached = self._cache.get(login)
         if cached and hmac.compare_digest(cached[0], digest) and cached[2] > now:
-            return AuthOutcome(cached[1])
+            # The password is known good; whether the account still is, the store says now (a
+            # disabled user's next login must fail, not only after the watcher's next round).
+            if await asyncio.to_thread(self._current, login, cached[1].generation):
+                return AuthOutcome(cached[1])
+            self._cache.pop(login, None)
         user = await asyncio.to_thread(self._lookup, login)
         ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
         if ok and user is not None and user.enabled:

@@ -34,7 +34,7 @@ ENV_CONFIG = "MAILWARDEN_CONFIG"
 TLS_MODES = ("implicit", "starttls", "none")
 ROLES = ("sales", "senior", "supervisor", "admin")
 KNOWN_SECTIONS = (
-    "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures", "digest",
+    "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures",
 )
 
 

@@ -10,6 +10,7 @@ message is committed to the spool.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import ssl
 from email._header_value_parser import get_addr_spec, get_angle_addr
@@ -73,6 +74,7 @@ class SubmissionSMTP(SMTP):
         super().__init__(handler, **kw)
         self._implicit_tls = implicit_tls
         self._credentials: LoginPassword | None = None
+        self._refused: dict[bytes, str] = {}  # (login, password) pairs refused on this connection: the reply
         self.mw_handler = handler
         self.identity: Identity | None = None
 
@@ -165,6 +167,11 @@ class SubmissionSMTP(SMTP):
         password = creds.password.decode("utf-8", "surrogateescape")
         ip = _peer_ip(self.session)
         handler = self.mw_handler
+        # A client that tries the next mechanism with the same wrong password (Python's smtplib
+        # does: PLAIN, then LOGIN) made one mistake, not two: it is counted and audited once.
+        tried = hashlib.sha256(creds.login + b"\0" + creds.password).digest()
+        if tried in self._refused:
+            return AuthResult(success=False, handled=False, message=self._refused[tried])
         outcome = await handler.auth.check(login, password, ip)
         if outcome.identity is None:
             await handler.audit("auth.failed", actor=login[:64] or "?", peer=ip, mechanism=mechanism,
@@ -175,8 +182,11 @@ class SubmissionSMTP(SMTP):
             if outcome.locked:
                 return AuthResult(success=False, handled=False,
                                   message=f"454 4.7.0 Too many failed logins: {outcome.reason}")
-            return AuthResult(success=False, handled=False,
-                              message="535 5.7.8 Login or password wrong (登录名或密码错误)")
+            # The same answer for a disabled account: a different one would tell whoever tries
+            # passwords that they found the right one (the audit event has the reason).
+            reply = "535 5.7.8 Login or password wrong (登录名或密码错误)"
+            self._refused[tried] = reply
+            return AuthResult(success=False, handled=False, message=reply)
         self.identity = outcome.identity
         handler.registry.add(outcome.identity, id(self), self._cut)
         await handler.audit("auth.login", actor=outcome.identity.login, peer=ip, mechanism=mechanism, via="smtp")

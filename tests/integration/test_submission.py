@@ -150,6 +150,36 @@ async def test_disabled_user_session_is_closed_and_next_login_fails(gateway):
         assert s.exec(select(Message).where(Message.subject == "after disable")).first() is None
 
 
+async def test_one_wrong_password_tried_with_each_mechanism_counts_once(gateway):
+    """smtplib's login() tries PLAIN, then LOGIN, with the same wrong password: one mistake."""
+    before = len(events(gateway, "auth.failed"))
+    with pytest.raises(smtplib.SMTPAuthenticationError) as exc:
+        await asyncio.to_thread(gateway.client, "li", "not-his-password")
+    assert exc.value.smtp_code == 535
+    assert len(events(gateway, "auth.failed")) == before + 1
+
+
+async def test_disabled_user_cannot_log_in_even_a_moment_later(gateway):
+    """The login is cached (no argon2 for the next one), yet right after the disable, before
+    the watcher's next round, the next login fails (with the answer a wrong password gets: no
+    hint that the password was right; the audit event says "disabled")."""
+    (await asyncio.to_thread(gateway.client, "li")).close()  # a good login, now cached
+    logins = len([e for e in events(gateway, "auth.login") if e.actor == "li"])
+    with Session(gateway.store.engine) as s:
+        set_enabled(session=s, login="li", enabled=False)
+        s.commit()
+    try:
+        with pytest.raises(smtplib.SMTPAuthenticationError) as exc:
+            (await asyncio.to_thread(gateway.client, "li")).close()
+        assert exc.value.smtp_code == 535 and b"Login or password wrong" in exc.value.smtp_error
+        assert json.loads(events(gateway, "auth.failed")[-1].detail)["reason"] == "disabled"
+    finally:
+        with Session(gateway.store.engine) as s:
+            set_enabled(session=s, login="li", enabled=True)
+            s.commit()
+    assert len([e for e in events(gateway, "auth.login") if e.actor == "li"]) == logins
+
+
 async def test_permanent_refusal_bounces_to_operator(gateway):
     t = token()
     await send(gateway, message(f"Bounce {t}", to="nobody@unroutable.example"), rcpts=("nobody@unroutable.example",))
