@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 APPEND_BATCH = 8  # Sent copies in one APPEND at most (when the upstream has MULTIAPPEND)
 UNRECORDED_APPENDS = 2 * APPEND_BATCH  # a batch being recorded while the next goes out
+APPEND_LINGER = 0.05  # seconds a Sent copy waits for others to go in the same APPEND
 
 
 class AppendStage:
@@ -40,6 +41,8 @@ class AppendStage:
             batch = [item]
             self._busy += 1
             await self._unrecorded.acquire()  # released by _append_batch, or once the copy is recorded
+            if item.stage != "notice" and self._appends.qsize() < APPEND_BATCH - 1:
+                await asyncio.sleep(APPEND_LINGER)  # nobody waits for a Sent copy: let others join it
             # The copies waiting now go together: one APPEND (MULTIAPPEND), one commit for their records.
             while (item.stage != "notice" and len(batch) < APPEND_BATCH and not self._appends.empty()
                    and not self._unrecorded.locked()):
