@@ -79,6 +79,11 @@ class Authenticator:
         with Session(self.store.engine) as s:
             return s.exec(select(User).where(User.login == login)).first()
 
+    def pair_digest(self, login: str, password: str) -> bytes:
+        """A keyed hash of a login and password (the key never leaves this process)."""
+        return hmac.new(self._pepper, f"{login.strip().lower()}\0{password}".encode("utf-8", "surrogateescape"),
+                        hashlib.sha256).digest()
+
     async def check(self, login: str, password: str, ip: str) -> AuthOutcome:
         now = time.monotonic()
         login = login.strip().lower()
@@ -87,7 +92,7 @@ class Authenticator:
             if f and f.locked_until > now:
                 return AuthOutcome(None, delay=self.settings.base_delay, locked=True,
                                    reason=f"too many failed logins; try again in {int(f.locked_until - now) // 60 + 1} min")
-        digest = hmac.new(self._pepper, f"{login}\0{password}".encode("utf-8", "surrogateescape"), hashlib.sha256).digest()
+        digest = self.pair_digest(login, password)
         cached = self._cache.get(login)
         if cached and hmac.compare_digest(cached[0], digest) and cached[2] > now:
             # The password is known good; whether the account still is, the store says now (a
@@ -97,7 +102,9 @@ class Authenticator:
             self._cache.pop(login, None)
         user = await asyncio.to_thread(self._lookup, login)
         ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
-        if ok and user is not None and user.enabled:
+        # argon2 took a while: the account may have been disabled (or its password changed)
+        # meanwhile, and the watcher would cut the session only in its next round.
+        if ok and user is not None and user.enabled and await asyncio.to_thread(self._current, login, user.generation):
             assert user.id is not None
             ident = Identity(user.id, user.login, user.name, user.role, user.team, user.generation,
                              title=user.title, phone=user.phone)

@@ -10,9 +10,10 @@ message is committed to the spool.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import hmac
 import logging
 import ssl
+import time
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from functools import lru_cache
@@ -35,6 +36,7 @@ from .submit import Submitter
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
+REPEAT_WINDOW = 5.0  # seconds within which the same refused login, tried again at once, is not counted again
 DATA_CHUNK = 256 * 1024
 _PENDING = AuthResult(success=False, handled=True)
 
@@ -74,7 +76,7 @@ class SubmissionSMTP(SMTP):
         super().__init__(handler, **kw)
         self._implicit_tls = implicit_tls
         self._credentials: LoginPassword | None = None
-        self._refused: dict[bytes, str] = {}  # (login, password) pairs refused on this connection: the reply
+        self._refused: tuple[bytes, str, float] | None = None  # the last refused (login, password), reply, when
         self.mw_handler = handler
         self.identity: Identity | None = None
 
@@ -167,11 +169,14 @@ class SubmissionSMTP(SMTP):
         password = creds.password.decode("utf-8", "surrogateescape")
         ip = _peer_ip(self.session)
         handler = self.mw_handler
-        # A client that tries the next mechanism with the same wrong password (Python's smtplib
-        # does: PLAIN, then LOGIN) made one mistake, not two: it is counted and audited once.
-        tried = hashlib.sha256(creds.login + b"\0" + creds.password).digest()
-        if tried in self._refused:
-            return AuthResult(success=False, handled=False, message=self._refused[tried])
+        # A client that at once tries the next mechanism with the same wrong password (Python's
+        # smtplib does: PLAIN, then LOGIN) made one mistake, not two: it is counted and audited
+        # once.  Only that one retry, within seconds: the same pair later is asked about again
+        # (the account may have been enabled, or the password set to it, meanwhile).
+        tried = handler.auth.pair_digest(login, password)
+        last, self._refused = self._refused, None
+        if last is not None and hmac.compare_digest(last[0], tried) and time.monotonic() - last[2] < REPEAT_WINDOW:
+            return AuthResult(success=False, handled=False, message=last[1])
         outcome = await handler.auth.check(login, password, ip)
         if outcome.identity is None:
             await handler.audit("auth.failed", actor=login[:64] or "?", peer=ip, mechanism=mechanism,
@@ -185,7 +190,7 @@ class SubmissionSMTP(SMTP):
             # The same answer for a disabled account: a different one would tell whoever tries
             # passwords that they found the right one (the audit event has the reason).
             reply = "535 5.7.8 Login or password wrong (登录名或密码错误)"
-            self._refused[tried] = reply
+            self._refused = (tried, reply, time.monotonic())
             return AuthResult(success=False, handled=False, message=reply)
         self.identity = outcome.identity
         handler.registry.add(outcome.identity, id(self), self._cut)
@@ -205,6 +210,12 @@ class SubmissionSMTP(SMTP):
 
 class SubmissionHandler:
     """aiosmtpd handler hooks; the work of accepting a message is in :class:`Submitter`."""
+
+    async def handle_exception(self, error: Exception) -> str:
+        """An unexpected error (the database away, a bug): logged here, and a reply that tells
+        the client to try again without telling it what broke (aiosmtpd's own names it)."""
+        log.error("SMTP session error: %s: %s", type(error).__name__, error, exc_info=error)
+        return "451 4.3.0 Temporary problem in the gateway; please try again"
 
     def __init__(self, submitter: Submitter, auth: Authenticator, registry: SessionRegistry) -> None:
         self.submitter = submitter

@@ -180,6 +180,39 @@ async def test_disabled_user_cannot_log_in_even_a_moment_later(gateway):
     assert len([e for e in events(gateway, "auth.login") if e.actor == "li"]) == logins
 
 
+async def test_re_enabled_user_gets_in_on_the_same_connection(gateway):
+    """A refusal is remembered for the one retry a client makes at once with the next
+    mechanism, not for the connection: once the account is enabled again, it gets in."""
+    with Session(gateway.store.engine) as s:
+        set_enabled(session=s, login="li", enabled=False)
+        s.commit()
+    c = await asyncio.to_thread(gateway.client, None)
+    try:
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            await asyncio.to_thread(c.login, "li", PASSWORDS["li"])  # PLAIN, then LOGIN
+        with Session(gateway.store.engine) as s:
+            set_enabled(session=s, login="li", enabled=True)
+            s.commit()
+        code, _ = await asyncio.to_thread(c.login, "li", PASSWORDS["li"])
+        assert code == 235
+    finally:
+        await asyncio.to_thread(c.close)
+
+
+async def test_an_internal_error_is_a_451_that_names_nothing(gateway, monkeypatch):
+    async def broken(login, password, ip):  # type: ignore[no-untyped-def]
+        raise RuntimeError("cannot reach db.internal.example:5432")
+
+    monkeypatch.setattr(gateway.gw.auth, "check", broken)
+    c = await asyncio.to_thread(gateway.client, None)
+    try:
+        await asyncio.to_thread(c.ehlo)
+        code, text = await asyncio.to_thread(c.docmd, "AUTH", "PLAIN " + base64.b64encode(b"\0zhang\0x").decode())
+    finally:
+        await asyncio.to_thread(c.close)
+    assert code == 451 and b"db.internal" not in text
+
+
 async def test_permanent_refusal_bounces_to_operator(gateway):
     t = token()
     await send(gateway, message(f"Bounce {t}", to="nobody@unroutable.example"), rcpts=("nobody@unroutable.example",))
