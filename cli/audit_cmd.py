@@ -34,10 +34,27 @@ def log(
         print_json_lines([{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action,
                            "target": e.target, "peer": e.peer, "detail": json.loads(e.detail)} for e in events])
         return
-    table = Table("#", "time (UTC)", "actor", "action", "target", "detail")
+    # The short columns keep their words whole; the detail folds onto more lines instead.
+    table = Table()
+    for name in ("#", "time (UTC)", "actor", "action"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("target", overflow="fold", max_width=30)
+    table.add_column("detail", overflow="fold", ratio=1)
     for e in events:
-        table.add_row(str(e.seq), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.target, e.detail if e.detail != "{}" else "")
+        table.add_row(str(e.seq), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.target, _detail(e.detail))
     out.print(table)
+
+
+def _detail(raw: str) -> str:
+    """``key=value`` pairs, shorter to read than the stored JSON (``--json`` gives that)."""
+    try:
+        detail = json.loads(raw)
+    except ValueError:
+        return raw
+    if not isinstance(detail, dict):
+        return raw
+    return "  ".join(f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+                     for k, v in detail.items() if v not in (None, "", [], {}))
 
 
 @app.command("verify")

@@ -99,3 +99,10 @@ def test_config_error_names_key(tmp_path):
     cfg.write_text('[store]\nurl = "mysql://x"\n')
     r = CliRunner().invoke(app, ["--config", str(cfg), "user", "list"])
     assert r.exit_code == 2 and "[store] url" in r.output
+
+
+def test_audit_log_details_read_as_key_value_pairs():
+    from mailwarden.cli.audit_cmd import _detail
+
+    assert _detail('{"role": "sales", "team": null, "domains": ["a.de"], "n": 2}') == 'role=sales  domains=["a.de"]  n=2'
+    assert _detail("{}") == "" and _detail("not json") == "not json"
