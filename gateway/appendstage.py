@@ -20,6 +20,7 @@ from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import DueItem
 from sqlmodel import Session
 
+from .outbound import sent_ref
 from .upstream import Source, TemporaryFailure
 from .upstream_imap import Refused
 
@@ -69,11 +70,13 @@ class AppendStage:
                 continue
             sources.append(src)
             ready.append(item)
+        folder = self.upstream.inbox_folder if notice else self.upstream.sent_folder
+        if not notice:
+            sources, ready = await self._not_there_yet(folder, sources, ready)
         if not ready:
             return
         stored, failed, error = 0, False, ""
         try:
-            folder = self.upstream.inbox_folder if notice else self.upstream.sent_folder
             await self.imap.append_many(folder, [(src, [] if notice else ["\\Seen"], item.keywords.split())
                                                  for src, item in zip(sources, ready)])
             stored = len(ready)
@@ -98,6 +101,33 @@ class AppendStage:
         if failed:
             for item in ready[stored:]:
                 await self._not_stored(item, error)
+
+    async def _not_there_yet(self: Relay, folder: str, sources: list[Source],
+                             ready: list[DueItem]) -> tuple[list[Source], list[DueItem]]:
+        """Leave out the copies already in ``folder``: asked (by ``X-Mailwarden-Ref``) for those
+        tried before (an APPEND cut off may have gone through) and those a crashed process may
+        have stored without recording.  The ones found are recorded as stored."""
+        check = {item.id: ref for item in ready if item.attempts > 0 or item.verify
+                 if (ref := sent_ref(item.sent_headers)) is not None}
+        if not check:
+            return sources, ready
+        try:
+            there = await self.imap.stored(folder, list(check.values()))
+        except TemporaryFailure as exc:
+            for src in sources:
+                src.close()
+            for item in ready:
+                await self._not_stored(item, str(exc))
+            return [], []
+        found = [item for item in ready if check.get(item.id) in there]
+        for item in found:
+            log.info("Sent copy of message=%s is in %s already: not stored again", item.message_id, folder)
+        self._record_appended(found)
+        keep = [(src, item) for src, item in zip(sources, ready) if check.get(item.id) not in there]
+        for src, item in zip(sources, ready):
+            if check.get(item.id) in there:
+                src.close()
+        return [src for src, _ in keep], [item for _, item in keep]
 
     def _record_appended(self: Relay, stored: list[DueItem]) -> None:
         """Record these copies while the next APPEND goes out: the records of several batches

@@ -212,13 +212,25 @@ def rewrite(data: bytes, *, shared_address: str, display_name: str, company_doma
                      rest=rest)
 
 
-def tag_headers(operator: str, operator_name: str, customers: list[tuple[int, str]]) -> bytes:
-    """The X-Mailwarden-Operator / -Customer fields for the Sent copy."""
+def tag_headers(operator: str, operator_name: str, customers: list[tuple[int, str]], ref: str = "") -> bytes:
+    """The X-Mailwarden-Operator / -Customer fields for the Sent copy, and ``X-Mailwarden-Ref``:
+    the gateway's own name for the message, by which a copy already in Sent is found again."""
     op = make_header_value(f"{operator} ({operator_name})")
     out = [_field("X-Mailwarden-Operator", op)]
     for cid, name in customers:
         out.append(_field("X-Mailwarden-Customer", make_header_value(f"{cid} {name}")))
+    if ref:
+        out.append(_field("X-Mailwarden-Ref", ref))
     return b"".join(out)
+
+
+_REF = re.compile(r"^X-Mailwarden-Ref: ([A-Za-z0-9._-]+)\r?$", re.M)
+
+
+def sent_ref(sent_headers: str) -> str | None:
+    """The ``X-Mailwarden-Ref`` of a Sent copy's tag headers (None for copies spooled before it)."""
+    m = _REF.search(sent_headers)
+    return m.group(1) if m else None
 
 
 def make_header_value(text: str) -> str:

@@ -82,6 +82,7 @@ class Relay(AppendStage):
         # again): two per connection, one being recorded while the next is sent.
         self._unrecorded_sends = asyncio.Semaphore(2 * outbound.relay_connections)
         self.linked = False  # a spool file got a new name (hard link) in the batch being written
+        self._started = utcnow()
         self._tasks: list[asyncio.Task[None]] = []
         self.archive_dir = store.data_dir / "messages"
 
@@ -127,6 +128,9 @@ class Relay(AppendStage):
                 assert item.id is not None
                 if item.id in self._in_flight:
                     continue
+                # A Sent copy due since before this process started may have been stored by the
+                # process before it, which died before recording it.
+                item.verify = item.stage == "append" and _aware(item.next_attempt) <= self._started
                 self._in_flight.add(item.id)
                 (self._queue if item.stage == "relay" else self._appends).put_nowait(item)  # append, notice
             try:

@@ -269,7 +269,8 @@ class Submitter:
             mail_from=self.upstream.username, rcpts=tuple(rcpts), operator=ident.login,
             operator_id=ident.user_id, customer_ids=tuple(cid for cid, _ in resolved.customers),
             subject=rw.subject, message_id=rw.message_id, keywords=keywords, peer=peer,
-            sent_headers=tag_headers(ident.login, ident.name, resolved.customers).decode("ascii"),
+            sent_headers=tag_headers(ident.login, ident.name, resolved.customers,
+                                     ref=blobs.message.removesuffix(".eml")).decode("ascii"),
         )
         events = list(prepared.notes)
         if verdict.action != "allow" and verdict.decision is not None:

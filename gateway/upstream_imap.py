@@ -27,6 +27,7 @@ from .config import Upstream
 from .upstream import Source, TemporaryFailure
 
 PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")
+_SEARCH_HIT = re.compile(rb"^(?:SEARCH )?\d+( \d+)*$")  # "* SEARCH 3 7" as aioimaplib hands it on
 
 
 class Refused(TemporaryFailure):
@@ -139,6 +140,33 @@ class IMAPConnection:
                 if client is not None and client.protocol.transport is not None:
                     client.protocol.transport.close()
                 raise
+
+    async def stored(self, folder: str, refs: list[str]) -> set[str]:
+        """Which of ``refs`` (``X-Mailwarden-Ref`` values) have a copy in ``folder`` already:
+        asked before appending again a copy whose earlier APPEND may have gone through."""
+        found: set[str] = set()
+        async with self._lock:
+            try:
+                transport = self.client.protocol.transport if self.client is not None else None
+                if transport is None or transport.is_closing():
+                    self.client = await asyncio.wait_for(self._connect(), 60)
+                resp = await self.client.select(_quote(folder))
+                if resp.result != "OK":
+                    return found  # no such folder yet: nothing in it
+                try:
+                    for ref in refs:
+                        resp = await self.client.search("HEADER", "X-Mailwarden-Ref", f'"{ref}"', charset=None)
+                        if resp.result != "OK":
+                            raise TemporaryFailure(f"upstream refused SEARCH in {folder!r}: {_text(resp)}")
+                        if any(_SEARCH_HIT.match(bytes(line)) for line in resp.lines[:-1]
+                               if isinstance(line, (bytes, bytearray))):
+                            found.add(ref)
+                finally:
+                    await self.client.close()
+            except (OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
+                await self.close()
+                raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: {exc or type(exc).__name__}") from None
+        return found
 
     async def close(self) -> None:
         client, self.client = self.client, None

@@ -210,6 +210,7 @@ class DueItem:
     next_attempt: datetime
     created_at: datetime
     last_error: str | None
+    verify: bool = False  # the append stage asks the upstream first whether the copy is there already
 
 
 def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = PENDING,

@@ -161,3 +161,37 @@ def test_sigkill_after_250_before_relay_delivers_exactly_once(upstream, tmp_path
         assert not s.exec(select(SpoolItem).where(col(SpoolItem.stage).in_(("relay", "append")))).all()
     assert store.audit.verify().ok
     store.close()
+
+
+async def test_a_sent_copy_whose_record_was_lost_is_not_filed_twice(gateway):
+    """The deliverer stored a Sent copy and died before recording it (simulated: the row is
+    set back to the append stage, as tried before, and the file back into the spool).  The
+    next try finds the copy by its X-Mailwarden-Ref and records it instead of filing it again."""
+    t = token()
+
+    async def stage_becomes_done(item_id: int | None = None) -> SpoolItem:
+        for _ in range(200):
+            with Session(gateway.store.engine) as s:  # a new session each time: a fresh snapshot
+                q = select(SpoolItem).order_by(col(SpoolItem.id).desc())
+                item = s.get(SpoolItem, item_id) if item_id is not None else s.exec(q).first()
+            if item is not None and item.stage == "done":
+                return item
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the spool item did not get done: {item}")
+
+    await asyncio.to_thread(send_many, gateway.client, t, 1)
+    sent = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, "Sent", containing=t.encode())
+    assert b"X-Mailwarden-Ref: " in sent[0].raw
+    item = await stage_becomes_done()
+    filed = gateway.store.data_dir / "messages" / item.blob[:4] / item.blob[4:6] / item.blob
+    filed.replace(gateway.store.spool_dir / item.blob)  # a crash before the record: not filed yet
+    with Session(gateway.store.engine) as s:
+        row = s.get(SpoolItem, item.id)
+        row.stage, row.attempts = "append", 1
+        s.add(row)
+        s.commit()
+    gateway.gw.relay.wake()
+    await stage_becomes_done(item.id)
+    assert filed.exists()
+    again = await asyncio.to_thread(gateway.upstream.fetch_all, SHARED, "Sent")
+    assert len([m for m in again if t.encode() in m.raw]) == 1

@@ -232,3 +232,16 @@ async def test_smtp_refusals_with_and_without_pipelining(upstream, conf, monkeyp
     got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 2, containing=t.encode(), timeout=60)
     subjects = sorted(m.raw.split(b"Subject: ", 1)[1].split(b" ", 1)[0] for m in got)
     assert subjects == [b"after", b"some"]
+
+
+async def test_stored_finds_copies_by_their_ref(upstream, conf):
+    """Before appending a copy again, the gateway asks which are in the folder already."""
+    t = token()
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    try:
+        assert await imap.stored(f"Nowhere {t}", [t]) == set()  # no such folder: nothing in it
+        await imap.append("Sent", f"X-Mailwarden-Ref: {t}-a\r\nSubject: a\r\n\r\nx\r\n".encode(), ["\\Seen"], [])
+        assert await imap.stored("Sent", [f"{t}-a", f"{t}-b"]) == {f"{t}-a"}
+        await imap.append("Sent", b"Subject: after\r\n\r\nx\r\n", [], [])  # the connection is usable after
+    finally:
+        await imap.close()

@@ -10,6 +10,7 @@ from mailwarden.gateway.outbound import (
     keyword,
     rewrite,
     split_headers,
+    sent_ref,
     tag_headers,
 )
 
@@ -95,8 +96,9 @@ def test_split_headers_folded_lines():
 
 
 def test_tag_headers_and_keywords():
-    raw = tag_headers("zhang", "张伟", [(42, "Acme GmbH")])
+    raw = tag_headers("zhang", "张伟", [(42, "Acme GmbH")], ref="20261203-ab12")
     assert raw.isascii() and b"X-Mailwarden-Customer: 42 Acme GmbH" in raw
+    assert sent_ref(raw.decode()) == "20261203-ab12" and sent_ref("X-Mailwarden-Operator: zhang\r\n") is None
     assert keyword("op", "zhang") == "$mw_op_zhang"
     assert keyword("cust", "a b(c)") == "$mw_cust_a_b_c_"
 

@@ -23,6 +23,12 @@ class FakeIMAP:
 
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
+        self.there: set[str] = set()  # refs of copies in the folder already
+        self.asked: list[list[str]] = []
+
+    async def stored(self, folder, refs):  # type: ignore[no-untyped-def]
+        self.asked.append(refs)
+        return self.there & set(refs)
 
     async def append_many(self, folder, entries):  # type: ignore[no-untyped-def]
         names = [src.path.name for src, _flags, _kw in entries]
@@ -54,11 +60,12 @@ def relay(tmp_path):  # type: ignore[no-untyped-def]
     store.close()
 
 
-def item(relay: Relay, n: int, name: str) -> DueItem:
+def item(relay: Relay, n: int, name: str, *, attempts: int = 0, verify: bool = False) -> DueItem:
     (relay.store.spool_dir / f"{name}.eml").write_bytes(b"Subject: x\r\n\r\nx\r\n")
     now = datetime.now(timezone.utc)
     return DueItem(n, n, f"{name}.eml", "sales@company.test", '["max@buyer.test"]', "zhang", "$mw_op_zhang",
-                   "X-Mailwarden-Operator: zhang\r\n", "", "append", 0, now, now, None)
+                   f"X-Mailwarden-Operator: zhang\r\nX-Mailwarden-Ref: ref-{name}\r\n", "", "append", attempts,
+                   now, now, None, verify)
 
 
 async def run_appender(relay: Relay, items: list[DueItem]) -> list[int]:
@@ -102,3 +109,31 @@ async def test_an_unreadable_spool_file_fails_alone(relay):
     retried = await run_appender(relay, items)
     assert relay.imap.calls == [["a.eml", "c.eml"]] and retried == [2]
     assert archived(relay) == ["a.eml", "c.eml"]
+
+
+async def test_a_copy_tried_before_is_looked_for_first(relay):
+    """A copy whose earlier APPEND may have gone through (tried before, or found by a new
+    process) is looked for by its ref; the one there is recorded, not stored again."""
+    relay.imap.there = {"ref-b"}
+    items = [item(relay, 1, "a"), item(relay, 2, "b", attempts=1), item(relay, 3, "c", verify=True)]
+    retried = await run_appender(relay, items)
+    assert relay.imap.asked == [["ref-b", "ref-c"]]
+    assert relay.imap.calls == [["a.eml", "c.eml"]] and retried == []
+    assert archived(relay) == ["a.eml", "b.eml", "c.eml"]
+
+
+async def test_copies_due_since_before_the_start_are_looked_for(relay):
+    """A new deliverer does not know whether the one before it stored a copy it had not yet
+    recorded: copies due since before it started are looked for; later ones are not."""
+    from datetime import timedelta
+
+    old, new = item(relay, 1, "old"), item(relay, 2, "new")
+    old.next_attempt = relay._started - timedelta(seconds=5)
+    new.next_attempt = relay._started + timedelta(seconds=1)
+    relay._load_due = lambda busy: [old, new]
+    task = asyncio.create_task(relay._dispatch())
+    await asyncio.sleep(0.05)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert (old.verify, new.verify) == (True, False)
+    assert [relay._appends.get_nowait().id for _ in range(2)] == [1, 2]
