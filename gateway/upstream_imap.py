@@ -89,7 +89,7 @@ class IMAPConnection:
             flags = b" ".join(m.group(1) for line in resp.lines if isinstance(line, (bytes, bytearray))
                               for m in [PERMANENTFLAGS.search(bytes(line))] if m)
             self._keywords_ok[folder] = b"\\*" in flags
-            await self.client.close()
+            await _deselect(self.client, folder)
         return self._keywords_ok[folder]
 
     async def append(self, folder: str, data: bytes | Source, flags: list[str], keywords: list[str]) -> None:
@@ -150,7 +150,7 @@ class IMAPConnection:
                 transport = self.client.protocol.transport if self.client is not None else None
                 if transport is None or transport.is_closing():
                     self.client = await asyncio.wait_for(self._connect(), 60)
-                resp = await self.client.select(_quote(folder))
+                resp = await _examine(self.client, folder)
                 if resp.result != "OK":
                     return found  # no such folder yet: nothing in it
                 try:
@@ -162,7 +162,7 @@ class IMAPConnection:
                                if isinstance(line, (bytes, bytearray))):
                             found.add(ref)
                 finally:
-                    await self.client.close()
+                    await self.client.close()  # read-only: expunges nothing
             except (OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
                 await self.close()
                 raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: {exc or type(exc).__name__}") from None
@@ -172,6 +172,22 @@ class IMAPConnection:
         client, self.client = self.client, None
         if client is not None:
             await _drop(client)
+
+
+async def _examine(client: aioimaplib.IMAP4, folder: str) -> aioimaplib.Response:
+    """EXAMINE (read-only SELECT); aioimaplib does not note the selected state for it."""
+    resp = await client.examine(_quote(folder))
+    if resp.result == "OK":
+        client.protocol.state = aioimaplib.SELECTED
+    return resp
+
+
+async def _deselect(client: aioimaplib.IMAP4, folder: str) -> None:
+    """Leave the selected folder without expunging anything: CLOSE after a SELECT would
+    remove the messages someone marked \\Deleted in the company's folder; after EXAMINE it
+    removes none (RFC 3501 6.4.2)."""
+    if (await _examine(client, folder)).result == "OK":
+        await client.close()
 
 
 async def _starttls(client: aioimaplib.IMAP4, ctx: ssl.SSLContext, host: str) -> None:

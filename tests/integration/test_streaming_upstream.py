@@ -245,3 +245,19 @@ async def test_stored_finds_copies_by_their_ref(upstream, conf):
         await imap.append("Sent", b"Subject: after\r\n\r\nx\r\n", [], [])  # the connection is usable after
     finally:
         await imap.close()
+
+
+async def test_the_gateway_never_expunges_what_someone_marked_deleted(upstream, conf):
+    """Looking at a folder's flags and searching it leave it as found: a CLOSE after a SELECT
+    would have removed the message someone had marked \\Deleted (and not yet expunged)."""
+    t = token()
+    folder = f"Kept {t}"
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    try:
+        await imap.append(folder, f"Subject: marked {t}\r\n\r\nx\r\n".encode(), ["\\Deleted"], [])
+        await imap.append(folder, f"Subject: tagged {t}\r\n\r\nx\r\n".encode(), [], ["$mw_op_zhang"])  # SELECTs it
+        assert await imap.stored(folder, [t]) == set()
+    finally:
+        await imap.close()
+    got = await asyncio.to_thread(upstream.fetch_all, SHARED, folder)
+    assert len(got) == 2 and "\\Deleted" in got[0].flags
