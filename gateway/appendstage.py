@@ -112,12 +112,14 @@ class AppendStage:
         if not check:
             return sources, ready
         try:
-            there = await self.imap.stored(folder, list(check.values()))
-        except TemporaryFailure as exc:
+            there = await self.imap.stored(folder, list(check.values())) or set()  # None: cannot tell
+        except Exception as exc:  # not knowing, filing them again could file them twice: later
+            if not isinstance(exc, TemporaryFailure):
+                log.exception("cannot look for Sent copies in %s", folder)
             for src in sources:
                 src.close()
             for item in ready:
-                await self._not_stored(item, str(exc))
+                await self._not_stored(item, str(exc) if isinstance(exc, TemporaryFailure) else "internal error")
             return [], []
         found = [item for item in ready if check.get(item.id) in there]
         for item in found:

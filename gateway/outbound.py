@@ -22,7 +22,7 @@ BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a line, then an empty one
 # Headers the client may not set: ours (no spoofing of operator or customer),
 # and the ones the gateway owns.
 DROP = {b"from", b"sender", b"return-path", b"bcc", b"x-mailwarden-operator", b"x-mailwarden-customer",
-        b"x-mailwarden-loop", b"delivered-to"}
+        b"x-mailwarden-loop", b"x-mailwarden-ref", b"x-mailwarden-notice", b"delivered-to"}
 
 
 class MessageRejected(Exception):

@@ -53,6 +53,7 @@ _SPOOL_INSERT = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operato
                  ":mail_from, :rcpts, :operator, :keywords, :stage, :attempts, :sent_headers, :decision, "
                  ":created_at, :next_attempt, :last_error)")
 COALESCE = 0.03  # seconds a nudge waits for more before the spool is read
+RETRY_MARK = ".retry-"  # in the spool name of an item split off to retry some recipients
 
 
 class Relay(AppendStage):
@@ -236,7 +237,9 @@ class Relay(AppendStage):
                 await self._bounce(item, list(permanent), "; ".join(f"{r}: {e}" for r, e in permanent.items()),
                                    await spool_head(self.store.spool_dir / item.blob, self._exposed(item)),
                                    partial=bool(delivered or temporary))
-            if delivered:
+            if delivered and _next_stage(item) == "done":  # a retry of some recipients: nothing to file
+                self._archive(item.blob)
+            elif delivered:
                 item.stage = "append"
                 item.rcpts = json.dumps(delivered)
                 self._appends.put_nowait(item)
@@ -261,9 +264,10 @@ class Relay(AppendStage):
         db, now = raw(s), utcnow()
         if delivered:
             if temporary:
-                # Some recipients must be retried: split them off as their own relay item,
-                # with its own name for the file (a hard link), so each item files its own.
-                twin = f"{item.blob[:-4]}-{uuid.uuid4().hex[:8]}.eml"
+                # Some recipients must be retried: split them off as their own relay item, with
+                # its own name for the file (a hard link), so each item files its own.  The
+                # message's Sent copy is this item's: the retry is relayed only (see _next_stage).
+                twin = f"{item.blob[:-4]}{RETRY_MARK}{uuid.uuid4().hex[:8]}.eml"
                 os.link(self.store.spool_dir / item.blob, self.store.spool_dir / twin)
                 self.linked = True  # the writer must make the new name durable before this commit
                 db.execute(_SPOOL_INSERT, {
@@ -273,8 +277,8 @@ class Relay(AppendStage):
                     "decision": "", "created_at": now,
                     "next_attempt": now + backoff(item.attempts + 1, self.outbound.retry_initial),
                     "last_error": "; ".join(temporary.values())[:2000]})
-            db.execute("UPDATE spool SET stage = 'append', rcpts = :rcpts, next_attempt = :now WHERE id = :id",
-                       {"rcpts": json.dumps(delivered), "now": now, "id": item.id})
+            db.execute("UPDATE spool SET stage = :stage, rcpts = :rcpts, next_attempt = :now WHERE id = :id",
+                       {"stage": _next_stage(item), "rcpts": json.dumps(delivered), "now": now, "id": item.id})
             db.execute("UPDATE messages SET status = 'delivered', delivered_at = :now WHERE id = :id",
                        {"now": now, "id": item.message_id})
             self.store.audit.append(actor=item.operator, action="send.delivered", target=",".join(delivered),
@@ -287,8 +291,12 @@ class Relay(AppendStage):
                            "error": "; ".join(temporary.values())[:2000], "id": item.id})
 
     def _exposed(self, item: DueItem) -> bytes:
-        """The tag headers when the customer sees them too, else nothing."""
-        return item.sent_headers.encode("ascii") if self.outbound.expose_headers and item.sent_headers else b""
+        """The tag headers when the customer sees them too, else nothing.  Never the ref: a copy
+        the upstream keeps of what it sent (Gmail, Office 365 do) must not pass for the gateway's."""
+        if not (self.outbound.expose_headers and item.sent_headers):
+            return b""
+        return "".join(line for line in item.sent_headers.splitlines(keepends=True)
+                       if not line.lower().startswith("x-mailwarden-ref:")).encode("ascii")
 
     async def _temporary(self, item: DueItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()
@@ -348,6 +356,12 @@ class Relay(AppendStage):
         if not partial:
             await asyncio.to_thread(self._archive, item.blob)
         log.warning("bounced message=%s operator=%s: %s", item.message_id, item.operator, reason[:200])
+
+
+def _next_stage(item: DueItem) -> str:
+    """After the upstream took an item: its Sent copy next, unless it is the retry of some of
+    a message's recipients, whose copy the first delivery filed."""
+    return "done" if RETRY_MARK in item.blob else "append"
 
 
 def _aware(ts):  # type: ignore[no-untyped-def]

@@ -18,6 +18,7 @@ half-way can never read message bytes as commands (LITERAL+ could).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import ssl
 
@@ -26,6 +27,7 @@ import aioimaplib
 from .config import Upstream
 from .upstream import Source, TemporaryFailure
 
+log = logging.getLogger(__name__)
 PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")
 _SEARCH_HIT = re.compile(rb"^(?:SEARCH )?\d+( \d+)*$")  # "* SEARCH 3 7" as aioimaplib hands it on
 
@@ -44,6 +46,7 @@ class IMAPConnection:
         self._flow: _Flow | None = None
         self._lock = asyncio.Lock()
         self._keywords_ok: dict[str, bool] = {}
+        self._search_refused: dict[str, bool] = {}
 
     async def _connect(self) -> aioimaplib.IMAP4:
         u = self.upstream
@@ -141,32 +144,36 @@ class IMAPConnection:
                     client.protocol.transport.close()
                 raise
 
-    async def stored(self, folder: str, refs: list[str]) -> set[str]:
+    async def stored(self, folder: str, refs: list[str]) -> set[str] | None:
         """Which of ``refs`` (``X-Mailwarden-Ref`` values) have a copy in ``folder`` already:
-        asked before appending again a copy whose earlier APPEND may have gone through."""
+        asked before appending again a copy whose earlier APPEND may have gone through.
+        None when the server cannot tell (it refuses such a SEARCH): it is not asked again."""
+        if self._search_refused.get(folder):
+            return None
         found: set[str] = set()
         async with self._lock:
             try:
                 transport = self.client.protocol.transport if self.client is not None else None
                 if transport is None or transport.is_closing():
                     self.client = await asyncio.wait_for(self._connect(), 60)
-                resp = await _examine(self.client, folder)
-                if resp.result != "OK":
+                if (await _examine(self.client, folder)).result != "OK":
                     return found  # no such folder yet: nothing in it
-                try:
-                    for ref in refs:
-                        resp = await self.client.search("HEADER", "X-Mailwarden-Ref", f'"{ref}"', charset=None)
-                        if resp.result != "OK":
-                            raise TemporaryFailure(f"upstream refused SEARCH in {folder!r}: {_text(resp)}")
-                        if any(_SEARCH_HIT.match(bytes(line)) for line in resp.lines[:-1]
-                               if isinstance(line, (bytes, bytearray))):
-                            found.add(ref)
-                finally:
-                    await self.client.close()  # read-only: expunges nothing
+                for ref in refs:
+                    resp = await self.client.search("HEADER", "X-Mailwarden-Ref", f'"{ref}"', charset=None)
+                    if resp.result != "OK":
+                        log.warning("upstream cannot search %r for copies already there (%s): they are "
+                                    "filed again, maybe twice", folder, _text(resp))
+                        self._search_refused[folder] = True
+                        found = set()
+                        break
+                    if any(_SEARCH_HIT.match(bytes(line)) for line in resp.lines[:-1]
+                           if isinstance(line, (bytes, bytearray))):
+                        found.add(ref)
+                await self.client.close()  # read-only: expunges nothing
             except (OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
-                await self.close()
+                await self.close()  # not CLOSE first: after a timeout it would wait as long again
                 raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: {exc or type(exc).__name__}") from None
-        return found
+        return None if self._search_refused.get(folder) else found
 
     async def close(self) -> None:
         client, self.client = self.client, None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import aioimaplib
 import aiosmtplib
 import pytest
 from mailwarden.gateway import upstream as up_mod
@@ -261,3 +262,21 @@ async def test_the_gateway_never_expunges_what_someone_marked_deleted(upstream, 
         await imap.close()
     got = await asyncio.to_thread(upstream.fetch_all, SHARED, folder)
     assert len(got) == 2 and "\\Deleted" in got[0].flags
+
+
+async def test_a_server_that_cannot_search_headers_is_not_asked_again(upstream, conf):
+    imap = IMAPConnection(conf, upstream_tls(conf))
+    asked: list[tuple] = []
+
+    async def refuses(*criteria, charset=None):  # type: ignore[no-untyped-def]
+        asked.append(criteria)
+        return aioimaplib.Response("NO", [b"SEARCH HEADER not supported"])
+
+    try:
+        await imap.append("Sent", b"Subject: s\r\n\r\nx\r\n", [], [])
+        imap.client.search = refuses  # type: ignore[union-attr]
+        assert await imap.stored("Sent", ["a", "b"]) is None  # cannot tell: filed again
+        assert await imap.stored("Sent", ["c"]) is None and len(asked) == 1
+        await imap.append("Sent", b"Subject: s2\r\n\r\nx\r\n", [], [])  # still in step
+    finally:
+        await imap.close()

@@ -46,10 +46,12 @@ def test_crlf_in_display_name_cannot_inject_headers():
 
 def test_client_cannot_set_mailwarden_headers_or_private_reply_to():
     raw = (b"X-Mailwarden-Operator: boss\r\nX-Mailwarden-Customer: 1 Big\r\nReply-To: me@gmail.com\r\n"
+           b"X-Mailwarden-Ref: 20261203000000-someone-elses\r\nX-Mailwarden-Notice: held\r\n"
            b"Bcc: hidden@example.com\r\nSubject: s\r\n\r\nb")
     rw = rewrite(raw, display_name="Z", **KW)
     m = parse(rw)
     assert m["X-Mailwarden-Operator"] is None and m["X-Mailwarden-Customer"] is None
+    assert m["X-Mailwarden-Ref"] is None and m["X-Mailwarden-Notice"] is None  # a ref would hide a copy
     assert m["Reply-To"] is None and m["Bcc"] is None
     assert {"reply-to", "bcc", "x-mailwarden-operator"} <= set(rw.dropped)
 

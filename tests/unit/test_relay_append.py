@@ -137,3 +137,18 @@ async def test_copies_due_since_before_the_start_are_looked_for(relay):
     await asyncio.gather(task, return_exceptions=True)
     assert (old.verify, new.verify) == (True, False)
     assert [relay._appends.get_nowait().id for _ in range(2)] == [1, 2]
+
+
+def test_a_retry_of_some_recipients_files_no_second_copy_and_customers_never_see_the_ref(relay):
+    """The item split off to retry some recipients is done once relayed: the message's Sent
+    copy is the first delivery's.  Exposed tag headers leave the ref out, so that a copy the
+    upstream keeps of what it sent cannot pass for the gateway's."""
+    import dataclasses
+
+    from mailwarden.gateway.relay import RETRY_MARK, _next_stage
+
+    first = item(relay, 1, "m")
+    retry = dataclasses.replace(first, blob=f"m{RETRY_MARK}0a1b2c3d.eml")
+    assert (_next_stage(first), _next_stage(retry)) == ("append", "done")
+    relay.outbound = dataclasses.replace(relay.outbound, expose_headers=True)
+    assert relay._exposed(first) == b"X-Mailwarden-Operator: zhang\r\n"
