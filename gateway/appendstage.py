@@ -6,8 +6,8 @@ whose queues, writer and IMAP connection it shares.
 Copies waiting together go in one APPEND (MULTIAPPEND, when the upstream has it) and their
 records in one commit; a batch the upstream refuses is retried copy by copy, so that one bad
 copy does not hold the others back.  At most :data:`UNRECORDED_APPENDS` copies are in Sent but
-not yet recorded: after a crash those are appended again (the record is what makes a copy
-exactly-once).
+not yet recorded.  A copy that may be there already (tried before, or left by a deliverer that
+died before recording it) is looked for by its ``X-Mailwarden-Ref`` before it is filed again.
 """
 
 from __future__ import annotations
@@ -121,14 +121,15 @@ class AppendStage:
             for item in ready:
                 await self._not_stored(item, str(exc) if isinstance(exc, TemporaryFailure) else "internal error")
             return [], []
-        found = [item for item in ready if check.get(item.id) in there]
-        for item in found:
-            log.info("Sent copy of message=%s is in %s already: not stored again", item.message_id, folder)
-        self._record_appended(found)
-        keep = [(src, item) for src, item in zip(sources, ready) if check.get(item.id) not in there]
+        found, keep = [], []
         for src, item in zip(sources, ready):
             if check.get(item.id) in there:
+                log.info("Sent copy of message=%s is in %s already: not stored again", item.message_id, folder)
                 src.close()
+                found.append(item)
+            else:
+                keep.append((src, item))
+        self._record_appended(found)
         return [src for src, _ in keep], [item for _, item in keep]
 
     def _record_appended(self: Relay, stored: list[DueItem]) -> None:
@@ -163,12 +164,11 @@ class AppendStage:
         finally:
             for item in batch:
                 self._unrecorded.release()
-                assert item.id is not None
                 self._in_flight.discard(item.id)
                 self._busy -= 1
 
     @staticmethod
-    def _record_append(s: Session, ids: list[int | None]) -> None:
+    def _record_append(s: Session, ids: list[int]) -> None:
         db = raw(s)
         for item_id in ids:
             db.execute("UPDATE spool SET stage = 'done' WHERE id = :id", {"id": item_id})

@@ -224,13 +224,18 @@ def tag_headers(operator: str, operator_name: str, customers: list[tuple[int, st
     return b"".join(out)
 
 
-_REF = re.compile(r"^X-Mailwarden-Ref: ([A-Za-z0-9._-]+)\r?$", re.M)
+_REF = re.compile(r"^X-Mailwarden-Ref: ([A-Za-z0-9._-]+)\r?$\n?", re.M | re.I)
 
 
 def sent_ref(sent_headers: str) -> str | None:
     """The ``X-Mailwarden-Ref`` of a Sent copy's tag headers (None for copies spooled before it)."""
     m = _REF.search(sent_headers)
     return m.group(1) if m else None
+
+
+def without_ref(sent_headers: str) -> str:
+    """The tag headers less the ref (what a customer may see)."""
+    return _REF.sub("", sent_headers)
 
 
 def make_header_value(text: str) -> str:

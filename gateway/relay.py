@@ -36,7 +36,7 @@ from .config import Outbound, Upstream
 from .appendstage import UNRECORDED_APPENDS, AppendStage
 from .dbwriter import BatchWriter
 from .notices import build_bounce, build_notice, spool_head
-from .outbound import keyword
+from .outbound import keyword, without_ref
 from .upstream import (
     PermanentFailure,
     SendResult,
@@ -76,8 +76,7 @@ class Relay(AppendStage):
         self._busy = 0  # items a worker is processing right now
         self._finishing: set[asyncio.Task[None]] = set()  # Sent copies being recorded
         # At most this many copies stored in Sent but not yet recorded (a batch being recorded
-        # while the next goes out): after a crash, those go to Sent again (the record is what
-        # makes the copy exactly-once).
+        # while the next goes out): after a crash, those are looked for before they are filed again.
         self._unrecorded = asyncio.Semaphore(UNRECORDED_APPENDS)
         # Likewise sends the upstream took but not yet recorded (after a crash, those go out
         # again): two per connection, one being recorded while the next is sent.
@@ -295,8 +294,7 @@ class Relay(AppendStage):
         the upstream keeps of what it sent (Gmail, Office 365 do) must not pass for the gateway's."""
         if not (self.outbound.expose_headers and item.sent_headers):
             return b""
-        return "".join(line for line in item.sent_headers.splitlines(keepends=True)
-                       if not line.lower().startswith("x-mailwarden-ref:")).encode("ascii")
+        return without_ref(item.sent_headers).encode("ascii")
 
     async def _temporary(self, item: DueItem, error: str) -> None:
         age = (utcnow() - _aware(item.created_at)).total_seconds()

@@ -211,17 +211,17 @@ class SubmissionSMTP(SMTP):
 class SubmissionHandler:
     """aiosmtpd handler hooks; the work of accepting a message is in :class:`Submitter`."""
 
-    async def handle_exception(self, error: Exception) -> str:
-        """An unexpected error (the database away, a bug): logged here, and a reply that tells
-        the client to try again without telling it what broke (aiosmtpd's own names it)."""
-        log.error("SMTP session error: %s: %s", type(error).__name__, error, exc_info=error)
-        return "451 4.3.0 Temporary problem in the gateway; please try again"
-
     def __init__(self, submitter: Submitter, auth: Authenticator, registry: SessionRegistry) -> None:
         self.submitter = submitter
         self.auth = auth
         self.registry = registry
         self.connections: set[SubmissionSMTP] = set()
+
+    async def handle_exception(self, error: Exception) -> str:
+        """An unexpected error (the database away, a bug): logged here, and a reply that tells
+        the client to try again without telling it what broke (aiosmtpd's own names it)."""
+        log.error("SMTP session error: %s: %s", type(error).__name__, error, exc_info=error)
+        return "451 4.3.0 Temporary problem in the gateway; please try again"
 
     def close_all(self) -> None:
         """Close every open connection (on shutdown)."""

@@ -72,6 +72,13 @@ class IMAPConnection:
             client.protocol.capabilities = set()
         return client
 
+    async def _connected(self) -> aioimaplib.IMAP4:
+        """The open connection, or a new one when there is none yet or it was dropped."""
+        transport = self.client.protocol.transport if self.client is not None else None
+        if self.client is None or transport is None or transport.is_closing():
+            self.client = await asyncio.wait_for(self._connect(), 60)
+        return self.client
+
     @property
     def multiappend(self) -> bool:
         """Whether the open connection's server takes several messages in one APPEND."""
@@ -109,9 +116,7 @@ class IMAPConnection:
             try:
                 for attempt in (1, 2):
                     try:
-                        transport = self.client.protocol.transport if self.client is not None else None
-                        if transport is None or transport.is_closing():  # none yet, or dropped
-                            self.client = await asyncio.wait_for(self._connect(), 60)
+                        client = await self._connected()
                         assert self._flow is not None
                         allowed = any(kw for _, _, kw in entries) and await self.keywords_allowed(folder)
                         resp = None
@@ -153,23 +158,20 @@ class IMAPConnection:
         found: set[str] = set()
         async with self._lock:
             try:
-                transport = self.client.protocol.transport if self.client is not None else None
-                if transport is None or transport.is_closing():
-                    self.client = await asyncio.wait_for(self._connect(), 60)
-                if (await _examine(self.client, folder)).result != "OK":
+                client = await self._connected()
+                if (await _examine(client, folder)).result != "OK":
                     return found  # no such folder yet: nothing in it
                 for ref in refs:
-                    resp = await self.client.search("HEADER", "X-Mailwarden-Ref", f'"{ref}"', charset=None)
+                    resp = await client.search("HEADER", "X-Mailwarden-Ref", f'"{ref}"', charset=None)
                     if resp.result != "OK":
                         log.warning("upstream cannot search %r for copies already there (%s): they are "
                                     "filed again, maybe twice", folder, _text(resp))
                         self._search_refused[folder] = True
-                        found = set()
                         break
                     if any(_SEARCH_HIT.match(bytes(line)) for line in resp.lines[:-1]
                            if isinstance(line, (bytes, bytearray))):
                         found.add(ref)
-                await self.client.close()  # read-only: expunges nothing
+                await client.close()  # read-only: expunges nothing
             except (OSError, asyncio.TimeoutError, aioimaplib.Abort, aioimaplib.CommandTimeout) as exc:
                 await self.close()  # not CLOSE first: after a timeout it would wait as long again
                 raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: {exc or type(exc).__name__}") from None

@@ -13,7 +13,7 @@ import json
 import os
 import uuid
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -187,10 +187,6 @@ def accept(*, session: Session, audit: AuditLog, spool_dir: Path, chunks: Sequen
 PENDING = ("relay", "append", "notice")
 
 
-_DUE_COLUMNS = ("id", "message_id", "blob", "mail_from", "rcpts", "operator", "keywords", "sent_headers", "decision",
-                "stage", "attempts", "next_attempt", "created_at", "last_error")
-
-
 @dataclass(slots=True)
 class DueItem:
     """A spool row as the delivery worker reads it: a plain record, not an ORM object (whose
@@ -211,6 +207,9 @@ class DueItem:
     created_at: datetime
     last_error: str | None
     verify: bool = False  # the append stage asks the upstream first whether the copy is there already
+
+
+_DUE_COLUMNS = tuple(f.name for f in fields(DueItem) if f.name != "verify")  # read in this order
 
 
 def due(*, session: Session, now: datetime, limit: int, stages: Sequence[str] = PENDING,

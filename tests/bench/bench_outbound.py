@@ -117,9 +117,10 @@ class Counter:
         """Expunge everything in the folder: each leg starts with the same empty folder (a Maildir
         delivery costs Dovecot more the more the folder holds, so a later leg would pay for the
         earlier ones)."""
-        if self.imap.select(self.folder)[0] != "OK":
+        typ, data = self.imap.select(self.folder)
+        if typ != "OK":
             return  # no Sent folder yet
-        if int(self.imap.select(self.folder)[1][0] or 0):
+        if int(data[0] or 0):
             self.imap.store("1:*", "+FLAGS.SILENT", r"(\Deleted)")
             self.imap.expunge()
         self.imap.close()
