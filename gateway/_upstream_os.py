@@ -1,5 +1,5 @@
 """Plumbing behind :mod:`mailwarden.gateway.localupstream`: certificates, processes, ports,
-files, and IMAP answer parsing."""
+files, IMAP answer parsing, and the errors it raises."""
 
 from __future__ import annotations
 
@@ -14,6 +14,23 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+
+class UpstreamError(RuntimeError):
+    """The local upstream could not do what was asked."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Dovecot or Postfix is not installed (or we are not root), so no upstream can run here."""
+
+
+class UpstreamStartError(UpstreamError):
+    """A server did not start; the message ends with the tail of the relevant log."""
+
+    def __init__(self, message: str, log_tail: str = "", *, port_in_use: bool = False) -> None:
+        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
+        self.log_tail = log_tail
+        self.port_in_use = port_in_use
 
 
 def is_ip(host: str) -> bool:

@@ -27,24 +27,23 @@ from __future__ import annotations
 
 import grp
 import hashlib
-import imaplib
 import os
 import pwd
 import re
 import shutil
 import signal
-import smtplib
-import ssl
 import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import Literal
 
 from . import _upstream_conf as conf
 from . import _upstream_os as osx
+from ._upstream_clients import FetchedMessage, UpstreamClients
+from ._upstream_os import UpstreamError, UpstreamStartError, UpstreamUnavailable
 
 __all__ = [
     "DEFAULT_DOMAINS",
@@ -63,23 +62,6 @@ _START_TIMEOUT = 20.0
 _STOP_TIMEOUT = 15.0
 
 
-class UpstreamError(RuntimeError):
-    """The local upstream could not do what was asked."""
-
-
-class UpstreamUnavailable(UpstreamError):
-    """Dovecot or Postfix is not installed (or we are not root), so no upstream can run here."""
-
-
-class UpstreamStartError(UpstreamError):
-    """A server did not start; the message ends with the tail of the relevant log."""
-
-    def __init__(self, message: str, log_tail: str = "", *, port_in_use: bool = False) -> None:
-        super().__init__(f"{message}\n--- log tail ---\n{log_tail}" if log_tail else message)
-        self.log_tail = log_tail
-        self.port_in_use = port_in_use
-
-
 @dataclass
 class MailAccount:
     """A mailbox on the upstream: login name (the address) and password."""
@@ -88,14 +70,7 @@ class MailAccount:
     password: str
 
 
-class FetchedMessage(NamedTuple):
-    """One message as read back over IMAP: the raw RFC 5322 bytes and its flags/keywords."""
-
-    raw: bytes
-    flags: list[str]
-
-
-class LocalUpstream:
+class LocalUpstream(UpstreamClients):
     """A private Dovecot + Postfix pair in ``workdir``; see the module documentation."""
 
     def __init__(
@@ -230,73 +205,6 @@ class LocalUpstream:
             f"<LocalUpstream {state} {self.workdir} imap={self.host}:{self.imap_port} "
             f"imaps={self.imaps_port} smtp={self.smtp_port} submission={self.submission_port}>"
         )
-
-    # -------------------------------------------------------------------------- clients
-    def client_ssl_context(self) -> ssl.SSLContext:
-        """A client context that trusts only :attr:`ca_file` (valid for localhost and the host IP)."""
-        return ssl.create_default_context(cafile=str(self.ca_file))
-
-    def imap(self, address: str, *, starttls: bool = False) -> imaplib.IMAP4:
-        """A logged-in imaplib client over IMAPS (or STARTTLS); use it in ``with`` or ``logout()``."""
-        ctx = self.client_ssl_context()
-        client: imaplib.IMAP4
-        if starttls:
-            client = imaplib.IMAP4(self.host, self.imap_port, timeout=30)
-        else:
-            client = imaplib.IMAP4_SSL(self.host, self.imaps_port, ssl_context=ctx, timeout=30)
-        try:
-            if starttls:
-                client.starttls(ctx)
-            client.login(address, self.password_for(address))
-        except BaseException:
-            client.shutdown()
-            raise
-        return client
-
-    def fetch_all(self, address: str, folder: str = "INBOX") -> list[FetchedMessage]:
-        """Every message in *folder* of *address*, oldest first, without marking it read."""
-        with self.imap(address) as client:
-            typ, data = client.select(osx.quote_mailbox(folder), readonly=True)
-            if typ != "OK":
-                raise UpstreamError(f"cannot select {folder!r} of {address}: {data!r}")
-            typ, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
-            if typ != "OK":
-                raise UpstreamError(f"FETCH failed in {folder!r} of {address}: {data!r}")
-        return [FetchedMessage(raw, flags) for raw, flags in osx.parse_fetch(data)]
-
-    def wait_for(
-        self,
-        address: str,
-        count: int,
-        folder: str = "INBOX",
-        timeout: float = 30.0,
-        *,
-        containing: bytes | None = None,
-    ) -> list[FetchedMessage]:
-        """Poll until *folder* holds at least *count* messages; TimeoutError otherwise.
-
-        With *containing*, only messages whose raw bytes contain it are counted and returned,
-        which lets tests that share one upstream look for their own messages only.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            messages = self.fetch_all(address, folder)
-            if containing is not None:
-                messages = [m for m in messages if containing in m.raw]
-            if len(messages) >= count or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        if len(messages) < count:
-            raise TimeoutError(
-                f"{address} {folder}: {len(messages)} of {count} messages after {timeout:g}s\n"
-                f"--- postfix log tail ---\n{self.log_tail('postfix')}"
-            )
-        return messages
-
-    def inject(self, message: bytes, recipients: list[str], sender: str = "someone@buyer.test") -> None:
-        """Deliver *message* as inbound mail from the outside world, through ``smtp_port``."""
-        with smtplib.SMTP(self.host, self.smtp_port, timeout=30) as client:
-            client.sendmail(sender, recipients, message)
 
     def log_tail(self, component: Literal["dovecot", "postfix", "commands"], lines: int = 40) -> str:
         """The last *lines* lines that *component* logged since the last :meth:`start`."""
