@@ -206,6 +206,10 @@ class LocalUpstream(UpstreamClients):
             f"imaps={self.imaps_port} smtp={self.smtp_port} submission={self.submission_port}>"
         )
 
+    def server_pids(self) -> dict[str, int | None]:
+        """The master process of each server (``postfix``, ``dovecot``), None where none runs."""
+        return {"postfix": osx.read_pidfile(self._postfix_pidfile), "dovecot": osx.read_pidfile(self._dovecot_pidfile)}
+
     def log_tail(self, component: Literal["dovecot", "postfix", "commands"], lines: int = 40) -> str:
         """The last *lines* lines that *component* logged since the last :meth:`start`."""
         return osx.tail(self._log_dir / f"{component}.log", lines, since=self._log_marks.get(component, 0))

@@ -1,7 +1,7 @@
 """Benchmark of outbound mail: ``python tests/bench/bench_outbound.py [--quick] [--profile DIR]``.
 
 Run from the repository root as root: it starts a private Dovecot + Postfix (LocalUpstream);
-about 75 s in full, 30 s with ``--quick``. The same load goes, in one run, (1) ``gateway``:
+about 95 s in full, 30 s with ``--quick``. The same load goes, in one run, (1) ``gateway``:
 through ``mailwarden serve`` in its own process (SQLite, durable commits), STARTTLS + AUTH as
 ``zhang``; it relays to the upstream's submission port and appends a tagged Sent copy;
 (2) ``direct``: to the upstream's submission port, STARTTLS + AUTH as ``sales@company.test``
@@ -15,12 +15,15 @@ generator on the plain port-25 style port, as a reference (no latency figures).
 Load: N messages of 10 KB (N=1000) and of 1 MB (N=100; ``--quick``: 200 and 20) from 10
 clients, one connection each, all logged in before the clock starts, each sending its next
 message as soon as the last is answered (saturation: there the time to 250 is mostly queueing,
-10 clients / throughput).  Then N/2 messages of 10 KB at a paced 20 and 100 msg/s (``@20/s``,
-``@100/s`` rows), to show the time to 250 of a busy but not saturated gateway. Reported: accepted msg/s
-(last 250); delivered msg/s (all N in catchall@buyer.test, counted with IMAP STATUS); Sent msg/s
-(all N copies in Sent); p50/p99 time to 250 (from the client having written the final "." to
-the reply); the gateway's peak RSS (VmHWM, a fresh gateway per size) and CPU per message; ratio
-gateway/direct. Then one 50 MB message through the gateway: its peak RSS rise over the RSS
+10 clients / throughput).  Then N/2 messages of 10 KB at a paced 20, 100 and 150 msg/s
+(``@20/s`` ... rows), to show the time to 250 of a busy but not saturated gateway. Reported:
+accepted msg/s (last 250); delivered msg/s (all N in catchall@buyer.test, counted with IMAP
+STATUS); Sent msg/s (all N copies in Sent); p50/p99 time to 250 (from the client having written
+the final "." to the reply); the gateway's peak RSS (VmHWM, a fresh gateway per size) and CPU
+per message; ratio gateway/direct; and, in a second table, each leg's CPU per message on the
+whole machine by who spent it (:class:`MachineCPU`), until all were delivered (and in Sent):
+Postfix and Dovecot share the cores, so it shows how much of a leg is the upstream's own work.
+Then one 50 MB message through the gateway: its peak RSS rise over the RSS
 before, as a multiple of the message size.  Gateway figures are serve and its delivery process
 together (peak RSS: the sum of each one's peak). Targets (issue 2): ratio >= 0.5 at 10 KB, p99 to
 250 <= 50 ms (gateway rows), a 50 MB message never in memory more than twice; a miss is marked
@@ -68,7 +71,7 @@ CATCHALL, RCPT = "catchall@buyer.test", "max@buyer.test"
 LOGIN, PASSWORD = "zhang", "zhang-password"
 CLIENTS = 10
 BIG = 50_000_000  # "50 MB", under the default max_message_size of 50 MiB
-PACED = (20.0, 100.0)  # msg/s offered in the paced legs: far above a 50-person sales team's peak
+PACED = (20.0, 100.0, 150.0)  # msg/s offered in the paced legs: far above a 50-person sales team's peak
 POLL = 0.05  # seconds between two counts of a folder
 STALL = 90.0  # a delivery count that does not move for this long: messages were lost
 
@@ -154,6 +157,58 @@ class Waiter(threading.Thread):
         if not self.when:
             raise RunFailed(f"{self.counter.label}: stuck at {self.last} of {self.target} messages for {STALL:g} s")
         return self.when
+
+
+class MachineCPU:
+    """CPU time of every process on the machine during a leg, by who spent it.
+
+    From /proc: each process's user + system time plus that of its children already reaped
+    (Postfix and Dovecot fork short-lived ones), grouped by session: each server's master runs
+    in a session of its own, and so does each gateway (:data:`LIVE_GATEWAYS`). A process that
+    exits during the leg is reaped by its parent, which then holds its whole life's time: what it
+    had spent before the leg is taken off again. ``kernel``: the kernel's own threads (file system
+    work after writes and fsyncs, for instance; one that ends during a leg takes its time with it);
+    ``bench``: this process (the load generator and the folder counters' client side; with
+    ``--profile``, py-spy too) and smtp-source; ``other``: anything else on the machine. The
+    counters' server side, an IMAP STATUS every 50 ms on two connections, is Dovecot's: it weighs
+    most in the slow paced legs."""
+
+    PARTS = ("gateway", "Postfix", "Dovecot", "kernel", "bench", "other")
+    LIVE_GATEWAYS: set[int] = set()  # session ids of the gateways running now (each is its own session)
+
+    def __init__(self, up: LocalUpstream) -> None:
+        self.sessions = {os.getsid(0): "bench", **dict.fromkeys(self.LIVE_GATEWAYS, "gateway")}
+        for name, pid in up.server_pids().items():
+            with contextlib.suppress(OSError, TypeError):
+                self.sessions[os.getsid(pid)] = {"postfix": "Postfix", "dovecot": "Dovecot"}[name]  # type: ignore[arg-type]
+        self.before = self._read()
+
+    def _read(self) -> dict[int, tuple[str, str, int]]:
+        """pid -> (start time, part, clock ticks so far, its reaped children's included)."""
+        out = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                f = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            kthread = int(f[6]) & 0x00200000  # PF_KTHREAD (pid 1 is in session 0 too)
+            part = "kernel" if kthread else self.sessions.get(int(f[3]), "other")
+            out[int(entry.name)] = (f[19], part, sum(int(x) for x in f[11:15]))
+        return out
+
+    def per_message(self, n: int) -> dict[str, float]:
+        """Milliseconds of CPU per message since construction, by part."""
+        now = self._read()
+        spent = dict.fromkeys(self.PARTS, 0)
+        for pid, (start, part, ticks) in now.items():
+            was = self.before.get(pid)
+            spent[part] += ticks - (was[2] if was is not None and was[0] == start else 0)
+        for pid, (start, part, ticks) in self.before.items():
+            if part != "kernel" and (pid not in now or now[pid][0] != start):
+                spent[part] -= ticks  # its parent's reaped time now holds this again
+        return {k: max(0, v) * 1e3 / os.sysconf("SC_CLK_TCK") / n for k, v in spent.items()}
 
 
 @dataclass
@@ -245,6 +300,7 @@ class GatewayProcess:
 
     def __init__(self, root: Path, up: LocalUpstream) -> None:
         root.mkdir(parents=True)
+        self.up = up
         self.log = root / "serve.log"
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -272,6 +328,7 @@ class GatewayProcess:
             self.proc = subprocess.Popen([sys.executable, "-m", "mailwarden.cli", "--config", str(path), "serve"],
                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
+        MachineCPU.LIVE_GATEWAYS.add(self.proc.pid)  # its session id: start_new_session
         deadline = time.monotonic() + 60
         while True:
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -325,6 +382,7 @@ class GatewayProcess:
             Path(f"/proc/{pid}/clear_refs").write_text("5")
 
     def stop(self) -> None:
+        MachineCPU.LIVE_GATEWAYS.discard(self.proc.pid)
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -348,6 +406,7 @@ class Row:
     cpu_ms: float | None = None  # gateway CPU per message, first send to last Sent copy
     complete: float = 0.0  # msg/s until all are delivered and (where counted) in Sent
     t_accepted: float = 0.0  # perf_counter() of the last 250
+    machine: dict[str, float] | None = None  # ms of CPU per message on the whole machine, by part
 
 
 def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter], *,
@@ -361,6 +420,7 @@ def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter
     base = {k: c.count() for k, c in counters.items()}
     waits = {k: Waiter(counters[k], base[k] + n) for k in (("inbox", "sent") if gw or client_copy else ("inbox",))}
     cpu0 = gw.cpu_seconds() if gw else 0.0
+    machine = MachineCPU(up or gw.up) if up or gw else None
     try:
         if gw is not None:
             load = asyncio.run(send_load(gw.port, gw.tls, LOGIN, PASSWORD, "zhang@company.test", payloads, rate))
@@ -381,7 +441,7 @@ def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter
     return Row(size, n, name, n / (load.t_end - load.t0), n / (done["inbox"] - load.t0),
                n / (done["sent"] - load.t0) if "sent" in done else None, q[49] * 1e3, q[98] * 1e3,
                gw.memory_kb("VmHWM") / 1024 if gw else None, (gw.cpu_seconds() - cpu0) * 1e3 / n if gw else None,
-               n / (max(done.values()) - load.t0), load.t_end)
+               n / (max(done.values()) - load.t0), load.t_end, machine.per_message(n) if machine else None)
 
 
 def smtp_source_leg(up: LocalUpstream, size: int, n: int, counters: dict[str, Counter]) -> Row | None:
@@ -389,13 +449,15 @@ def smtp_source_leg(up: LocalUpstream, size: int, n: int, counters: dict[str, Co
     if not os.access(tool, os.X_OK):
         return None
     w = Waiter(counters["inbox"], counters["inbox"].count() + n)
+    machine = MachineCPU(up)
     try:
         t0 = time.perf_counter()
         subprocess.run([tool, "-d", "-s", str(CLIENTS), "-m", str(n), "-l", str(size), "-f", SHARED.address,
                         "-t", RCPT, "-S", "smtp-source", f"{up.host}:{up.smtp_port}"],
                        check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=600)
         t1 = time.perf_counter()
-        return Row(size, n, "smtp-source", n / (t1 - t0), n / (w.result() - t0))
+        done = w.result()
+        return Row(size, n, "smtp-source", n / (t1 - t0), n / (done - t0), machine=machine.per_message(n))
     finally:
         w.stop.set()
         w.join(5)
@@ -458,9 +520,24 @@ def table(rows: list[Row]) -> str:
                     f(r.p99, miss=r.leg.startswith("gateway") and (r.p99 or 0) > 50), f(r.rss_mb, "{:.0f}"), f(r.cpu_ms),
                     f(ra, "{:.2f}", small and (ra or 1) < 0.5), f(rd, "{:.2f}", small and (rd or 1) < 0.5),
                     f(ca, "{:.2f}"), f(cd, "{:.2f}")])
+    return _columns(out)
+
+
+def _columns(out: list[list[str]]) -> str:
+    """Columns: the first and third left-aligned (size, leg), the rest right-aligned."""
     widths = [max(len(row[i]) for row in out) for i in range(len(out[0]))]
     return "\n".join("  ".join(c.ljust(w) if i in (0, 2) else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
                      for row in out)
+
+
+def machine_table(rows: list[Row]) -> str:
+    """Where the machine's CPU went in each leg, per message, until all were delivered (and in Sent)."""
+    out = [["size", "N", "leg", *MachineCPU.PARTS, "total"]]
+    for r in rows:
+        if r.machine is not None:
+            out.append([human(r.size), str(r.n), r.leg, *(f"{r.machine[k]:.2f}" for k in MachineCPU.PARTS),
+                        f"{sum(r.machine.values()):.2f}"])
+    return _columns(out)
 
 
 def profiler(pid: int, outdir: Path | None, label: str) -> subprocess.Popen[bytes] | None:
@@ -550,6 +627,9 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
     print()
     print(table(rows))
+    print("\nCPU per message on the whole machine, ms (until all were delivered and in Sent; the parts are "
+          "described in MachineCPU):")
+    print(machine_table(rows))
     if big_line:
         print(big_line)
     print(f"(gateway: SQLite, WAL, synchronous=FULL; whole run {time.monotonic() - started:.0f} s)")
