@@ -6,7 +6,9 @@ import json
 
 import typer
 from mailwarden.store.models import AuditEvent
+from rich import box
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import col, select
 
 from .common import fail, out, print_json_lines, store
@@ -34,14 +36,18 @@ def log(
         print_json_lines([{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action,
                            "target": e.target, "peer": e.peer, "detail": json.loads(e.detail)} for e in events])
         return
-    # The short columns keep their words whole; the detail folds onto more lines instead.
-    table = Table()
+    # The short columns keep their words whole. Target and detail share the last column, one
+    # under the other, and wrap at spaces: at 80 columns a column each left too little room
+    # for one key=value pair, which was then cut in the middle.
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for name in ("#", "time (UTC)", "actor", "action"):
         table.add_column(name, no_wrap=True)
-    table.add_column("target", overflow="fold", max_width=30)
-    table.add_column("detail", overflow="fold", ratio=1)
+    table.add_column("target · detail", overflow="fold", ratio=1)
     for e in events:
-        table.add_row(str(e.seq), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.target, _detail(e.detail))
+        target = (e.target or "").replace(",", ", ")
+        detail = Text(_detail(e.detail), style="dim")
+        cell = Text("\n").join(t for t in (Text(target), detail) if t.plain)
+        table.add_row(str(e.seq), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.actor, e.action, cell)
     out.print(table)
 
 
@@ -63,6 +69,6 @@ def verify(ctx: typer.Context) -> None:
     with store(ctx) as (_cfg, st):
         result = st.audit.verify()
     if result.ok:
-        out.print(f"audit chain intact: {result.checked} events")
+        out.print(f"audit chain intact: {result.checked} event{'' if result.checked == 1 else 's'}")
         return
     fail(f"audit chain broken after {result.checked} good events: {result.problem}", code=1)

@@ -124,10 +124,17 @@ class Config:
 
 
 def _default_data_dir(path: Path | None, store: dict[str, Any]) -> Path:
-    if "data_dir" in store and isinstance(store["data_dir"], str):
-        p = Path(store["data_dir"]).expanduser()
-        return p if p.is_absolute() or path is None else path.parent / p
-    return (path.parent if path else Path.cwd()) / "data"
+    """``[store] data_dir`` (relative to the config file), ``data`` beside it by default.  A
+    value that names no folder is an error, also where [store] is not otherwise validated: a
+    silent fallback would look like a fresh, empty installation."""
+    if "data_dir" not in store:
+        return (path.parent if path else Path.cwd()) / "data"
+    r = TableReader(str(path) if path else "<config>", "store", store)
+    value = r.get("data_dir", str)
+    if not value.strip():
+        raise r.fail("data_dir", "must name a folder, not be empty")
+    p = Path(value).expanduser()
+    return p if p.is_absolute() or path is None else path.parent / p
 
 
 def resolve_path(path: str | Path | None) -> Path:

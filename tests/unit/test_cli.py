@@ -106,3 +106,17 @@ def test_audit_log_details_read_as_key_value_pairs():
 
     assert _detail('{"role": "sales", "team": null, "domains": ["a.de"], "n": 2}') == 'role=sales  domains=["a.de"]  n=2'
     assert _detail("{}") == "" and _detail("not json") == "not json"
+
+
+def test_audit_log_reads_at_80_columns(cli, monkeypatch):
+    """Each key=value pair and each target address stays whole in an 80-column terminal."""
+    from mailwarden.cli.common import out
+
+    monkeypatch.setattr(out, "width", 80)
+    cli("user", "add", "zhang", "--name", "Zhang San", "--team", "export-europe", "--password-stdin", input="pw-12345678\n")
+    cli("customer", "add", "Acme Lighting GmbH", "--domain", "acme-lighting.de", "--contact", "max.mueller@acme-lighting.de",
+        "--owner", "zhang")
+    r = cli("audit", "log")
+    assert r.exit_code == 0 and max(len(line) for line in r.stdout.splitlines()) <= 80
+    for whole in ("user.add", "customer.add", "team=export-europe", 'domains=["acme-lighting.de"]', "Acme Lighting GmbH"):
+        assert whole in r.stdout, (whole, r.stdout)

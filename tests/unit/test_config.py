@@ -87,6 +87,16 @@ def test_store_defaults_to_sqlite_in_data_dir(tmp_path):
     assert cfg.store.audit_key_file == tmp_path / "data" / "audit.key"
 
 
+@pytest.mark.parametrize("value, problem", [("5", "must be a str, not int"), ('""', "must name a folder")])
+def test_data_dir_that_names_no_folder_is_an_error(tmp_path, value, problem):
+    """Not a silent fallback to ./data, which looks like a fresh, empty installation."""
+    p = write(tmp_path, f"[store]\ndata_dir = {value}\n")
+    for sections in ({"store"}, set()):  # also where [store] itself is not validated
+        with pytest.raises(ConfigError, match=rf"\[store\] data_dir: {problem}") as exc:
+            load_config(p, sections).data_dir
+        assert str(p) in str(exc.value)
+
+
 def test_durations():
     assert parse_duration("90s") == 90 and parse_duration("15m") == 900 and parse_duration("5d") == 432000
     with pytest.raises(ValueError):
