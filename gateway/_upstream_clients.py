@@ -7,6 +7,7 @@ import imaplib
 import smtplib
 import ssl
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -29,12 +30,8 @@ class UpstreamClients:
     imaps_port: int
     smtp_port: int
     ca_file: Path
-
-    def password_for(self, address: str) -> str:
-        raise NotImplementedError
-
-    def log_tail(self, component: Literal["dovecot", "postfix", "commands"], lines: int = 40) -> str:
-        raise NotImplementedError
+    password_for: Callable[[str], str]
+    log_tail: Callable[[Literal["dovecot", "postfix", "commands"]], str]
 
     def client_ssl_context(self) -> ssl.SSLContext:
         """A client context that trusts only :attr:`ca_file` (valid for localhost and the host IP)."""

@@ -184,11 +184,7 @@ class Relay(AppendStage):
                 sent = await self._send(conn, item)
             except Exception:
                 sent = None
-                log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
-                try:
-                    await self._temporary(item, "internal error in the gateway")
-                except Exception:
-                    log.exception("cannot reschedule spool item %s", item.id)
+                await self._failed_unexpectedly(item)
             if sent is None:
                 self._unrecorded_sends.release()
                 assert item.id is not None
@@ -244,11 +240,7 @@ class Relay(AppendStage):
                 self._appends.put_nowait(item)
                 handed_on = True
         except Exception:
-            log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
-            try:
-                await self._temporary(item, "internal error in the gateway")
-            except Exception:
-                log.exception("cannot reschedule spool item %s", item.id)
+            await self._failed_unexpectedly(item)
         finally:
             if not handed_on:
                 assert item.id is not None
@@ -305,6 +297,14 @@ class Relay(AppendStage):
             return
         log.info("temporary failure message=%s attempt=%d: %s", item.message_id, item.attempts + 1, error)
         await self._retry_later(item, error)
+
+    async def _failed_unexpectedly(self, item: DueItem) -> None:
+        """A bug or a database hiccup while relaying: logged, and the item tried again later."""
+        log.exception("relay of spool item %s failed unexpectedly; it stays queued", item.id)
+        try:
+            await self._temporary(item, "internal error in the gateway")
+        except Exception:
+            log.exception("cannot reschedule spool item %s", item.id)
 
     async def _retry_later(self, item: DueItem, error: str) -> None:
         """Schedule the next attempt.  Never raises: a worker must not die of a database hiccup

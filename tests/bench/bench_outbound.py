@@ -179,8 +179,9 @@ class MachineCPU:
     def __init__(self, up: LocalUpstream) -> None:
         self.sessions = {os.getsid(0): "bench", **dict.fromkeys(self.LIVE_GATEWAYS, "gateway")}
         for name, pid in up.server_pids().items():
-            with contextlib.suppress(OSError, TypeError):
-                self.sessions[os.getsid(pid)] = {"postfix": "Postfix", "dovecot": "Dovecot"}[name]  # type: ignore[arg-type]
+            if pid is not None:
+                with contextlib.suppress(OSError):  # gone meanwhile
+                    self.sessions[os.getsid(pid)] = name.capitalize()
         self.before = self._read()
 
     def _read(self) -> dict[int, tuple[str, str, int]]:
@@ -366,16 +367,6 @@ class GatewayProcess:
         """Summed over the processes (for VmHWM: the sum of each one's peak, an upper bound)."""
         return sum(self.memory_by_pid(key).values())
 
-    def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime + stime, all threads
-        return total / os.sysconf("SC_CLK_TCK")
-
     def reset_peak(self) -> None:
         """Restart VmHWM from the current RSS (Linux >= 4.0)."""
         for pid in self.pids():
@@ -419,8 +410,8 @@ def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter
         c.clear()
     base = {k: c.count() for k, c in counters.items()}
     waits = {k: Waiter(counters[k], base[k] + n) for k in (("inbox", "sent") if gw or client_copy else ("inbox",))}
-    cpu0 = gw.cpu_seconds() if gw else 0.0
-    machine = MachineCPU(up or gw.up) if up or gw else None
+    assert up is not None or gw is not None
+    machine = MachineCPU(up or gw.up)  # type: ignore[union-attr]
     try:
         if gw is not None:
             load = asyncio.run(send_load(gw.port, gw.tls, LOGIN, PASSWORD, "zhang@company.test", payloads, rate))
@@ -438,10 +429,11 @@ def leg(name: str, size: int, payloads: list[bytes], counters: dict[str, Counter
         if (got := counters[k].count() - base[k]) != n:
             raise RunFailed(f"{name}: {counters[k].label} holds {got} new messages, expected {n} (duplicates)")
     q = statistics.quantiles(load.latencies, n=100, method="inclusive") if n > 1 else load.latencies * 99
+    spent = machine.per_message(n)
     return Row(size, n, name, n / (load.t_end - load.t0), n / (done["inbox"] - load.t0),
                n / (done["sent"] - load.t0) if "sent" in done else None, q[49] * 1e3, q[98] * 1e3,
-               gw.memory_kb("VmHWM") / 1024 if gw else None, (gw.cpu_seconds() - cpu0) * 1e3 / n if gw else None,
-               n / (max(done.values()) - load.t0), load.t_end, machine.per_message(n) if machine else None)
+               gw.memory_kb("VmHWM") / 1024 if gw else None, spent["gateway"] if gw else None,
+               n / (max(done.values()) - load.t0), load.t_end, spent)
 
 
 def smtp_source_leg(up: LocalUpstream, size: int, n: int, counters: dict[str, Counter]) -> Row | None:
