@@ -17,7 +17,7 @@ from mailwarden.store.directory import add_customer, add_user, get_user
 from .common import fail, out
 
 if TYPE_CHECKING:
-    from mailwarden.gateway.localupstream import LocalUpstream
+    from mailwarden.testing.localupstream import LocalUpstream
 
 DEMO_USERS = (("zhang", "Zhang San", "sales"), ("li", "Li Si", "sales"), ("wang", "Wang Wu", "supervisor"))
 DEMO_CUSTOMERS = (("Acme Lighting GmbH", "buyer.test", "zhang"), ("Globex Trading", "customer.test", "li"))
@@ -61,11 +61,7 @@ def demo(
     """
     root = logging.getLogger()
     root.setLevel(min(root.level, logging.INFO))
-    from mailwarden.gateway.localupstream import (
-        LocalUpstream,
-        MailAccount,
-        UpstreamUnavailable,
-    )
+    from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
 
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):

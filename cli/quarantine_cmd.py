@@ -6,7 +6,7 @@ import email
 import email.policy
 
 import typer
-from mailwarden.gateway.notices import build_notice
+from mailwarden.gateway.delivery.notices import build_notice
 from mailwarden.store.quarantine import get_held, list_held, may_review
 from mailwarden.store.quarantine import reject as reject_held
 from mailwarden.store.quarantine import release as release_held

@@ -1,1 +1,12 @@
-"""mailwarden.gateway"""
+"""mailwarden.gateway: the asyncio servers and the clients of the company mailbox.
+
+- :mod:`.submission`: the SMTP server salespeople send to (AUTH, the DATA reader, rules and
+  signature applied, the spool commit behind the answer to DATA).
+- :mod:`.delivery`: the delivery process: relay from the spool to the upstream, the tagged
+  Sent copy, bounces and notices to the operator.
+- :mod:`.upstream`: the clients that talk to the company mailbox with the shared account.
+- beside them: :mod:`.config` (the TOML file), :mod:`.auth` (logins, shared by every server),
+  :mod:`.tls`, :mod:`.logsetup`, :mod:`.headers` (header fields and the gateway's tags),
+  :mod:`.dbwriter` (group commit), :mod:`.engines` (rules and signatures from the config) and
+  :mod:`.server` (``serve``: all of it together).
+"""

@@ -25,7 +25,7 @@ from mailwarden.store.models import User
 from mailwarden.store.passwords import verify_password
 from sqlmodel import Session, col, select
 
-from .config import Auth as AuthSettings
+from mailwarden.gateway.config import Auth as AuthSettings
 
 log = logging.getLogger(__name__)
 

@@ -18,14 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .confread import (
-    ConfigError,
-    HostPort,
-    Secret,
-    TableReader,
-    parse_duration,
-    parse_hostport,
-)
+from mailwarden.gateway.confread import ConfigError, HostPort, Secret, TableReader, parse_duration, parse_hostport
 
 __all__ = ["Config", "ConfigError", "HostPort", "Secret", "load_config", "config_from_dict", "parse_duration",
            "parse_hostport"]

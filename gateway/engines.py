@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .config import ConfigError, _default_data_dir
-from .confread import TableReader
+from mailwarden.gateway.config import ConfigError, _default_data_dir
+from mailwarden.gateway.confread import TableReader
 
 if TYPE_CHECKING:
     from mailwarden.rules.context import CompanyProfile, RulesSettings
     from mailwarden.signatures import SignatureCompany, SignatureSettings
 
-    from .config import Config
+    from mailwarden.gateway.config import Config
 
 
 def company_profile(cfg: "Config") -> "CompanyProfile":

@@ -1,5 +1,5 @@
 """``mailwarden serve``: the listeners and the watchers on one event loop; the
-relay in the delivery process (:mod:`gateway.delivery`), or on the same loop."""
+relay in the delivery process (:mod:`.delivery`), or on the same loop."""
 
 from __future__ import annotations
 
@@ -15,15 +15,15 @@ from mailwarden.store import StoreHandle
 from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
 from sqlmodel import Session
 
-from .auth import Authenticator, SessionRegistry, watch_users
-from .config import Config, HostPort
-from .dbwriter import BatchWriter
-from .delivery import DeliveryProcess, hold_delivery_lock, make_relay
-from .engines import company_profile, rules_settings, signature_inputs
-from .relay import Relay
-from .smtp import SubmissionHandler, make_factory
-from .submit import Submitter
-from .tls import ensure_self_signed, server_context
+from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
+from mailwarden.gateway.config import Config, HostPort
+from mailwarden.gateway.dbwriter import BatchWriter
+from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_relay
+from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
+from mailwarden.gateway.delivery.relay import Relay
+from mailwarden.gateway.submission.smtp import SubmissionHandler, make_factory
+from mailwarden.gateway.submission.submit import Submitter
+from mailwarden.gateway.tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
 SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth"}

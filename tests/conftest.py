@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import pytest
 
-from mailwarden.gateway.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
+from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
 
 IN_CI = os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
@@ -36,7 +36,7 @@ def upstream_account() -> MailAccount:
 
 @pytest.fixture(scope="session")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalUpstream]:
-    """A running Dovecot + Postfix for the whole session (see mailwarden.gateway.localupstream).
+    """A running Dovecot + Postfix for the whole session (see mailwarden.testing.localupstream).
 
     Accounts: ``sales@company.test`` / ``company-secret`` and ``catchall@<domain>`` /
     ``catchall`` for company.test, buyer.test, customer.test and example.com. Tests share it:

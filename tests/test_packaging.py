@@ -5,7 +5,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 FOLDERS = {"gateway": "mailwarden.gateway", "rules": "mailwarden.rules", "signatures": "mailwarden.signatures",
-           "store": "mailwarden.store", "cli": "mailwarden.cli"}
+           "store": "mailwarden.store", "cli": "mailwarden.cli", "tests/support": "mailwarden.testing"}
 
 
 def test_every_package_folder_is_listed():

@@ -62,7 +62,7 @@ import aiosmtplib
 from sqlmodel import Session
 
 from mailwarden.gateway.config import load_config
-from mailwarden.gateway.localupstream import LocalUpstream, MailAccount
+from mailwarden.testing.localupstream import LocalUpstream, MailAccount
 from mailwarden.store import open_store
 from mailwarden.store.directory import add_customer, add_user
 

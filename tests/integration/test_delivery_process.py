@@ -7,7 +7,7 @@ import os
 import signal
 
 import pytest
-from mailwarden.gateway.delivery import hold_delivery_lock
+from mailwarden.gateway.delivery.process import hold_delivery_lock
 from mailwarden.store.models import Message
 from sqlmodel import Session, select
 

@@ -12,12 +12,8 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from mailwarden.gateway import localupstream
-from mailwarden.gateway.localupstream import (
-    LocalUpstream,
-    MailAccount,
-    UpstreamUnavailable,
-)
+from mailwarden.testing import localupstream
+from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
 
 SALES = "sales@company.test"
 

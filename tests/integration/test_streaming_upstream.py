@@ -9,15 +9,12 @@ import random
 import aioimaplib
 import aiosmtplib
 import pytest
-from mailwarden.gateway import upstream as up_mod
-from mailwarden.gateway import upstream_imap
-from mailwarden.gateway.upstream import (
-    SMTPConnection,
-    Source,
-    TemporaryFailure,
-    upstream_tls,
-)
-from mailwarden.gateway.upstream_imap import IMAPConnection
+from mailwarden.gateway.upstream import smtp as up_mod
+from mailwarden.gateway.upstream import imap as upstream_imap
+from mailwarden.gateway.upstream.smtp import SMTPConnection, upstream_tls
+from mailwarden.gateway.upstream import source
+from mailwarden.gateway.upstream.source import Source, TemporaryFailure
+from mailwarden.gateway.upstream.imap import IMAPConnection
 
 from .conftest import SHARED, gateway_config, token
 
@@ -47,7 +44,7 @@ def conf(upstream, tmp_path):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("chunk", [4093, None])
 async def test_append_streams_the_file_exactly(upstream, conf, tmp_path, monkeypatch, chunk):
     if chunk:
-        monkeypatch.setattr(up_mod, "CHUNK", chunk)
+        monkeypatch.setattr(source, "CHUNK", chunk)
     t = token()
     data = big_message(t, 3_000_000)
     path = tmp_path / "m.eml"
@@ -71,7 +68,7 @@ async def test_append_streams_the_file_exactly(upstream, conf, tmp_path, monkeyp
     finally:
         src.close()
         await imap.close()
-    assert len(buffered) >= 2 * (len(data) // up_mod.CHUNK) and max(buffered) <= 2 * up_mod.CHUNK + 65536, max(buffered)
+    assert len(buffered) >= 2 * (len(data) // source.CHUNK) and max(buffered) <= 2 * source.CHUNK + 65536, max(buffered)
     got = await asyncio.to_thread(upstream.fetch_all, SHARED, folder)
     assert [m.raw for m in got] == [tags + data, tags + data]
     assert "$mw_stream" not in got[0].flags and {"\\Seen", "$mw_op_zhang", "$mw_stream"} <= set(got[1].flags)
@@ -99,7 +96,7 @@ async def test_append_refused_before_the_literal_keeps_the_connection(upstream, 
 
 
 async def test_smtp_streams_the_file_with_stuffing(upstream, conf, tmp_path, monkeypatch):
-    monkeypatch.setattr(up_mod, "CHUNK", 65521)
+    monkeypatch.setattr(source, "CHUNK", 65521)
     t = token()
     data = big_message(t, 2_000_000)
     path = tmp_path / "m.eml"
@@ -139,7 +136,7 @@ def count_appends(monkeypatch) -> list[int]:  # type: ignore[no-untyped-def]
 async def test_multiappend_stores_several_copies_in_one_command(upstream, conf, tmp_path, monkeypatch):
     """Dovecot offers MULTIAPPEND: the copies go in one APPEND, each literal streamed from
     its file only once the server has asked for it, each with its own flags."""
-    monkeypatch.setattr(up_mod, "CHUNK", 65521)
+    monkeypatch.setattr(source, "CHUNK", 65521)
     t = token()
     paths = []
     for k, size in enumerate((300_000, 2_000, 5_000)):

@@ -14,7 +14,7 @@ import uuid
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
 
-from .outbound import decoded, make_header_value, split_headers
+from mailwarden.gateway.headers import decoded, make_header_value, split_headers
 
 
 def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, original: bytes) -> bytes:

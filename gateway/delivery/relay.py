@@ -6,11 +6,11 @@ exponential backoff until ``[outbound] retry_max_age``; a permanent one (5xx)
 or expiry bounces to the operator.  The stage moves to ``append`` in the same
 moment the upstream's 250 is recorded, so a restart never sends twice.
 
-Stage ``append`` (:mod:`gateway.appendstage`): put the tagged copy in the
+Stage ``append`` (:mod:`.sentcopy`): put the tagged copy in the
 upstream Sent folder (IMAP keywords where allowed, ``X-Mailwarden-*`` headers
 always), then file the bytes under ``messages/`` and mark the item ``done``.
 
-Both stream the message from its spool file (:class:`~gateway.upstream.Source`):
+Both stream the message from its spool file (:class:`~mailwarden.gateway.upstream.source.Source`):
 a large message is never read whole; a bounce reads only the header block.
 """
 
@@ -32,20 +32,14 @@ from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import DueItem, backoff, due
 from sqlmodel import Session
 
-from .config import Outbound, Upstream
-from .appendstage import UNRECORDED_APPENDS, AppendStage
-from .dbwriter import BatchWriter
-from .notices import build_bounce, build_notice, spool_head
-from .outbound import keyword, without_ref
-from .upstream import (
-    PermanentFailure,
-    SendResult,
-    SMTPConnection,
-    Source,
-    TemporaryFailure,
-    upstream_tls,
-)
-from .upstream_imap import IMAPConnection
+from mailwarden.gateway.config import Outbound, Upstream
+from mailwarden.gateway.delivery.sentcopy import UNRECORDED_APPENDS, AppendStage
+from mailwarden.gateway.dbwriter import BatchWriter
+from mailwarden.gateway.delivery.notices import build_bounce, build_notice, spool_head
+from mailwarden.gateway.headers import keyword, without_ref
+from mailwarden.gateway.upstream.source import PermanentFailure, Source, TemporaryFailure
+from mailwarden.gateway.upstream.smtp import SendResult, SMTPConnection, upstream_tls
+from mailwarden.gateway.upstream.imap import IMAPConnection
 
 log = logging.getLogger(__name__)
 _SPOOL_INSERT = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operator, keywords, stage, attempts, "

@@ -29,9 +29,9 @@ from aiosmtpd.smtp import (
     syntax,
 )
 
-from .auth import Authenticator, Identity, SessionRegistry
-from .smtpdata import DataReader
-from .submit import Submitter
+from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry
+from mailwarden.gateway.submission.data import DataReader
+from mailwarden.gateway.submission.submit import Submitter
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class SubmissionSMTP(SMTP):
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str) -> None:
-        """DATA read in chunks (see :mod:`.smtpdata`) instead of aiosmtpd's line-by-line loop."""
+        """DATA read in chunks (see :mod:`.data`) instead of aiosmtpd's line-by-line loop."""
         if await self.check_helo_needed():
             return
         if await self.check_auth_needed("DATA"):

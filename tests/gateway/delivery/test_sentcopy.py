@@ -7,12 +7,12 @@ import asyncio
 from datetime import datetime, timezone
 
 import pytest
-from mailwarden.gateway import appendstage
+from mailwarden.gateway.delivery import sentcopy as appendstage
 from mailwarden.gateway.config import config_from_dict
 from mailwarden.gateway.dbwriter import BatchWriter
-from mailwarden.gateway.relay import Relay
+from mailwarden.gateway.delivery.relay import Relay
 from mailwarden.gateway.server import SECTIONS
-from mailwarden.gateway.upstream_imap import Refused
+from mailwarden.gateway.upstream.imap import Refused
 from mailwarden.store import open_store
 from mailwarden.store.spool import DueItem
 
@@ -145,7 +145,7 @@ def test_a_retry_of_some_recipients_files_no_second_copy_and_customers_never_see
     upstream keeps of what it sent cannot pass for the gateway's."""
     import dataclasses
 
-    from mailwarden.gateway.relay import RETRY_MARK, _next_stage
+    from mailwarden.gateway.delivery.relay import RETRY_MARK, _next_stage
 
     first = item(relay, 1, "m")
     retry = dataclasses.replace(first, blob=f"m{RETRY_MARK}0a1b2c3d.eml")

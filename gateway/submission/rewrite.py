@@ -1,7 +1,7 @@
-"""Header surgery for outbound mail: pure functions of bytes, no I/O.
+"""The header rewrite of a submitted message: it goes out as the shared mailbox.
 
-Only the header block is parsed and rewritten; the body is passed through as
-a view of the original bytes, so a 50 MB message is not copied here.
+Only the header block is parsed and rewritten; the body is passed through as a view of the
+original bytes, so a 50 MB message is not copied here.  Pure functions of bytes, no I/O.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import hmac
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from email.header import decode_header, make_header
 from email.headerregistry import Address
 from functools import lru_cache
 
-HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
-LOOP_HEADER = b"X-Mailwarden-Loop"
+from mailwarden.gateway.headers import LOOP_HEADER, header_field, decoded, split_headers
+
 BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a line, then an empty one
 # Headers the client may not set: ours (no spoofing of operator or customer),
 # and the ones the gateway owns.
@@ -33,85 +32,8 @@ class MessageRejected(Exception):
         self.smtp_reply = smtp_reply
 
 
-@dataclass
-class Headers:
-    """The header block of a message, as raw (name, full-field-bytes) pairs."""
-
-    fields: list[tuple[bytes, bytes]]
-    body_offset: int
-
-    def get(self, name: str) -> str | None:
-        key = name.lower().encode()
-        for n, raw in self.fields:
-            if n == key:
-                value = raw.split(b":", 1)[1].strip().decode("utf-8", "replace")
-                return re.sub(r"\r?\n[ \t]+", " ", value)
-        return None
-
-    def get_all(self, name: str) -> list[str]:
-        key = name.lower().encode()
-        return [raw.split(b":", 1)[1].strip().decode("utf-8", "replace") for n, raw in self.fields if n == key]
-
-
-def split_headers(data: bytes) -> Headers:
-    """Split the header fields from the body.
-
-    Tolerant: a message with no header block (or one that starts with
-    garbage) yields no fields and the whole input as body.
-    """
-    fields: list[tuple[bytes, bytes]] = []
-    pos = 0
-    n = len(data)
-    current_start = -1
-    current_name = b""
-    fields_end = 0
-    while pos < n:
-        end = data.find(b"\n", pos)
-        end = n if end < 0 else end + 1
-        line = data[pos:end]
-        if line in (b"\r\n", b"\n"):
-            fields_end = pos
-            pos = end
-            break
-        if line[:1] in (b" ", b"\t") and current_start >= 0:
-            pos = fields_end = end
-            continue
-        m = HEADER_LINE.match(line)
-        if not m:
-            fields_end = pos
-            break
-        if current_start >= 0:
-            fields.append((current_name, data[current_start:pos]))
-        current_start = pos
-        current_name = line.split(b":", 1)[0].strip().lower()
-        pos = end
-        fields_end = pos
-    if current_start >= 0:
-        fields.append((current_name, data[current_start:fields_end]))
-    return Headers(fields, pos)
-
-
-def decoded(value: str | None) -> str:
-    """An RFC 2047 header value as text; never raises."""
-    if not value:
-        return ""
-    if "=?" not in value:
-        return value  # nothing encoded: what make_header(decode_header()) would give back
-    try:
-        return str(make_header(decode_header(value)))
-    except (UnicodeError, LookupError, ValueError, TypeError):
-        return value
-
-
 def loop_token(key: bytes, message_id: str) -> str:
     return hmac.new(key, message_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:24]
-
-
-def _field(name: str, value: str) -> bytes:
-    # Values here are built from checked, single-line parts; CR/LF can never
-    # reach them (header injection), but strip once more to be sure.
-    value = value.replace("\r", " ").replace("\n", " ")
-    return f"{name}: {value}\r\n".encode("utf-8")
 
 
 @lru_cache(maxsize=1024)
@@ -197,59 +119,16 @@ def rewrite(data: bytes, *, shared_address: str, display_name: str, company_doma
                 continue
         kept.append(raw if raw.endswith(b"\n") else raw + b"\r\n")
     domain = shared_address.rsplit("@", 1)[-1]
-    new: list[bytes] = [_field("From", format_from(display_name, shared_address))]
+    new: list[bytes] = [header_field("From", format_from(display_name, shared_address))]
     if h.get("date") is None:
-        new.append(_field("Date", email.utils.format_datetime(email.utils.localtime())))
+        new.append(header_field("Date", email.utils.format_datetime(email.utils.localtime())))
     if message_id is None:
         message_id = email.utils.make_msgid(domain=domain)
-        new.append(_field("Message-ID", message_id))
+        new.append(header_field("Message-ID", message_id))
     if h.get("mime-version") is None and h.fields:
-        new.append(_field("MIME-Version", "1.0"))
-    new.append(_field(LOOP_HEADER.decode(), f"{hostname}; token={loop_token(loop_key, message_id)}"))
+        new.append(header_field("MIME-Version", "1.0"))
+    new.append(header_field(LOOP_HEADER.decode(), f"{hostname}; token={loop_token(loop_key, message_id)}"))
     head = b"".join(new) + b"".join(kept) + b"\r\n"
     body = memoryview(data)[h.body_offset:]
     return Rewritten(head=head, body=body, subject=decoded(h.get("subject")), message_id=message_id, dropped=dropped,
                      rest=rest)
-
-
-def tag_headers(operator: str, operator_name: str, customers: list[tuple[int, str]], ref: str = "") -> bytes:
-    """The X-Mailwarden-Operator / -Customer fields for the Sent copy, and ``X-Mailwarden-Ref``:
-    the gateway's own name for the message, by which a copy already in Sent is found again."""
-    op = make_header_value(f"{operator} ({operator_name})")
-    out = [_field("X-Mailwarden-Operator", op)]
-    for cid, name in customers:
-        out.append(_field("X-Mailwarden-Customer", make_header_value(f"{cid} {name}")))
-    if ref:
-        out.append(_field("X-Mailwarden-Ref", ref))
-    return b"".join(out)
-
-
-_REF = re.compile(r"^X-Mailwarden-Ref: ([A-Za-z0-9._-]+)\r?$\n?", re.M | re.I)
-
-
-def sent_ref(sent_headers: str) -> str | None:
-    """The ``X-Mailwarden-Ref`` of a Sent copy's tag headers (None for copies spooled before it)."""
-    m = _REF.search(sent_headers)
-    return m.group(1) if m else None
-
-
-def without_ref(sent_headers: str) -> str:
-    """The tag headers less the ref (what a customer may see)."""
-    return _REF.sub("", sent_headers)
-
-
-def make_header_value(text: str) -> str:
-    """ASCII as is; anything else RFC 2047-encoded (UTF-8)."""
-    text = text.replace("\r", " ").replace("\n", " ")
-    try:
-        text.encode("ascii")
-        return text
-    except UnicodeEncodeError:
-        from email.header import Header
-
-        return Header(text, "utf-8").encode()
-
-
-def keyword(prefix: str, value: str) -> str:
-    """An IMAP keyword (atom) such as ``$mw_op_zhang``; unsafe characters become ``_``."""
-    return "$mw_" + prefix + "_" + re.sub(r"[^A-Za-z0-9._-]", "_", value)[:60]

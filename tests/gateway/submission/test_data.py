@@ -1,7 +1,7 @@
 """DATA body reading, fed whole, one byte at a time, and with trailing bytes (h11-style)."""
 
 import pytest
-from mailwarden.gateway.smtpdata import DataReader
+from mailwarden.gateway.submission.data import DataReader
 
 WIRE = b"Subject: x\r\n\r\nline one\r\n..leading dot\r\n.\r\n"
 BODY = b"Subject: x\r\n\r\nline one\r\n.leading dot\r\n"
@@ -63,7 +63,7 @@ def test_line_limit(step):
 
 
 def test_relay_stuffing_and_smuggling_guard():
-    from mailwarden.gateway.upstream import stuffed
+    from mailwarden.gateway.upstream.smtp import stuffed
 
     assert stuffed(b"a\r\n.b\r\n") == (b"a\r\n..b\r\n", b".\r\n")
     assert stuffed(b".x") == (b"..x", b"\r\n.\r\n")
@@ -100,7 +100,7 @@ def test_long_line_scan_says_what_the_regex_says():
     import random
     import re
 
-    from mailwarden.gateway.smtpdata import has_run_without_lf
+    from mailwarden.gateway.submission.data import has_run_without_lf
 
     rng = random.Random(5321)
     for _ in range(4000):

@@ -31,12 +31,13 @@ from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
 from sqlmodel import Session, select
 
-from .auth import Identity
-from .config import Company, Outbound, Upstream
-from .dbwriter import BatchWriter
-from .enforce import Blocked, Verdict, decision_detail, judge, recipient_info
-from .notices import build_notice
-from .outbound import MessageRejected, Rewritten, header_first, keyword, rewrite, tag_headers
+from mailwarden.gateway.auth import Identity
+from mailwarden.gateway.config import Company, Outbound, Upstream
+from mailwarden.gateway.dbwriter import BatchWriter
+from mailwarden.gateway.submission.enforce import Blocked, Verdict, decision_detail, judge, recipient_info
+from mailwarden.gateway.delivery.notices import build_notice
+from mailwarden.gateway.submission.rewrite import MessageRejected, Rewritten, header_first, rewrite
+from mailwarden.gateway.headers import keyword, tag_headers
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

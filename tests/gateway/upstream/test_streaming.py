@@ -10,9 +10,12 @@ import random
 
 import aiosmtplib
 import pytest
-from mailwarden.gateway import notices, upstream
-from mailwarden.gateway.outbound import split_headers
-from mailwarden.gateway.upstream import DotStuffer, Source, _data, stuffed
+from mailwarden.gateway.delivery import notices
+from mailwarden.gateway.upstream import smtp as upstream
+from mailwarden.gateway.headers import split_headers
+from mailwarden.gateway.upstream.smtp import DotStuffer, _data, stuffed
+from mailwarden.gateway.upstream import source
+from mailwarden.gateway.upstream.source import Source
 
 TRICKY = [
     b"",
@@ -94,7 +97,7 @@ def test_clean_pieces_are_not_copied():
 @pytest.mark.parametrize("size", [0, 1, 9, 10, 11, 35])
 @pytest.mark.parametrize("head", [b"", b"X-Tag: 1\r\n"])
 async def test_source_reads_head_then_file_in_pieces(tmp_path, monkeypatch, size, head):
-    monkeypatch.setattr(upstream, "CHUNK", 10)
+    monkeypatch.setattr(source, "CHUNK", 10)
     body = bytes(random.Random(size).randrange(256) for _ in range(size))
     path = tmp_path / "m.eml"
     path.write_bytes(body)
@@ -215,7 +218,7 @@ async def run_data(server: FakeSMTP, messages: list[Source]) -> list[int]:
 
 
 async def test_data_on_the_wire_is_the_whole_buffer_stuffing(tmp_path, monkeypatch):
-    monkeypatch.setattr(upstream, "CHUNK", 7)
+    monkeypatch.setattr(source, "CHUNK", 7)
     server = FakeSMTP()
     sources, expected = [], []
     for i, data in enumerate(TRICKY):
@@ -239,7 +242,7 @@ async def test_large_data_waits_for_the_transport(tmp_path):
     buffered = await run_data(server, [Source(b"X-Tag: 1\r\n", path)])
     assert server.bodies == [whole(b"X-Tag: 1\r\n" + data)]
     # each piece is written only once the transport has drained below its high-water mark
-    assert max(buffered) <= 2 * upstream.CHUNK, max(buffered)
+    assert max(buffered) <= 2 * source.CHUNK, max(buffered)
 
 
 @pytest.mark.parametrize(("code", "refused"), [(250, False), (251, False), (252, False), (450, True), (550, True)])

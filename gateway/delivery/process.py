@@ -1,4 +1,4 @@
-"""The delivery process: the relay (:mod:`gateway.relay`) in a process of its own.
+"""The delivery process: the relay (:mod:`.relay`) in a process of its own.
 
 ``serve`` accepts mail in one process and delivers it from another, as Postfix
 splits smtpd from its queue manager.  The deliverer runs at a lower CPU priority
@@ -34,11 +34,11 @@ from typing import Any
 from mailwarden.store import StoreHandle, open_store
 from mailwarden.store.spool import sync_dirs
 
-from . import logsetup
-from .config import Config, config_from_dict
-from .dbwriter import BatchWriter
-from .engines import quarantine_expiry
-from .relay import Relay
+from mailwarden.gateway import logsetup
+from mailwarden.gateway.config import Config, config_from_dict
+from mailwarden.gateway.dbwriter import BatchWriter
+from mailwarden.gateway.engines import quarantine_expiry
+from mailwarden.gateway.delivery.relay import Relay
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "delivery.lock"

@@ -1,6 +1,6 @@
 """The delivery worker's append stage: the tagged copy of each relayed message into the
 upstream Sent folder (and the operator's notices into the INBOX), then the record that it is
-there and the message's bytes filed under ``messages/``.  A mixin of :class:`gateway.relay.Relay`,
+there and the message's bytes filed under ``messages/``.  A mixin of :class:`.relay.Relay`,
 whose queues, writer and IMAP connection it shares.
 
 Copies waiting together go in one APPEND (MULTIAPPEND, when the upstream has it) and their
@@ -20,12 +20,12 @@ from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import DueItem
 from sqlmodel import Session
 
-from .outbound import sent_ref
-from .upstream import Source, TemporaryFailure
-from .upstream_imap import Refused
+from mailwarden.gateway.headers import sent_ref
+from mailwarden.gateway.upstream.source import Source, TemporaryFailure
+from mailwarden.gateway.upstream.imap import Refused
 
 if TYPE_CHECKING:
-    from .relay import Relay
+    from mailwarden.gateway.delivery.relay import Relay
 
 log = logging.getLogger(__name__)
 APPEND_BATCH = 8  # Sent copies in one APPEND at most (when the upstream has MULTIAPPEND)

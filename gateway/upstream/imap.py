@@ -1,5 +1,5 @@
 """IMAP to the company mailbox (the upstream), with the shared account: APPEND of the
-Sent copies, bounces and notices.  Split from :mod:`gateway.upstream` (SMTP).
+Sent copies, bounces and notices.  SMTP is in :mod:`.smtp`.
 
 aioimaplib's ``append`` wants the message whole and writes it, with the command,
 to the transport at once, without flow control (a TLS transport then holds it
@@ -24,8 +24,8 @@ import ssl
 
 import aioimaplib
 
-from .config import Upstream
-from .upstream import Source, TemporaryFailure
+from mailwarden.gateway.config import Upstream
+from mailwarden.gateway.upstream.source import Source, TemporaryFailure
 
 log = logging.getLogger(__name__)
 PERMANENTFLAGS = re.compile(rb"PERMANENTFLAGS \(([^)]*)\)")

@@ -1,4 +1,4 @@
-"""The client side of :class:`~mailwarden.gateway.localupstream.LocalUpstream`: what tests, the
+"""The client side of :class:`~mailwarden.testing.localupstream.LocalUpstream`: what tests, the
 demo and the benchmark use to log in to its mailboxes, read them back and inject inbound mail."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-from . import _upstream_os as osx
-from ._upstream_os import UpstreamError
+from mailwarden.testing import processes as osx
+from mailwarden.testing.processes import UpstreamError
 
 
 class FetchedMessage(NamedTuple):

@@ -21,7 +21,7 @@ from mailwarden.rules import (
     redact,
 )
 
-from .outbound import MessageRejected
+from mailwarden.gateway.submission.rewrite import MessageRejected
 
 DELIVER = ("allow", "tag", "warn", "flag", "redact")
 

@@ -40,10 +40,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal
 
-from . import _upstream_conf as conf
-from . import _upstream_os as osx
-from ._upstream_clients import FetchedMessage, UpstreamClients
-from ._upstream_os import UpstreamError, UpstreamStartError, UpstreamUnavailable
+from mailwarden.testing import servconf as conf
+from mailwarden.testing import processes as osx
+from mailwarden.testing.clients import FetchedMessage, UpstreamClients
+from mailwarden.testing.processes import UpstreamError, UpstreamStartError, UpstreamUnavailable
 
 __all__ = [
     "DEFAULT_DOMAINS",

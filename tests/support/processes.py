@@ -1,4 +1,4 @@
-"""Plumbing behind :mod:`mailwarden.gateway.localupstream`: certificates, processes, ports,
+"""Plumbing behind :mod:`mailwarden.testing.localupstream`: certificates, processes, ports,
 files, IMAP answer parsing, and the errors it raises."""
 
 from __future__ import annotations

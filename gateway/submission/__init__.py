@@ -1,0 +1,6 @@
+"""SMTP submission: salespeople's mail programs send here with their own logins.
+
+:mod:`.smtp` is the server (aiosmtpd), :mod:`.data` the DATA reader, :mod:`.submit` the work
+behind the answer to DATA (recipients, rules, signature, header rewrite, spool commit),
+:mod:`.enforce` what a rules decision means, :mod:`.rewrite` the header rewrite.
+"""

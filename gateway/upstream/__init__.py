@@ -1,0 +1,5 @@
+"""Clients of the company mailbox (the upstream), with the shared account.
+
+:mod:`.smtp` relays, :mod:`.imap` APPENDs (Sent copies, notices), :mod:`.source` is the message
+they stream from its spool file and the failures they raise.
+"""
