@@ -14,6 +14,7 @@ from . import (
     db_cmd,
     demo_cmd,
     quarantine_cmd,
+    rules_cmd,
     serve_cmd,
     signature_cmd,
     user_cmd,
@@ -52,12 +53,7 @@ app.add_typer(signature_cmd.app, name="signature")
 app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
 
-try:  # being written; mounted once the module exists
-    from . import rules_cmd
-
-    app.add_typer(rules_cmd.app, name="rules")
-except ModuleNotFoundError:  # pragma: no cover
-    pass
+app.add_typer(rules_cmd.app, name="rules")
 
 
 def main() -> None:

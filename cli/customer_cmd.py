@@ -7,6 +7,9 @@ import io
 from pathlib import Path
 
 import typer
+from mailwarden.gateway.config import Config, ConfigError
+from mailwarden.gateway.engines import freemail_domains
+from mailwarden.rules import RulesConfigError
 from mailwarden.store.directory import (
     DirectoryError,
     add_customer,
@@ -17,6 +20,14 @@ from rich.progress import Progress
 from rich.table import Table
 
 from .common import actor, err, fail, out, print_json_lines, store
+
+
+def _freemail(cfg: Config) -> tuple[str, ...]:
+    """The free-mail domains, which never name a customer: the rules' list (see engines)."""
+    try:
+        return freemail_domains(cfg)
+    except (ConfigError, RulesConfigError) as exc:
+        fail(str(exc))
 
 app = typer.Typer(help="Add, list, assign and import customers.", no_args_is_help=True)
 
@@ -33,7 +44,7 @@ def add(
     with store(ctx, {"outbound"}) as (cfg, st), st.session() as s:
         assert cfg.outbound is not None
         c = add_customer(session=s, name=name, domains=domain, contacts=contact, owner=owner,
-                         created_by=actor(), freemail=cfg.outbound.freemail_domains)
+                         created_by=actor(), freemail=_freemail(cfg))
         st.audit.append(actor=actor(), action="customer.add", target=c.name, session=s, owner=owner,
                         domains=list(domain), contacts=list(contact))
     out.print(f"added customer {c.name} (#{c.id}), owner: {owner or 'pool'}")
@@ -121,7 +132,7 @@ def import_(
                     with s.begin_nested():
                         add_customer(session=s, name=row.get("name") or "", domains=split("domains"),
                                      contacts=split("contacts"), owner=(row.get("owner") or "").strip() or None,
-                                     created_by=actor(), freemail=cfg.outbound.freemail_domains)
+                                     created_by=actor(), freemail=_freemail(cfg))
                     imported += 1
                 except DirectoryError as exc:
                     problems.append(f"{file}: line {i}: {exc}")

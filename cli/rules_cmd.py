@@ -128,14 +128,9 @@ def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[s
         if not db.is_file():  # a report must not create a database as a side effect
             return plain, None
     try:
-        from mailwarden.store import open_store  # noqa: PLC0415 - only when there is a store
-        from mailwarden.store.directory import (  # noqa: PLC0415
-            customer_view,
-            get_user,
-            resolve_recipient,
-        )
-        from mailwarden.store.models import Contact  # noqa: PLC0415
-        from sqlmodel import select  # noqa: PLC0415
+        from mailwarden.gateway.recipients import lookup_recipients  # noqa: PLC0415 - only when there is a store
+        from mailwarden.store import open_store  # noqa: PLC0415
+        from mailwarden.store.directory import get_user  # noqa: PLC0415
 
         handle = open_store(st_cfg, migrate=False)
     except Exception as exc:  # noqa: BLE001 - the check works without the store
@@ -147,19 +142,9 @@ def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[s
                 user: Any = get_user(session=s, login=operator)
                 if user is not None:
                     role, team = user.role, user.team
-            freemail = tuple(sorted(policy.freemail_domains))
-            recipients = []
-            for addr in plain.recipients:
-                c = resolve_recipient(session=s, address=addr.address, freemail=freemail)
-                if c is None:
-                    recipients.append(addr)
-                    continue
-                view = customer_view(session=s, customer=c)
-                phones = tuple(p for p in s.exec(select(Contact.phone).where(
-                    Contact.customer_id == c.id)).all() if p)
-                recipients.append(RecipientInfo(addr.address, view.id, view.name, view.owner,
-                                                view.domains, view.contacts, phones))
-        return replace(plain, role=role, team=team, recipients=tuple(recipients)), None
+            recipients = lookup_recipients(session=s, addresses=[a.address for a in plain.recipients],
+                                           freemail=policy.freemail_domains)
+        return replace(plain, role=role, team=team, recipients=recipients), None
     except Exception as exc:  # noqa: BLE001 - e.g. a database that was never migrated
         return plain, f"store not used: {exc}"
     finally:

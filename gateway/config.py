@@ -25,7 +25,6 @@ __all__ = ["Config", "ConfigError", "HostPort", "Secret", "load_config", "config
 
 ENV_CONFIG = "MAILWARDEN_CONFIG"
 TLS_MODES = ("implicit", "starttls", "none")
-ROLES = ("sales", "senior", "supervisor", "admin")
 KNOWN_SECTIONS = (
     "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures",
 )
@@ -83,7 +82,7 @@ class Outbound:
     retry_initial: float
     retry_max_age: float
     relay_connections: int
-    freemail_domains: tuple[str, ...]
+    freemail_domains: tuple[str, ...]  # added to the rule packs' list (see engines.freemail_domains)
 
 
 @dataclass(frozen=True)
@@ -281,15 +280,6 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     )
 
 
-DEFAULT_FREEMAIL = (
-    "qq.com", "foxmail.com", "163.com", "126.com", "yeah.net", "sina.com", "sina.cn", "sohu.com",
-    "aliyun.com", "139.com", "189.cn", "gmail.com", "googlemail.com", "outlook.com", "hotmail.com",
-    "live.com", "msn.com", "yahoo.com", "yahoo.com.cn", "icloud.com", "me.com", "mac.com",
-    "aol.com", "proton.me", "protonmail.com", "gmx.com", "gmx.de", "web.de", "mail.ru",
-    "yandex.ru", "yandex.com", "zoho.com", "naver.com", "daum.net", "hanmail.net",
-)
-
-
 def _outbound(r: TableReader) -> Outbound:
     r.unknown_keys({
         "from_format", "unknown_recipients", "expose_headers", "max_message_size", "retry_initial",
@@ -315,7 +305,7 @@ def _outbound(r: TableReader) -> Outbound:
         retry_initial=r.duration("retry_initial", "30s"),
         retry_max_age=r.duration("retry_max_age", "5d"),
         relay_connections=conns,
-        freemail_domains=DEFAULT_FREEMAIL + extra,
+        freemail_domains=extra,
     )
 
 

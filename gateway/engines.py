@@ -66,7 +66,9 @@ def rules_settings(cfg: "Config") -> "RulesSettings":
         language=r.choice("language", ("en", "zh"), "en"),
         budget_ms=float(budget),
         budget_ms_per_mb=float(r.get("budget_ms_per_mb", (int, float), 100.0)),
-        freemail_domains_extra=tuple(d.lower() for d in r.str_list("freemail_domains")),
+        # [outbound] freemail_domains too: one list for detection and for customer lookups
+        freemail_domains_extra=tuple(d.lower() for d in (*r.str_list("freemail_domains"), *TableReader(
+            str(cfg.path), "outbound", cfg.raw.get("outbound", {})).str_list("freemail_domains"))),
         competitor_domains=tuple(d.lower() for d in r.str_list("competitor_domains")),
         list_threshold=threshold,
         # word lists added with `mailwarden rules import-words`
@@ -98,3 +100,11 @@ def signature_inputs(cfg: "Config") -> tuple["SignatureSettings", "SignatureComp
                                official_handles=c.official_handles, address=c.address, website=c.website,
                                logo=c.logo)
     return settings, company
+
+
+def freemail_domains(cfg: "Config") -> tuple[str, ...]:
+    """The free-mail domains in force: the rule packs' list plus ``[rules]`` and ``[outbound]``
+    ``freemail_domains``.  The same list the policy detects with (``Policy.freemail_domains``)."""
+    from mailwarden.rules.policy import freemail_domains as from_packs
+
+    return tuple(sorted(from_packs(rules_settings(cfg))))

@@ -336,6 +336,21 @@ def word_list_paths(settings: RulesSettings) -> list[Path]:
     return out
 
 
+def _freemail(pol: dict[str, Any], settings: RulesSettings) -> frozenset[str]:
+    return frozenset(pol["freemail_domains"] | {d.lower() for d in settings.freemail_domains_extra})
+
+
+def freemail_domains(settings: RulesSettings) -> frozenset[str]:
+    """The free-mail domains (the shipped pack's, the site packs', the config's extras): the one
+    list behind both detection and the lookup of a recipient's customer, where a free-mail
+    domain never names a customer.  Reads the packs only, without building a policy."""
+    loader = _Loader()
+    loader.pack(DEFAULT_PACK)
+    for p in settings.packs:
+        loader.pack(Path(p))
+    return _freemail(loader.policy, settings)
+
+
 def build_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
     """Load the shipped pack, then site packs and word lists; see :func:`load_policy`."""
     if settings.mode not in ("enforce", "audit"):
@@ -368,8 +383,7 @@ def build_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
         mode=mode,
         quoted_max_action=pol.get("quoted_max_action", "tag"),
         phone_region=pol.get("phone_region", "CN"),
-        freemail_domains=frozenset(pol["freemail_domains"]
-                                   | {d.lower() for d in settings.freemail_domains_extra}),
+        freemail_domains=_freemail(pol, settings),
         competitor_domains=frozenset(pol["competitor_domains"]
                                      | {d.lower() for d in settings.competitor_domains}),
         company_domains=frozenset(d.lower().lstrip("@").rstrip(".") for d in company.domains),

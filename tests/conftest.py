@@ -82,3 +82,12 @@ def pg_database(pg_url: str) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test that starts the real Dovecot/Postfix (the ``upstream`` fixture) must say so with
+    the ``integration`` marker, so ``-m integration`` / ``-m "not integration"`` select truly."""
+    unmarked = [item.nodeid for item in items
+                if "upstream" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that start the real upstream must be marked integration: " + ", ".join(unmarked))

@@ -16,7 +16,6 @@ from mailwarden.rules import (
     CheckContext,
     Decision,
     Policy,
-    RecipientInfo,
     evaluate,
     redact,
 )
@@ -94,9 +93,3 @@ class Blocked(MessageRejected):
         super().__init__(smtp_reply)
         self.decision = decision
 
-
-def recipient_info(address: str, customer: Any | None, owner: str | None, domains: tuple[str, ...],
-                   contacts: tuple[str, ...], phones: tuple[str, ...]) -> RecipientInfo:
-    return RecipientInfo(address=address, customer_id=customer.id if customer else None,
-                         customer_name=customer.name if customer else None, owner=owner,
-                         domains=domains, contacts=contacts, phones=phones)

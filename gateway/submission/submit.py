@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -20,21 +20,17 @@ from typing import Any, TypeVar
 from mailwarden.rules import CheckContext, Policy, RecipientInfo
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
 from mailwarden.store import StoreHandle
-from mailwarden.store.directory import (
-    add_customer,
-    customer_view,
-    get_customer,
-    resolve_recipient,
-)
-from mailwarden.store.models import Contact, Customer
+from mailwarden.store.directory import add_customer, get_customer, resolve_recipient
+from mailwarden.store.models import Customer
 from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from mailwarden.gateway.auth import Identity
 from mailwarden.gateway.config import Company, Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
-from mailwarden.gateway.submission.enforce import Blocked, Verdict, decision_detail, judge, recipient_info
+from mailwarden.gateway.recipients import lookup_recipients
+from mailwarden.gateway.submission.enforce import Blocked, Verdict, decision_detail, judge
 from mailwarden.gateway.delivery.notices import build_notice
 from mailwarden.gateway.submission.rewrite import MessageRejected, Rewritten, header_first, rewrite
 from mailwarden.gateway.headers import keyword, tag_headers
@@ -65,8 +61,11 @@ RCPT_CACHE_SECONDS = 5.0
 class Submitter:
     def __init__(self, *, store: StoreHandle, company: Company, upstream: Upstream, outbound: Outbound,
                  hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None,
-                 policy: Policy | None = None, language: str = "en", writer: BatchWriter) -> None:
+                 policy: Policy | None = None, language: str = "en", writer: BatchWriter,
+                 freemail: Collection[str] = ()) -> None:
+        """``freemail``: the domains that never name a customer (``Policy.freemail_domains``)."""
         self.store = store
+        self.freemail = frozenset(freemail)
         self.signatures = signatures
         self.policy = policy
         self.language = language
@@ -157,16 +156,8 @@ class Submitter:
     def _lookup(self, ident: Identity, rcpts: list[str]) -> tuple[RecipientInfo, ...]:
         """What the rules need to know about each recipient (read-only)."""
         now = time.monotonic()
-        out = []
         with Session(self.store.engine) as s:
-            for rcpt in rcpts:
-                c = resolve_recipient(session=s, address=rcpt, freemail=self.outbound.freemail_domains)
-                if c is None:
-                    out.append(recipient_info(rcpt, None, None, (), (), ()))
-                    continue
-                view = customer_view(session=s, customer=c)
-                phones = tuple(p for p in s.exec(select(Contact.phone).where(Contact.customer_id == c.id)).all() if p)
-                out.append(recipient_info(rcpt, c, view.owner, view.domains, view.contacts, phones))
+            out = lookup_recipients(session=s, addresses=rcpts, freemail=self.freemail)
         if len(self._rcpt_cache) > 10_000:
             self._rcpt_cache.clear()
         for rcpt, info in zip(rcpts, out):
@@ -228,7 +219,7 @@ class Submitter:
             if info.customer_id is not None and info.customer_name is not None:
                 customers.setdefault(info.customer_id, info.customer_name)
                 continue
-            c = resolve_recipient(session=s, address=rcpt, freemail=self.outbound.freemail_domains)
+            c = resolve_recipient(session=s, address=rcpt, freemail=self.freemail)
             if c is None:
                 c, new = self._new_customer(s, ident, rcpt, domain)
                 if new:
@@ -245,14 +236,14 @@ class Submitter:
         in the pool (``[outbound] unknown_recipients``).  A free-mail address is
         a customer of its own; a company domain is one customer for the domain."""
         owner = ident.login if self.outbound.unknown_recipients == "operator" else None
-        freemail = domain in self.outbound.freemail_domains
+        freemail = domain in self.freemail
         name = rcpt.lower() if freemail else domain
         existing = get_customer(session=s, name_or_id=name)
         if existing is not None:
             return existing, False
         return add_customer(session=s, name=name, domains=() if freemail else (domain,),
                             contacts=(rcpt,) if freemail else (), owner=owner, created_by=ident.login,
-                            freemail=self.outbound.freemail_domains), True
+                            freemail=self.freemail), True
 
     def _record(self, s: Session, ident: Identity, rcpts: list[str], recipients: tuple[RecipientInfo, ...],
                 prepared: Prepared, blobs: Blobs, peer: str) -> int:

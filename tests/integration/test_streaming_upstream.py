@@ -18,6 +18,8 @@ from mailwarden.gateway.upstream.imap import IMAPConnection
 
 from .conftest import SHARED, gateway_config, token
 
+pytestmark = pytest.mark.integration
+
 
 def big_message(t: str, size: int) -> bytes:
     """CRLF lines (as the spool holds them), many starting with a dot, of varying lengths, so
