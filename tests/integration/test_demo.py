@@ -1,0 +1,104 @@
+"""`mailwarden demo`, run as the README says: a real local upstream, the gateway, demo users; a
+message sent as a demo user reaches the demo customer; Ctrl-C stops everything."""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import shutil
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import missing_prerequisite
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_output(proc: subprocess.Popen[str], pattern: str, timeout: float = 60) -> tuple[re.Match[str], str]:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            if proc.poll() is not None:
+                raise AssertionError(f"demo exited with {proc.returncode}:\n{seen}")
+            continue
+        seen += line
+        m = re.search(pattern, seen, re.M)
+        if m:
+            return m, seen
+    raise AssertionError(f"no {pattern!r} within {timeout} s:\n{seen}")
+
+
+def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> None:
+    if shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists():
+        missing_prerequisite("dovecot is not installed")
+    smtp_port, smtps_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailwarden.cli", "demo", "--dir", str(tmp_path / "demo"),
+         "--smtp-port", str(smtp_port), "--smtps-port", str(smtps_port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
+    try:
+        _, printed = wait_for_output(proc, r"Ctrl-C stops the gateway")
+        password = re.search(r"^  zhang\s+(\S+)$", printed, re.M)
+        imaps = re.search(r"imaps://localhost:(\d+)\s+user catchall@buyer\.test", printed)
+        ca = re.search(r"\(CA: (\S+)\)", printed)
+        assert password and imaps and ca, printed
+        deadline = time.monotonic() + 30
+        while True:  # the gateway listens a moment after it printed the settings
+            try:
+                socket.create_connection(("127.0.0.1", smtp_port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the demo gateway does not listen"
+                time.sleep(0.2)
+        token = uuid.uuid4().hex
+        insecure = ssl.create_default_context()
+        insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # the demo's self-signed pair
+        with smtplib.SMTP("localhost", smtp_port, timeout=30) as c:
+            c.starttls(context=insecure)
+            c.login("zhang", password.group(1))
+            c.sendmail("zhang@company.test", ["buyer@buyer.test"],
+                       f"From: zhang@company.test\r\nTo: buyer@buyer.test\r\nSubject: demo {token}\r\n\r\n"
+                       "Dear buyer, our new catalogue.\r\n")
+        ctx = ssl.create_default_context(cafile=ca.group(1))
+        deadline = time.monotonic() + 60
+        found = b""
+        while not found and time.monotonic() < deadline:
+            with imaplib.IMAP4_SSL("localhost", int(imaps.group(1)), ssl_context=ctx, timeout=30) as imap:
+                imap.login("catchall@buyer.test", "catchall")
+                imap.select("INBOX", readonly=True)
+                _, hits = imap.search(None, "SUBJECT", f'"demo {token}"')
+                if hits[0]:
+                    _, data = imap.fetch(hits[0].split()[-1], "(BODY.PEEK[])")
+                    found = data[0][1]
+            if not found:
+                time.sleep(0.5)
+        assert b"From: Zhang San | Bright Lighting <sales@company.test>" in found.replace(b'"', b""), found[:500]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=60) == 0
+        # the upstream went with it: nothing listens on its IMAP port any more
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", int(imaps.group(1))), timeout=2).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
