@@ -1,15 +1,33 @@
-"""Logins: argon2 checks off the event loop, throttling and lockout."""
+"""Logins (gateway/auth.py): argon2 checks off the event loop, throttling and lockout, the
+cache of good logins, and cutting the live sessions of a disabled user."""
 
-async def test_login_throttle_grows_and_locks(tmp_path):
-    from mailwarden.gateway.auth import Authenticator
-    from mailwarden.gateway.config import Auth, Store
-    from mailwarden.store import open_store
-    from mailwarden.store.directory import add_user
+from __future__ import annotations
 
-    store = open_store(Store(url=f"sqlite:///{tmp_path / 'db'}", data_dir=tmp_path, audit_key_file=tmp_path / "k"))
-    with store.session() as s:
-        add_user(session=s, login="zhang", name="Z", password="right-password")
-    auth = Authenticator(store, Auth(max_failures=4, base_delay=0.1, max_delay=0.3, lockout_seconds=60))
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
+from mailwarden.gateway.config import Auth, Store
+from mailwarden.store import StoreHandle, open_store
+from mailwarden.store.directory import add_user, set_enabled, set_password
+
+SETTINGS = Auth(max_failures=4, base_delay=0.1, max_delay=0.3, lockout_seconds=60)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[StoreHandle]:
+    st = open_store(Store(url=f"sqlite:///{tmp_path / 'db'}", data_dir=tmp_path, audit_key_file=tmp_path / "k"))
+    with st.session() as s:
+        add_user(session=s, login="zhang", name="Zhang San", password="right-password", team="export")
+        add_user(session=s, login="li", name="Li Si", password="li-password-1")
+    yield st
+    st.close()
+
+
+async def test_login_throttle_grows_and_locks(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
     delays = [(await auth.check("zhang", "wrong", "10.0.0.1")).delay for _ in range(4)]
     assert delays == [0.1, 0.2, 0.3, 0.3]
     locked = await auth.check("zhang", "right-password", "10.0.0.2")
@@ -17,4 +35,72 @@ async def test_login_throttle_grows_and_locks(tmp_path):
     other = await auth.check("li", "whatever", "10.0.0.1")
     assert other.locked  # and the address is locked, for any login
     assert (await auth.check("ZHANG", "right-password", "10.0.0.3")).locked
-    store.close()
+
+
+async def test_a_good_login_names_the_user_and_clears_the_logins_failures(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
+    for _ in range(3):
+        assert (await auth.check("zhang", "wrong", "10.0.0.1")).identity is None
+    ok = await auth.check(" Zhang ", "right-password", "10.0.0.9")
+    assert ok.identity is not None and (ok.identity.login, ok.identity.team) == ("zhang", "export")
+    # the login's count starts again: three more mistakes do not lock it
+    for _ in range(3):
+        assert not (await auth.check("zhang", "wrong", "10.0.0.8")).locked
+
+
+async def test_unknown_login_and_wrong_password_read_the_same(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
+    unknown = await auth.check("nobody", "x", "10.0.0.1")
+    wrong = await auth.check("li", "x", "10.0.0.2")
+    assert (unknown.identity, unknown.reason, unknown.locked) == (wrong.identity, wrong.reason, wrong.locked)
+    assert unknown.reason == "bad credentials"
+
+
+async def test_a_disabled_user_fails_at_once_even_with_a_cached_good_login(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
+    assert (await auth.check("zhang", "right-password", "10.0.0.1")).identity is not None  # now cached
+    with store.session() as s:
+        set_enabled(session=s, login="zhang", enabled=False)
+    refused = await auth.check("zhang", "right-password", "10.0.0.1")
+    assert refused.identity is None and refused.reason == "disabled"
+
+
+async def test_a_changed_password_ends_the_cached_one(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
+    assert (await auth.check("zhang", "right-password", "10.0.0.1")).identity is not None
+    with store.session() as s:
+        set_password(session=s, login="zhang", password="a-new-password-2")
+    assert (await auth.check("zhang", "right-password", "10.0.0.1")).identity is None
+    assert (await auth.check("zhang", "a-new-password-2", "10.0.0.1")).identity is not None
+
+
+def test_pair_digest_is_keyed_per_process_and_ignores_login_case(store: StoreHandle) -> None:
+    a, b = Authenticator(store, SETTINGS), Authenticator(store, SETTINGS)
+    assert a.pair_digest("Zhang", "pw") == a.pair_digest("zhang ", "pw") != a.pair_digest("zhang", "pw2")
+    assert a.pair_digest("zhang", "pw") != b.pair_digest("zhang", "pw")  # useless outside the process
+
+
+async def test_the_watcher_cuts_every_live_session_of_a_disabled_user(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
+    registry = SessionRegistry()
+    zhang = (await auth.check("zhang", "right-password", "10.0.0.1")).identity
+    li = (await auth.check("li", "li-password-1", "10.0.0.1")).identity
+    assert zhang is not None and li is not None
+    cut: list[str] = []
+    registry.add(zhang, 1, lambda: cut.append("zhang-1"))
+    registry.add(zhang, 2, lambda: cut.append("zhang-2"))
+    registry.add(li, 3, lambda: cut.append("li-3"))
+    watcher = asyncio.create_task(watch_users(store, registry, auth, interval=0.05))
+    try:
+        with store.session() as s:
+            set_enabled(session=s, login="zhang", enabled=False)
+        for _ in range(100):
+            if cut:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)  # a later round must not cut anyone else
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    assert sorted(cut) == ["zhang-1", "zhang-2"]
+    assert "zhang" not in registry.sessions and 3 in registry.sessions["li"]
