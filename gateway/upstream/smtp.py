@@ -238,7 +238,10 @@ class SMTPConnection:
         self.connects += 1
         wire = _Wire(reader, writer)
         try:
-            greeting = await wire.reply()
+            try:
+                greeting = await wire.reply()
+            except _Dropped as exc:  # turned away at the door: nothing to retry on a new connection
+                raise ConnectionError(f"closed before its greeting ({exc})") from None
             if greeting.code != 220:
                 raise _Refused(greeting, "connect")
             await wire.ehlo(name)

@@ -1,152 +1,17 @@
 """The relay's SMTP client against a small recording sink that answers from a script: what it
 writes, how each answer is classified (temporary, permanent, a refused recipient), pipelined
-and stepwise, DATA streamed with flow control.  Against the real Postfix: tests/integration."""
+and stepwise, connections kept, replaced and dropped.  DATA on the wire: test_streaming.py;
+against the real Postfix: tests/integration/test_upstream_smtp.py."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import random
-import socket
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
 
 import pytest
-from mailwarden.gateway.config import Upstream
-from mailwarden.gateway.confread import HostPort, Secret
-from mailwarden.gateway.upstream import source
-from mailwarden.gateway.upstream.smtp import SMTPConnection, stuffed
+from mailwarden.gateway.upstream.smtp import SMTPConnection
 from mailwarden.gateway.upstream.source import PermanentFailure, Source, TemporaryFailure
 
-from tests.gateway.upstream.test_streaming import TRICKY, whole
-
-PASSWORD = "sink-secret"
-
-
-@dataclass
-class Sink:
-    """Just enough of an SMTP server, answering from a script; records every command line and
-    each DATA body as received (stuffed, with its terminator).
-
-    ``replies`` maps a verb to the reply lines it gets, one list item per time it is sent
-    (the last one repeats).  ``hang_up_after`` closes the connection once that verb was
-    answered; ``slow`` reads DATA slowly, so that the client has to wait for its transport."""
-
-    pipelining: bool = True
-    auth: str = "PLAIN LOGIN"
-    greeting: bytes = b"220 sink ESMTP"
-    replies: dict[bytes, list[bytes]] = field(default_factory=dict)
-    hang_up_after: bytes | None = None
-    slow: bool = False
-    commands: list[bytes] = field(default_factory=list)
-    bodies: list[bytes] = field(default_factory=list)
-    connections: int = 0
-    writers: list[asyncio.StreamWriter] = field(default_factory=list)
-    data_started: asyncio.Event = field(default_factory=asyncio.Event)
-    closed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def reply(self, verb: bytes, default: bytes) -> bytes:
-        script = self.replies.get(verb)
-        if not script:
-            return default
-        return script.pop(0) if len(script) > 1 else script[0]
-
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.writers.append(writer)
-        if self.slow:  # a small window, so that the kernel cannot take the whole message either
-            writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
-        try:
-            await self._serve(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-            self.closed.set()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(self.greeting + b"\r\n")
-        accepted, challenged = 0, False
-        while line := await reader.readline():
-            self.commands.append(line.rstrip(b"\r\n"))
-            verb = line[:4].upper()
-            if challenged:  # the answer to a 334
-                challenged = False
-                writer.write(b"235 2.7.0 ok\r\n")
-            elif verb == b"EHLO":
-                offers = [b"sink", b"8BITMIME", *([b"PIPELINING"] if self.pipelining else []),
-                          *([b"AUTH " + self.auth.encode()] if self.auth else [])]
-                text = b"".join(b"250-" + o + b"\r\n" for o in offers[:-1]) + b"250 " + offers[-1]
-                writer.write(self.reply(verb, text) + b"\r\n")
-            elif verb == b"AUTH":
-                answer = self.reply(verb, b"235 2.7.0 ok")
-                challenged = answer.startswith(b"334")
-                writer.write(answer + b"\r\n")
-            elif verb == b"MAIL":
-                accepted = 0
-                writer.write(self.reply(verb, b"250 2.1.0 ok") + b"\r\n")
-            elif verb == b"RCPT":
-                answer = self.reply(verb, b"250 2.1.5 ok")
-                accepted += answer.startswith(b"2")
-                writer.write(answer + b"\r\n")
-            elif verb == b"DATA":
-                start = self.reply(verb, b"354 go" if accepted else b"554 5.5.1 no valid recipients")
-                writer.write(start + b"\r\n")
-                if start.startswith(b"354"):
-                    await writer.drain()
-                    self.data_started.set()
-                    self.bodies.append(await self._body(reader))
-                    writer.write(self.reply(b"DOT", b"250 2.0.0 queued") + b"\r\n")
-            elif verb == b"QUIT":
-                writer.write(b"221 bye\r\n")
-                await writer.drain()
-                return
-            else:
-                writer.write(self.reply(verb, b"250 ok") + b"\r\n")
-            await writer.drain()
-            if verb == self.hang_up_after:
-                return
-
-    async def _body(self, reader: asyncio.StreamReader) -> bytes:
-        buf = bytearray()
-        while not (buf.endswith(b"\r\n.\r\n") or buf == b".\r\n"):
-            piece = await reader.read(65536)
-            if not piece:
-                raise ConnectionResetError
-            buf += piece
-            if self.slow:
-                await asyncio.sleep(0.001)
-        return bytes(buf)
-
-
-def upstream_at(port: int, tls: str = "none") -> Upstream:
-    return Upstream(imap=HostPort("127.0.0.1", 1), imap_tls="none", smtp=HostPort("127.0.0.1", port),
-                    smtp_tls=tls, username="sales@company.test", password=Secret(PASSWORD), ca_file=None,
-                    tls_verify=True, sent_folder="Sent", inbox_folder="INBOX")
-
-
-@contextlib.asynccontextmanager
-async def connected(sink: Sink) -> AsyncIterator[SMTPConnection]:
-    srv = await asyncio.start_server(sink.handle, "127.0.0.1", 0)
-    conn = SMTPConnection(upstream_at(srv.sockets[0].getsockname()[1]), None)  # type: ignore[arg-type]
-    try:
-        yield conn
-    finally:
-        await conn.close()
-        srv.close()
-        for w in sink.writers:
-            w.close()
-            with contextlib.suppress(OSError):
-                await w.wait_closed()
-        await srv.wait_closed()
-
-
-def msg(text: str = "hi") -> Source:
-    return Source(f"Subject: x\r\n\r\n{text}\r\n".encode())
-
-
-def verbs(sink: Sink) -> list[bytes]:
-    return [c.split(b" ", 1)[0].split(b":", 1)[0].upper() for c in sink.commands]
+from tests.gateway.upstream.sink import PASSWORD, Sink, connected, msg, upstream_at, verbs
 
 
 # -- the conversation ------------------------------------------------------------------------
@@ -359,59 +224,9 @@ async def test_cancelled_mid_data_drops_the_connection_without_ending_the_messag
     assert sink.bodies == [] and b"QUIT" not in verbs(sink)
 
 
-# -- DATA on the wire ------------------------------------------------------------------------
-
-
-async def send_all(sink: Sink, messages: list[Source], watch: Callable[[asyncio.StreamWriter], None] | None = None,
-                   monkeypatch: pytest.MonkeyPatch | None = None) -> None:
-    if watch is not None and monkeypatch is not None:
-        write = asyncio.StreamWriter.write
-
-        def watched(self: asyncio.StreamWriter, data: bytes) -> None:
-            watch(self)
-            write(self, data)
-
-        monkeypatch.setattr(asyncio.StreamWriter, "write", watched)
+async def test_turned_away_before_the_greeting_cannot_reach():
+    sink = Sink(greeting=None)
     async with connected(sink) as conn:
-        try:
-            for m in messages:
-                await conn.send("a@b.test", ["c@d.test"], m)
-        finally:
-            for m in messages:
-                m.close()
-
-
-@pytest.mark.parametrize("pipelining", [True, False])
-async def test_data_on_the_wire_is_the_whole_buffer_stuffing(tmp_path, monkeypatch, pipelining):
-    monkeypatch.setattr(source, "CHUNK", 7)
-    sources, expected = [], []
-    for i, data in enumerate(TRICKY):
-        path = tmp_path / f"{i}.eml"
-        path.write_bytes(data)
-        for head in (b"", b"X-Tag: .1\r\n"):
-            sources.append(Source(head, path))
-            expected.append(whole(head + data))
-    sink = Sink(pipelining=pipelining)
-    await send_all(sink, sources)
-    assert sink.bodies == expected
-
-
-async def test_large_data_waits_for_the_transport(tmp_path, monkeypatch):
-    rng = random.Random(1)
-    lines = [b"." * rng.randint(0, 2) + bytes(rng.randrange(97, 123) for _ in range(rng.randint(0, 76)))
-             + rng.choice([b"\r\n", b"\r\n", b"\n", b"\r"]) for _ in range(4000)]
-    data = b"Subject: big\r\n\r\n" + b"".join(lines) * 40  # about 6 MB, lone CRs and LFs, leading dots
-    path = tmp_path / "big.eml"
-    path.write_bytes(data)
-    sink = Sink(slow=True)
-    buffered: list[int] = []  # how much the transport holds when the next piece comes
-    await send_all(sink, [Source(b"X-Tag: 1\r\n", path)], lambda w: buffered.append(w.transport.get_write_buffer_size()),
-                   monkeypatch)
-    assert sink.bodies == [whole(b"X-Tag: 1\r\n" + data)]
-    assert len(buffered) >= len(data) // source.CHUNK
-    # each piece is written only once the transport has drained below its high-water mark
-    assert max(buffered) <= 2 * source.CHUNK, max(buffered)
-
-
-def test_stuffed_is_still_where_the_relay_finds_it():
-    assert stuffed(b".x") == (b"..x", b"\r\n.\r\n")
+        with pytest.raises(TemporaryFailure, match="^cannot reach .*closed before its greeting"):
+            await conn.send("s@company.test", ["x@d.test"], msg())
+    assert sink.connections == 1

@@ -1,10 +1,12 @@
 """Streaming a spool file to the upstream: the piecewise dot-stuffer against the whole-buffer
-one, the spool reader, the bounce's header read.  DATA on the wire: test_smtp_client.py."""
+one, the spool reader, the bounce's header read, and DATA on the wire (a recording sink)."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import random
+from collections.abc import Callable
 
 import pytest
 from mailwarden.gateway.delivery import notices
@@ -12,6 +14,8 @@ from mailwarden.gateway.headers import split_headers
 from mailwarden.gateway.upstream.smtpwire import DotStuffer, stuffed
 from mailwarden.gateway.upstream import source
 from mailwarden.gateway.upstream.source import Source
+
+from tests.gateway.upstream.sink import Sink, connected
 
 TRICKY = [
     b"",
@@ -143,3 +147,57 @@ def test_head_does_not_read_a_large_body(tmp_path):
     path = tmp_path / "m.eml"
     path.write_bytes(b"Subject: s\r\n\r\n" + b"b" * 5_000_000)
     assert len(notices.read_head(path, b"")) <= notices.HEAD_CHUNK
+
+
+# -- DATA on the wire ------------------------------------------------------------------------
+
+
+async def send_all(sink: Sink, messages: list[Source], watch: Callable[[asyncio.StreamWriter], None] | None = None,
+                   monkeypatch: pytest.MonkeyPatch | None = None) -> None:
+    if watch is not None and monkeypatch is not None:
+        write = asyncio.StreamWriter.write
+
+        def watched(self: asyncio.StreamWriter, data: bytes) -> None:
+            watch(self)
+            write(self, data)
+
+        monkeypatch.setattr(asyncio.StreamWriter, "write", watched)
+    async with connected(sink) as conn:
+        try:
+            for m in messages:
+                await conn.send("a@b.test", ["c@d.test"], m)
+        finally:
+            for m in messages:
+                m.close()
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+async def test_data_on_the_wire_is_the_whole_buffer_stuffing(tmp_path, monkeypatch, pipelining):
+    monkeypatch.setattr(source, "CHUNK", 7)
+    sources, expected = [], []
+    for i, data in enumerate(TRICKY):
+        path = tmp_path / f"{i}.eml"
+        path.write_bytes(data)
+        for head in (b"", b"X-Tag: .1\r\n"):
+            sources.append(Source(head, path))
+            expected.append(whole(head + data))
+    sink = Sink(pipelining=pipelining)
+    await send_all(sink, sources)
+    assert sink.bodies == expected
+
+
+async def test_large_data_waits_for_the_transport(tmp_path, monkeypatch):
+    rng = random.Random(1)
+    lines = [b"." * rng.randint(0, 2) + bytes(rng.randrange(97, 123) for _ in range(rng.randint(0, 76)))
+             + rng.choice([b"\r\n", b"\r\n", b"\n", b"\r"]) for _ in range(4000)]
+    data = b"Subject: big\r\n\r\n" + b"".join(lines) * 40  # about 6 MB, lone CRs and LFs, leading dots
+    path = tmp_path / "big.eml"
+    path.write_bytes(data)
+    sink = Sink(slow=True)
+    buffered: list[int] = []  # how much the transport holds when the next piece comes
+    await send_all(sink, [Source(b"X-Tag: 1\r\n", path)], lambda w: buffered.append(w.transport.get_write_buffer_size()),
+                   monkeypatch)
+    assert sink.bodies == [whole(b"X-Tag: 1\r\n" + data)]
+    assert len(buffered) >= len(data) // source.CHUNK
+    # each piece is written only once the transport has drained below its high-water mark
+    assert max(buffered) <= 2 * source.CHUNK, max(buffered)
