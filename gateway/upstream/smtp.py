@@ -172,7 +172,7 @@ class SMTPConnection:
                     self._wire = await self._connect()
                 return await self._transaction(self._wire, mail_from, rcpts, data)
             except _Dropped as exc:
-                # A reused connection the server dropped while idle: one fresh try.
+                # Dropped mid-conversation (an idle one dropped is seen by stale()): one fresh try.
                 self._drop()
                 if attempt == 2:
                     raise TemporaryFailure(f"upstream SMTP disconnected: {exc}") from None
