@@ -1,5 +1,6 @@
 """Clients of the company mailbox (the upstream), with the shared account.
 
-:mod:`.smtp` relays, :mod:`.imap` APPENDs (Sent copies, notices), :mod:`.source` is the message
-they stream from its spool file and the failures they raise.
+:mod:`.smtp` relays (its wire codec in :mod:`.smtpwire`), :mod:`.imap` APPENDs (Sent copies,
+notices), :mod:`.source` is the message they stream from its spool file and the failures they
+raise, :mod:`.budget` the connection budget they share.
 """

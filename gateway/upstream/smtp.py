@@ -1,39 +1,41 @@
-"""Connections to the company mailbox (the upstream), with the shared account.
+"""SMTP to the company mailbox (the upstream), with the shared account: the relay's client.
 
-Only the gateway knows the upstream password; it is revealed only to the
-client libraries here and never logged.  SMTP is here, IMAP (APPEND) in
-:mod:`.imap`; the message as it is streamed, and the failures, in :mod:`.source`.
+Only the gateway knows the upstream password; it is revealed only to the login here and
+never logged.  IMAP (APPEND) is in :mod:`.imap`; the message as it is streamed, and the
+failures, in :mod:`.source`; the bytes on the wire (replies, commands, AUTH, dot-stuffing)
+in :mod:`.smtpwire`, which this module only moves over asyncio streams.
 
-A message goes out as a :class:`Source`, streamed from its spool file in pieces
-of :data:`CHUNK` bytes, each written once the connection has taken the one
-before: a large message is never held whole (the file is read, stuffed and
-written piecewise; :class:`DotStuffer` does to each piece what :func:`stuffed`
-does to the whole).
+A message goes out as a :class:`Source`, streamed from its spool file in pieces, each
+dot-stuffed by :class:`DotStuffer` and written once the connection has taken the one before
+(``drain``): a large message is never held whole.  When the server offers PIPELINING
+(RFC 2920), MAIL, the RCPTs and DATA go in one write and their replies are read together:
+two round trips a message instead of three plus one per recipient.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import socket
 import ssl
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import IO
-
-import aiosmtplib
-from aiosmtplib.email import quote_address
-from aiosmtplib.protocol import MAX_RESPONSE_LENGTH, LINE_ENDINGS_REGEX, SMTPProtocol, normalize_message_line_endings
-from aiosmtplib.response import SMTPResponse
 
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.tls import client_context
-
+from mailwarden.gateway.upstream.smtpwire import (
+    DATA, QUIT, RSET, STARTTLS, AuthRefused, DotStuffer, Extensions, Login, ProtocolError, Reply, ReplyReader,
+    UnexpectedReply, ehlo_command, extensions, mail_command, mechanisms, needs_smtputf8, rcpt_command,
+    rcpt_refused, stuffed,
+)
 from mailwarden.gateway.upstream.source import PermanentFailure, Source, TemporaryFailure
 
+__all__ = ["DotStuffer", "SMTPConnection", "SendResult", "stuffed", "upstream_tls"]
+
 log = logging.getLogger(__name__)
+
+TIMEOUT = 60.0  # seconds for connecting, each reply, and the server to take each piece of DATA
+QUIT_TIMEOUT = 10.0
+READ_SIZE = 64 * 1024
 
 
 @dataclass
@@ -41,282 +43,325 @@ class SendResult:
     refused: dict[str, tuple[int, str]]  # recipient → (code, text) for the ones the upstream refused
 
 
+class _Dropped(Exception):
+    """The server hung up, or the connection broke, in the middle of the conversation."""
+
+
+class _Unusable(Exception):
+    """The server cannot be used as configured (no STARTTLS, no AUTH we speak)."""
+
+
+class _Refused(Exception):
+    """A reply that ends the transaction; ``during`` says what it answered."""
+
+    def __init__(self, reply: Reply, during: str = "transaction") -> None:
+        super().__init__(str(reply))
+        self.reply, self.during = reply, during
+
+
+class _Wire:
+    """One open connection: its streams, the replies read off it, what EHLO offered."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.replies = ReplyReader()
+        self.ext = Extensions()
+        self.in_step = False  # no command waits for its reply: QUIT may be sent
+
+    def write(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def reply(self) -> Reply:
+        while (reply := self.replies.next_reply()) is None:
+            try:
+                async with asyncio.timeout(TIMEOUT):
+                    data = await self.reader.read(READ_SIZE)
+            except TimeoutError:
+                raise TimeoutError(f"no reply within {TIMEOUT:.0f} s") from None
+            except ConnectionError as exc:
+                raise _Dropped(str(exc) or type(exc).__name__) from None
+            if not data:
+                raise _Dropped("the server closed the connection")
+            self.replies.receive_data(data)
+        return reply
+
+    async def command(self, line: bytes) -> Reply:
+        self.write(line)
+        return await self.reply()
+
+    async def drain(self) -> None:
+        """Wait until the transport has taken what was written (down to its low-water mark)."""
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                await self.writer.drain()
+        except TimeoutError:
+            raise TimeoutError(f"the server took no data for {TIMEOUT:.0f} s") from None
+        except ConnectionError as exc:
+            raise _Dropped(str(exc) or type(exc).__name__) from None
+
+    async def ehlo(self, hostname: str) -> None:
+        reply = await self.command(ehlo_command(hostname))
+        if reply.code != 250:
+            raise _Refused(reply, "connect")
+        self.ext = extensions(reply)
+
+    async def stale(self) -> bool:
+        """Whether the server spoke or hung up while the connection sat idle (an idle
+        timeout's 421, then the close): then it is not used again.  Looks without waiting."""
+        if self.replies.pending or self.reader.at_eof() or self.writer.is_closing():
+            return True
+        try:
+            async with asyncio.timeout(0):  # read() returns at once only if something is there
+                await self.reader.read(READ_SIZE)
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            pass
+        return True
+
+    def abort(self) -> None:
+        """Drop the connection now, nothing more sent (what is buffered is thrown away)."""
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            async with asyncio.timeout(2):
+                await self.writer.wait_closed()
+        except (OSError, TimeoutError, ssl.SSLError):
+            pass
+
+
+_local_name: str | None = None
+
+
+async def _hostname() -> str:
+    """What EHLO says we are: this host's fully qualified name (looked up once)."""
+    global _local_name
+    if _local_name is None:
+        name = await asyncio.to_thread(socket.getfqdn)
+        _local_name = name if name.isascii() and name else "localhost"
+    return _local_name
+
+
 class SMTPConnection:
-    """One reusable SMTP client connection to the upstream."""
+    """One reusable SMTP client connection to the upstream.
+
+    :meth:`send` connects (and logs in) when needed, and once more when the connection it
+    had was dropped; it raises :class:`TemporaryFailure` or :class:`PermanentFailure`.
+    :attr:`connects` counts the connections opened."""
 
     def __init__(self, upstream: Upstream, tls: ssl.SSLContext) -> None:
         self.upstream = upstream
         self.tls = tls
-        self.client: aiosmtplib.SMTP | None = None
+        self.connects = 0
+        self._wire: _Wire | None = None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
-        u = self.upstream
-        client = aiosmtplib.SMTP(
-            hostname=u.smtp.host, port=u.smtp.port, use_tls=u.smtp_tls == "implicit",
-            start_tls=u.smtp_tls == "starttls", tls_context=self.tls, timeout=60,
-        )
-        try:
-            await client.connect()
-            await client.login(u.username, u.password.reveal())
-        except BaseException:
-            client.close()
-            raise
-        return client
+    @property
+    def connected(self) -> bool:
+        return self._wire is not None
 
     async def send(self, mail_from: str, rcpts: list[str], data: Source) -> SendResult:
+        """Send ``data`` from ``mail_from`` to ``rcpts``; the recipients the upstream refused
+        are in the result (4xx or 5xx each), the others got the message."""
         for attempt in (1, 2):
             try:
-                if self.client is None or not self.client.is_connected:
-                    try:
-                        self.client = await self._connect()
-                    except aiosmtplib.SMTPResponseException as exc:  # busy, greylisted: not the message's fault
-                        raise TemporaryFailure(f"upstream SMTP refused the connection: {exc.code} {exc.message}") from None
-                return await self._transaction(self.client, mail_from, rcpts, data)
-            except aiosmtplib.SMTPServerDisconnected as exc:
-                # A reused connection the server dropped while idle: one fresh try.
-                await self.close()
+                if self._wire is not None and await self._wire.stale():
+                    self._drop()
+                if self._wire is None:
+                    self._wire = await self._connect()
+                return await self._transaction(self._wire, mail_from, rcpts, data)
+            except _Dropped as exc:
+                # Dropped mid-conversation (an idle one dropped is seen by stale()): one fresh try.
+                self._drop()
                 if attempt == 2:
                     raise TemporaryFailure(f"upstream SMTP disconnected: {exc}") from None
-            except aiosmtplib.SMTPAuthenticationError as exc:
+            except _Refused as exc:
                 await self.close()
-                raise TemporaryFailure(f"upstream refused the shared account's login: {exc.code} {exc.message}") from None
-            except aiosmtplib.SMTPResponseException as exc:
-                await self.close()
-                if exc.code >= 500:
-                    raise PermanentFailure(f"{exc.code} {exc.message}") from None
-                raise TemporaryFailure(f"{exc.code} {exc.message}") from None
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-                await self.close()
-                raise TemporaryFailure(f"cannot reach the upstream SMTP server {self.upstream.smtp}: {exc or type(exc).__name__}") from None
+                reply = exc.reply
+                if exc.during == "login":
+                    raise TemporaryFailure(f"upstream refused the shared account's login: {reply}") from None
+                if exc.during == "connect":  # busy, greylisted: not the message's fault
+                    raise TemporaryFailure(f"upstream SMTP refused the connection: {reply}") from None
+                raise (PermanentFailure if reply.code >= 500 else TemporaryFailure)(str(reply)) from None
+            except UnexpectedReply as exc:
+                self._drop()
+                raise (PermanentFailure if exc.reply.code >= 500 else TemporaryFailure)(str(exc)) from None
+            except ProtocolError as exc:
+                self._drop()
+                raise TemporaryFailure(f"upstream SMTP server {self.upstream.smtp} broke the protocol: {exc}") from None
+            except (_Unusable, OSError) as exc:  # timeouts included
+                self._drop()
+                raise TemporaryFailure(f"cannot reach the upstream SMTP server {self.upstream.smtp}: "
+                                       f"{exc or type(exc).__name__}") from None
             except Exception:  # never leave a half-finished transaction on a reused connection
-                await self.close()
+                if self._wire is not None and not self._wire.in_step:
+                    self._drop()
                 raise
             except asyncio.CancelledError:  # stopping, maybe in the middle of DATA: drop the connection
-                client, self.client = self.client, None
-                if client is not None:
-                    client.close()
+                self._drop()
                 raise
         raise AssertionError("unreachable")
 
-    async def _transaction(self, client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], data: Source) -> SendResult:
-        if client.supports_extension("pipelining"):
-            return await _pipelined(client, mail_from, rcpts, data)
-        await client.mail(mail_from)
-        refused: dict[str, tuple[int, str]] = {}
-        for rcpt in rcpts:
-            try:
-                await client.rcpt(rcpt)
-            except aiosmtplib.SMTPRecipientRefused as exc:
-                if _rcpt_refused(exc.code, exc.message):
-                    refused[rcpt] = (exc.code, exc.message)
-        if len(refused) == len(rcpts):
-            await client.rset()
-            return SendResult(refused)
-        await _data(client, data)
-        return SendResult(refused)
-
     async def close(self) -> None:
-        client, self.client = self.client, None
-        if client is None:
+        """QUIT (when the conversation is in step) and close."""
+        wire, self._wire = self._wire, None
+        if wire is None:
             return
-        if client.is_connected:
+        if wire.in_step and not wire.writer.is_closing():
             try:
-                await asyncio.wait_for(client.quit(), 10)
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                async with asyncio.timeout(QUIT_TIMEOUT):
+                    await wire.command(QUIT)
+            except (_Dropped, ProtocolError, OSError):
                 pass
-        client.close()  # also when the server dropped us: the transport must not leak
+        else:
+            wire.abort()
+        await wire.close()  # also when the server dropped us: the transport must not leak
 
+    def _drop(self) -> None:
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.abort()
 
-def stuffed(data: bytes) -> tuple[bytes, bytes]:
-    """The message as DATA sends it (CRLF lines, leading dots doubled) and the end marker."""
-    crlf = data.count(b"\r\n")
-    if data.count(b"\n") != crlf or data.count(b"\r") != crlf:
-        # A lone CR or LF: make every line end in CRLF first, so "<CR>.<CR><LF>" tricks
-        # (SMTP smuggling) cannot end the data early at a lenient upstream.
-        data = normalize_message_line_endings(data)
-    if data.startswith(b"."):
-        data = b"." + data
-    if b"\n." in data:
-        data = data.replace(b"\n.", b"\n..")
-    return data, (b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n")
-
-
-class DotStuffer:
-    """:func:`stuffed` a piece at a time: ``feed`` each piece of the message in turn, then
-    ``end``; the bytes returned, joined, are ``stuffed(whole)``'s two parts joined.
-
-    A CR that ends a piece is held back until the next piece shows whether an LF follows;
-    a dot is doubled at the start of a piece when the piece before ended its line.
-    """
-
-    def __init__(self) -> None:
-        self._cr = False        # a CR held back from the end of the last piece
-        self._bol = True        # the next byte starts a line
-        self._crlf_end = False  # what went out so far ends in CRLF
-
-    def feed(self, piece: bytes) -> bytes:
-        if self._cr:
-            piece, self._cr = b"\r" + piece, False
-        if piece.endswith(b"\r"):
-            piece, self._cr = piece[:-1], True
-        if not piece:
-            return b""
-        crlf = piece.count(b"\r\n")
-        if piece.count(b"\n") != crlf or piece.count(b"\r") != crlf:
-            piece = LINE_ENDINGS_REGEX.sub(b"\r\n", piece)  # lone CR or LF: see stuffed()
-        if self._bol and piece.startswith(b"."):
-            piece = b"." + piece
-        if b"\n." in piece:
-            piece = piece.replace(b"\n.", b"\n..")
-        self._bol = self._crlf_end = piece.endswith(b"\n")  # every LF has its CR by now
-        return piece
-
-    def end(self) -> bytes:
-        if self._cr:  # a lone CR last: a line end, as normalising makes it
-            self._cr = False
-            return b"\r\n.\r\n"
-        return b".\r\n" if self._crlf_end else b"\r\n.\r\n"
-
-
-async def _data(client: aiosmtplib.SMTP, source: Source) -> None:
-    """DATA, then the message from ``source`` (:func:`_body`)."""
-    proto = _protocol(client)
-    async with proto._command_lock:
-        proto._response_pending = True
-        proto.write(b"DATA\r\n")
-        start = await proto.read_response(timeout=client.timeout)
-        if start.code != 354:
-            raise aiosmtplib.SMTPDataError(start.code, start.message)
-        await _body(client, proto, source)
-
-
-async def _body(client: aiosmtplib.SMTP, proto: SMTPProtocol, source: Source) -> None:
-    """After the 354: the message streamed from ``source`` piece by piece, each dot-stuffed by
-    :class:`DotStuffer` and written once the transport has taken the one before (its flow
-    control: a TLS transport takes everything at once and buffers it otherwise), then the
-    final reply.
-
-    aiosmtplib's ``data()`` wants the whole message and copies it three times over.
-    Uses aiosmtplib 5's protocol object.
-    """
-    stuffer = DotStuffer()
-    proto._response_pending = True
-    async for piece in source.chunks():
-        piece = stuffer.feed(piece)
-        if piece:
-            proto.write(piece)
-        del piece
-        if proto._paused or proto._connection_lost:  # (wait_for costs a task even when nothing waits)
-            await asyncio.wait_for(proto._drain_helper(), client.timeout)
-    proto.write(stuffer.end())
-    done = await proto.read_response(timeout=client.timeout)
-    if done.code != 250:
-        raise aiosmtplib.SMTPDataError(done.code, done.message)
-
-
-def _protocol(client: aiosmtplib.SMTP) -> SMTPProtocol:
-    proto = client.protocol
-    if proto is None or proto._command_lock is None:
-        raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-    return proto
-
-
-def _rcpt_refused(code: int, message: str) -> bool:
-    """Whether a RCPT reply refuses the recipient: 4xx or 5xx.  Any 2xx takes it (RFC 5321
-    §4.2.1: act on the first digit; 252 "cannot verify, will try" included); anything else is
-    not an answer to RCPT at all, and the transaction is given up."""
-    if 200 <= code < 300:
-        return False
-    if 400 <= code < 600:
-        return True
-    raise aiosmtplib.SMTPResponseException(code, f"unexpected reply to RCPT: {message}")
-
-
-@lru_cache(maxsize=1024)
-def _quoted(address: str) -> bytes:
-    """``<address>`` as aiosmtplib's ``mail()`` and ``rcpt()`` write it."""
-    return quote_address(address).encode("ascii")
-
-
-async def _pipelined(client: aiosmtplib.SMTP, mail_from: str, rcpts: list[str], source: Source) -> SendResult:
-    """MAIL, the RCPTs and DATA in one write, their replies read together (RFC 2920
-    PIPELINING): two round trips a message instead of three plus one per recipient.
-    Raises as aiosmtplib's ``mail()`` and ``data()`` do; refused recipients are returned."""
-    proto = _protocol(client)
-    async with proto._command_lock:
-        with _Replies(proto) as replies:
-            proto.write(b"MAIL FROM:" + _quoted(mail_from) + b"\r\n"
-                        + b"".join(b"RCPT TO:" + _quoted(r) + b"\r\n" for r in rcpts) + b"DATA\r\n")
-            sender = await replies.read(client.timeout)
+    async def _connect(self) -> _Wire:
+        """A new connection, greeted, TLS as configured, logged in."""
+        u = self.upstream
+        implicit = u.smtp_tls == "implicit"
+        name = await _hostname()
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                reader, writer = await asyncio.open_connection(
+                    u.smtp.host, u.smtp.port, ssl=self.tls if implicit else None,
+                    server_hostname=u.smtp.host if implicit else None)
+        except TimeoutError:
+            raise TimeoutError(f"no connection within {TIMEOUT:.0f} s") from None
+        self.connects += 1
+        wire = _Wire(reader, writer)
+        try:
             try:
-                answers = [await replies.read(client.timeout) for _ in rcpts]
-                start = await replies.read(client.timeout)
-            except aiosmtplib.SMTPServerDisconnected:
-                if sender.code != 250:  # refused MAIL, then hung up: the refusal is the answer
-                    raise aiosmtplib.SMTPSenderRefused(sender.code, sender.message, mail_from) from None
-                raise
-        if sender.code != 250:
-            raise aiosmtplib.SMTPSenderRefused(sender.code, sender.message, mail_from)
-        refused = {r: (a.code, a.message) for r, a in zip(rcpts, answers) if _rcpt_refused(a.code, a.message)}
-        if start.code == 354 and len(refused) < len(rcpts):
-            await _body(client, proto, source)
-            return SendResult(refused)
-        if start.code == 354:  # a server that lets DATA start without recipients: send nothing
-            proto._response_pending = True
-            proto.write(b".\r\n")
-            await proto.read_response(timeout=client.timeout)
-        elif len(refused) < len(rcpts):
-            raise aiosmtplib.SMTPDataError(start.code, start.message)
-    await client.rset()  # every recipient refused: end the transaction MAIL began
+                greeting = await wire.reply()
+            except _Dropped as exc:  # turned away at the door: nothing to retry on a new connection
+                raise ConnectionError(f"closed before its greeting ({exc})") from None
+            if greeting.code != 220:
+                raise _Refused(greeting, "connect")
+            await wire.ehlo(name)
+            if u.smtp_tls == "starttls":
+                if not wire.ext.starttls:
+                    raise _Unusable("the server does not offer STARTTLS ([upstream] smtp_tls)")
+                reply = await wire.command(STARTTLS)
+                if reply.code != 220:
+                    raise _Refused(reply, "connect")
+                if wire.replies.pending:  # said before TLS, read as if after it: a response injection
+                    raise ProtocolError("bytes after the answer to STARTTLS")
+                await writer.start_tls(self.tls, server_hostname=u.smtp.host, ssl_handshake_timeout=TIMEOUT)
+                await wire.ehlo(name)  # what was offered before TLS no longer counts (RFC 3207)
+            await self._login(wire)
+        except BaseException:
+            wire.abort()
+            raise
+        wire.in_step = True
+        log.debug("connected to the upstream SMTP server %s as %s (pipelining: %s)",
+                  u.smtp, u.username, wire.ext.pipelining)
+        return wire
+
+    async def _login(self, wire: _Wire) -> None:
+        """AUTH with the first mechanism both sides speak; on to the next only when the server
+        says that one cannot be used (a wrong password is not tried again)."""
+        u = self.upstream
+        offered = mechanisms(wire.ext.auth)
+        if not offered:
+            raise _Unusable(f"the server offers no AUTH mechanism this client speaks "
+                            f"(offered: {' '.join(wire.ext.auth) or 'none'})")
+        for k, mechanism in enumerate(offered):
+            login = Login(mechanism, u.username, u.password.reveal())
+            try:
+                reply = await wire.command(login.start())
+                while (line := login.answer(reply)) is not None:
+                    reply = await wire.command(line)
+                return
+            except AuthRefused as exc:
+                code = exc.reply.code
+                if code == 535 or code < 500 or k == len(offered) - 1:
+                    raise _Refused(exc.reply, "login") from None
+
+    async def _transaction(self, wire: _Wire, mail_from: str, rcpts: list[str], source: Source) -> SendResult:
+        utf8 = wire.ext.smtputf8 and needs_smtputf8(mail_from, *rcpts)
+        mail = mail_command(mail_from, smtputf8=utf8)  # an address that cannot go out raises here, in step
+        lines = [rcpt_command(r, smtputf8=utf8) for r in rcpts]
+        wire.in_step = False
+        if wire.ext.pipelining:
+            result = await _pipelined(wire, mail, rcpts, lines, source)
+        else:
+            result = await _stepwise(wire, mail, rcpts, lines, source)
+        wire.in_step = True
+        return result
+
+
+async def _stepwise(wire: _Wire, mail: bytes, rcpts: list[str], lines: list[bytes], source: Source) -> SendResult:
+    """One command, one reply."""
+    sender = await wire.command(mail)
+    if sender.code != 250:
+        raise _Refused(sender)
+    refused: dict[str, tuple[int, str]] = {}
+    for rcpt, line in zip(rcpts, lines):
+        answer = await wire.command(line)
+        if rcpt_refused(answer):
+            refused[rcpt] = (answer.code, answer.text)
+    if len(refused) == len(rcpts):
+        await _rset(wire)
+        return SendResult(refused)
+    start = await wire.command(DATA)
+    if start.code != 354:
+        raise _Refused(start)
+    await _body(wire, source)
     return SendResult(refused)
 
 
-class _Replies:
-    """Reads the replies to pipelined commands off an aiosmtplib protocol, whose own reader
-    keeps one reply and drops whatever arrives after it until that one is read."""
+async def _pipelined(wire: _Wire, mail: bytes, rcpts: list[str], lines: list[bytes], source: Source) -> SendResult:
+    """MAIL, the RCPTs and DATA in one write, their replies read together (RFC 2920)."""
+    wire.write(mail + b"".join(lines) + DATA)
+    sender = await wire.reply()
+    try:
+        answers = [await wire.reply() for _ in rcpts]
+        start = await wire.reply()
+    except _Dropped:
+        if sender.code != 250:  # refused MAIL, then hung up: the refusal is the answer
+            raise _Refused(sender) from None
+        raise
+    if sender.code != 250:
+        raise _Refused(sender)
+    refused = {r: (a.code, a.text) for r, a in zip(rcpts, answers) if rcpt_refused(a)}
+    if start.code == 354 and len(refused) < len(rcpts):
+        await _body(wire, source)
+        return SendResult(refused)
+    if start.code == 354:  # a server that lets DATA start without recipients: send nothing
+        await wire.command(b".\r\n")
+    elif len(refused) < len(rcpts):
+        raise _Refused(start)
+    await _rset(wire)  # every recipient refused: end the transaction MAIL began
+    return SendResult(refused)
 
-    def __init__(self, proto: SMTPProtocol) -> None:
-        self.proto = proto
-        self.more = asyncio.Event()
 
-    def __enter__(self) -> _Replies:
-        p = self.proto
+async def _rset(wire: _Wire) -> None:
+    reply = await wire.command(RSET)
+    if reply.code != 250:
+        raise _Refused(reply)
 
-        def data_received(data: bytes) -> None:
-            p._buffer.extend(data)
-            self.more.set()
 
-        def connection_lost(exc: Exception | None) -> None:
-            type(p).connection_lost(p, exc)
-            self.more.set()
-
-        def eof_received() -> bool:
-            self.more.set()
-            return type(p).eof_received(p)
-
-        p.data_received = data_received  # type: ignore[method-assign]
-        p.connection_lost = connection_lost  # type: ignore[method-assign]
-        p.eof_received = eof_received  # type: ignore[method-assign]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for name in ("data_received", "connection_lost", "eof_received"):
-            self.proto.__dict__.pop(name, None)
-
-    async def read(self, timeout: float | None) -> SMTPResponse:
-        while True:
-            reply = self.proto._read_response_from_buffer()
-            if reply is not None:
-                return reply
-            if self.proto.transport is None or self.proto.transport.is_closing():
-                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
-            if len(self.proto._buffer) > MAX_RESPONSE_LENGTH:
-                raise aiosmtplib.SMTPResponseException(500, "Response too long")
-            self.more.clear()
-            try:
-                await asyncio.wait_for(self.more.wait(), timeout)
-            except asyncio.TimeoutError:
-                raise aiosmtplib.SMTPReadTimeoutError("Timed out waiting for server response") from None
+async def _body(wire: _Wire, source: Source) -> None:
+    """After the 354: the message streamed from ``source`` piece by piece, each dot-stuffed
+    and written once the transport has taken the one before, then the final reply."""
+    stuffer = DotStuffer()
+    async for piece in source.chunks():
+        piece = stuffer.feed(piece)
+        if piece:
+            wire.write(piece)
+        del piece
+        await wire.drain()
+    wire.write(stuffer.end())
+    done = await wire.reply()
+    if done.code != 250:
+        raise _Refused(done)
 
 
 def upstream_tls(upstream: Upstream) -> ssl.SSLContext:

@@ -1,5 +1,5 @@
-"""Streaming to the real upstream: SMTP DATA and IMAP APPEND straight from a spool file,
-in pieces, against Postfix and Dovecot; the bytes stored are the bytes of the file."""
+"""Streaming to the real upstream: IMAP APPEND straight from a spool file, in pieces, against
+Dovecot; the bytes stored are the bytes of the file.  SMTP DATA: test_upstream_smtp.py."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ import asyncio
 import random
 
 import aioimaplib
-import aiosmtplib
 import pytest
-from mailwarden.gateway.upstream import smtp as up_mod
 from mailwarden.gateway.upstream import imap as upstream_imap
-from mailwarden.gateway.upstream.smtp import SMTPConnection, upstream_tls
+from mailwarden.gateway.upstream.smtp import upstream_tls
 from mailwarden.gateway.upstream import source
 from mailwarden.gateway.upstream.source import Source, TemporaryFailure
 from mailwarden.gateway.upstream.imap import IMAPConnection
@@ -95,26 +93,6 @@ async def test_append_refused_before_the_literal_keeps_the_connection(upstream, 
         await imap.close()
     sent = await asyncio.to_thread(upstream.wait_for, SHARED, 1, "Sent", containing=f"end {t}".encode())
     assert sent[0].raw == path.read_bytes()
-
-
-async def test_smtp_streams_the_file_with_stuffing(upstream, conf, tmp_path, monkeypatch):
-    monkeypatch.setattr(source, "CHUNK", 65521)
-    t = token()
-    data = big_message(t, 2_000_000)
-    path = tmp_path / "m.eml"
-    path.write_bytes(data)
-    tags = f"X-Mailwarden-Token: {t}\r\n".encode()
-    smtp = SMTPConnection(conf, upstream_tls(conf))
-    src = Source(tags, path)
-    try:
-        await src.open()
-        result = await smtp.send(SHARED, ["catchall@buyer.test"], src)
-    finally:
-        src.close()
-        await smtp.close()
-    assert result.refused == {}
-    got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 1, containing=f"end {t}".encode(), timeout=60)
-    assert len(got) == 1 and got[0].raw.endswith(tags + data)  # Postfix only puts its Received: on top
 
 
 def count_calls(monkeypatch, module, name: str, arg: int) -> list[int]:  # type: ignore[no-untyped-def]
@@ -202,36 +180,6 @@ async def test_append_many_one_by_one_without_multiappend(upstream, conf, tmp_pa
     assert commands == [1, 1, 1]
     sent = await asyncio.to_thread(upstream.fetch_all, SHARED, "Sent")
     assert [m.raw for m in sent if t.encode() in m.raw] == [f"Subject: {t} {k}\r\n\r\nx\r\n".encode() for k in range(3)]
-
-
-@pytest.mark.parametrize("pipelining", [True, False])
-async def test_smtp_refusals_with_and_without_pipelining(upstream, conf, monkeypatch, pipelining):
-    """Postfix offers PIPELINING: MAIL, the RCPTs and DATA go in one write.  A refused
-    recipient is reported and the others get the message; when all are refused nothing is
-    sent; either way the reused connection stays in step for the next message.  The same
-    without PIPELINING (one command, one reply)."""
-    used = count_calls(monkeypatch, up_mod, "_pipelined", 2)  # the recipients of each pipelined send
-    if not pipelining:
-        offers = aiosmtplib.SMTP.supports_extension
-        monkeypatch.setattr(aiosmtplib.SMTP, "supports_extension",
-                            lambda self, ext: ext.lower() != "pipelining" and offers(self, ext))
-    t = token()
-    smtp = SMTPConnection(conf, upstream_tls(conf))
-    mixed = ["nobody@unroutable.example", "catchall@buyer.test"]
-    try:
-        some = await smtp.send(SHARED, mixed, Source(f"Subject: some {t}\r\n\r\nhello\r\n".encode()))
-        client = smtp.client
-        none = await smtp.send(SHARED, ["nobody@unroutable.example"], Source(f"Subject: none {t}\r\n\r\nx\r\n".encode()))
-        after = await smtp.send(SHARED, ["catchall@buyer.test"], Source(f"Subject: after {t}\r\n\r\nx\r\n".encode()))
-        assert smtp.client is client  # the same connection throughout
-    finally:
-        await smtp.close()
-    assert list(some.refused) == ["nobody@unroutable.example"] and some.refused[mixed[0]][0] >= 500
-    assert list(none.refused) == ["nobody@unroutable.example"] and after.refused == {}
-    assert used == ([2, 1, 1] if pipelining else [])
-    got = await asyncio.to_thread(upstream.wait_for, "catchall@buyer.test", 2, containing=t.encode(), timeout=60)
-    subjects = sorted(m.raw.split(b"Subject: ", 1)[1].split(b" ", 1)[0] for m in got)
-    assert subjects == [b"after", b"some"]
 
 
 async def test_stored_finds_copies_by_their_ref(upstream, conf):
