@@ -32,9 +32,18 @@ from mailwarden.store import StoreHandle
 from mailwarden.store.db import writer_engine
 from mailwarden.store.models import Message, utcnow
 from mailwarden.store.quarantine import expired, reject, release
-from mailwarden.store.spool import DueItem, bounce_later, bounced, delivered, due, retry_later
+from mailwarden.store.spool import (
+    DueItem,
+    aware,
+    bounce_later,
+    bounce_reason,
+    bounced,
+    delivered,
+    due,
+    next_stage,
+    retry_later,
+)
 from mailwarden.store.spool import states as st
-from mailwarden.store.spool.rows import aware, next_stage
 from sqlmodel import Session
 
 from mailwarden.gateway.config import Outbound, Upstream
@@ -200,7 +209,7 @@ class Relay:
         tags = self.exposed(item)
         rcpts: list[str] = json.loads(item.rcpts)
         if item.stage == st.BOUNCE:  # given up: never sent, only reported
-            await self._bounce(item, rcpts, item.last_error or "not sent", await spool_head(path, tags))
+            await self._bounce(item, rcpts, bounce_reason(item.last_error), await spool_head(path, tags))
             return None
         data = Source(tags, path)
         try:

@@ -22,12 +22,15 @@ from .rows import (
     Envelope,
     accept,
     add_notice,
+    aware,
     backoff,
+    bounce_reason,
     bounce_later,
     bounced,
     delivered,
     due,
     failed,
+    next_stage,
     record,
     retry_later,
     sent_copies_filed,
@@ -35,7 +38,8 @@ from .rows import (
 )
 
 __all__ = [
-    "Blobs", "DueItem", "Envelope", "PENDING", "accept", "add_notice", "archive_dir", "backoff", "bounce_later",
-    "bounced", "delivered", "due", "failed", "file_sent", "originals_dir", "record", "retry_later",
+    "Blobs", "DueItem", "Envelope", "PENDING", "accept", "add_notice", "archive_dir", "aware", "backoff",
+    "bounce_later", "bounce_reason", "bounced", "delivered", "due", "failed", "file_sent", "next_stage",
+    "originals_dir", "record", "retry_later",
     "sent_copies_filed", "shunt", "sweep_orphans", "sync_dirs", "write_blob", "write_blobs",
 ]

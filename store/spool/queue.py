@@ -22,7 +22,7 @@ from ..audit import AuditLog
 from ..directory import DirectoryError
 from ..models import Message, SpoolItem, utcnow
 from . import states as st
-from .rows import aware
+from .rows import aware, bounce_reason
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,10 @@ def retry(*, session: Session, audit: AuditLog, message_id: int, actor: str,
     moved = []
     for item in waiting(session=session, message_id=message_id, visible_to=visible_to):
         values: dict[str, object] = {"next_attempt": utcnow()}
-        if st.is_shunted(item.stage):
+        if st.is_shunted(item.stage):  # the count of unexpected errors starts again
             values["stage"] = st.unshunted(item.stage)
-            values["last_error"] = f"retried by {actor} after: {item.last_error or ''}"[:2000]
+            values["last_error"] = (bounce_reason(item.last_error) if values["stage"] == st.BOUNCE
+                                    else f"retried by {actor} after: {item.last_error or ''}")[:2000]
         if _move(session, item, **values):
             moved.append(item)
             audit.append(session=session, actor=actor, action="queue.retry", target=",".join(item.rcpts),

@@ -271,11 +271,22 @@ def internal_failures(last_error: str | None) -> int:
     return int(m.group(1)) if m else 0
 
 
+def bounce_reason(last_error: str | None) -> str:
+    """What the bounce report of an item in ``bounce`` tells the sender: its recorded reason,
+    without the unexpected errors noted in front of it meanwhile."""
+    if internal_failures(last_error) and "\n" in (last_error or ""):
+        return (last_error or "").split("\n", 1)[1]
+    return last_error or "not sent"
+
+
 def failed(*, session: Session, audit: AuditLog, item: DueItem, error: str, retry_initial: float) -> bool:
     """Handling ``item`` hit an unexpected error (a bug, a database hiccup): tried again after a
-    backoff, and after :data:`~.states.SHUNT_AFTER` in a row shunted.  True when shunted."""
+    backoff, and after :data:`~.states.SHUNT_AFTER` in a row shunted.  True when shunted.  An item
+    in ``bounce`` keeps its reason (on the error's next line)."""
     n = internal_failures(item.last_error) + 1
-    text = f"internal error ({n}/{st.SHUNT_AFTER}): {error}"
+    text = f"internal error ({n}/{st.SHUNT_AFTER}): {error}".replace("\n", " ")
+    if item.stage == st.BOUNCE:
+        text += "\n" + bounce_reason(item.last_error)
     if n < st.SHUNT_AFTER:
         retry_later(session=session, item=item, error=text, retry_initial=retry_initial)
         return False

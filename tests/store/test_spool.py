@@ -211,3 +211,19 @@ def test_a_rejected_held_message_queues_a_notice_for_its_sender(store):
     held, notice = rows(store, m)
     assert held.stage == "rejected" and notice.stage == "notice" and notice.keywords == "$mw_op_zhang $mw_notice"
     assert (store.spool_dir / notice.blob).read_bytes() == b"Subject: Not sent\r\n\r\nno\r\n"
+
+
+def test_a_bounce_that_keeps_failing_keeps_its_reason_through_the_shunt_and_the_retry(store):
+    m = accepted(store)
+    with Session(store.engine) as s:
+        queue.give_up(session=s, audit=store.audit, message_id=m, actor="cli:root", reason="wrong price")
+    for _ in range(3):
+        apply(store, failed, audit=store.audit, item=item_of(store, m, "bounce"), error="OSError: gone",
+              retry_initial=30)
+    [r] = rows(store, m)
+    assert r.stage == "shunt:bounce"
+    assert r.last_error == "internal error (3/3): OSError: gone\nnot sent: given up by cli:root: wrong price"
+    with Session(store.engine) as s:
+        queue.retry(session=s, audit=store.audit, message_id=m, actor="cli:root")
+    [r] = rows(store, m)
+    assert (r.stage, r.last_error) == ("bounce", "not sent: given up by cli:root: wrong price")
