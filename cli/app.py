@@ -14,6 +14,7 @@ from . import (
     db_cmd,
     demo_cmd,
     quarantine_cmd,
+    queue_cmd,
     rules_cmd,
     serve_cmd,
     signature_cmd,
@@ -49,11 +50,11 @@ app.add_typer(customer_cmd.app, name="customer")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(quarantine_cmd.app, name="quarantine")
+app.add_typer(queue_cmd.app, name="queue")
+app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(signature_cmd.app, name="signature")
 app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
-
-app.add_typer(rules_cmd.app, name="rules")
 
 
 def main() -> None:

@@ -95,8 +95,9 @@ class MessageCustomer(SQLModel, table=True):
 class SpoolItem(SQLModel, table=True):
     """A message accepted for relay.  The bytes live in a file under the spool folder.
 
-    ``stage``: ``relay`` (to the upstream SMTP), ``append`` (delivered; the
-    tagged copy still to be put in Sent), ``done``, ``bounced``.
+    ``stage``: where it is in its lifecycle (``relay``, ``append``, ``done``, ``bounced``, ``held``,
+    ``shunt:<stage>`` …), named in :mod:`mailwarden.store.spool.states`, changed only by the spool
+    and quarantine modules of the store.
     """
 
     __tablename__ = "spool"

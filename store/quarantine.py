@@ -2,7 +2,8 @@
 
 A held message sits in the spool at stage ``held``.  Releasing it moves it
 to ``relay`` (the running gateway sends it within seconds); rejecting it
-moves it to ``rejected`` and queues a notice for the sender.
+moves it to ``rejected`` and queues a notice for the sender.  The states are
+those of the spool (:mod:`.spool.states`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from sqlmodel import Session, col, select
 from .audit import AuditLog
 from .directory import DirectoryError
 from .models import Message, SpoolItem, User, utcnow
-from .spool import write_blob
+from .spool import add_notice, write_blob
+from .spool import states as st
 
 
 @dataclass(frozen=True)
@@ -48,13 +50,13 @@ def _held(item: SpoolItem, msg: Message) -> Held:
 
 def list_held(*, session: Session, visible_to: Callable[[str], bool] | None = None) -> list[Held]:
     rows = session.exec(select(SpoolItem, Message).join(Message, col(Message.id) == SpoolItem.message_id)
-                        .where(SpoolItem.stage == "held").order_by(SpoolItem.created_at)).all()
+                        .where(SpoolItem.stage == st.HELD).order_by(SpoolItem.created_at)).all()
     return [_held(item, msg) for item, msg in rows if visible_to is None or visible_to(item.operator)]
 
 
 def get_held(*, session: Session, message_id: int) -> tuple[SpoolItem, Held]:
     row = session.exec(select(SpoolItem, Message).join(Message, col(Message.id) == SpoolItem.message_id)
-                       .where(SpoolItem.message_id == message_id, SpoolItem.stage == "held")).first()
+                       .where(SpoolItem.message_id == message_id, SpoolItem.stage == st.HELD)).first()
     if row is None:
         raise DirectoryError(f"no held message {message_id} (see `mailwarden quarantine list`)")
     return row[0], _held(row[0], row[1])
@@ -62,12 +64,12 @@ def get_held(*, session: Session, message_id: int) -> tuple[SpoolItem, Held]:
 
 def release(*, session: Session, audit: AuditLog, message_id: int, actor: str, note: str = "") -> Held:
     item, held = get_held(session=session, message_id=message_id)
-    item.stage = "relay"
+    item.stage = st.RELAY
     item.next_attempt = utcnow()
     session.add(item)
     msg = session.get(Message, message_id)
     if msg is not None:
-        msg.status = "queued"
+        msg.status = st.QUEUED
         session.add(msg)
     audit.append(session=session, actor=actor, action="quarantine.release", target=",".join(held.rcpts),
                  message=message_id, operator=held.operator, note=note)
@@ -80,15 +82,14 @@ def reject(*, session: Session, audit: AuditLog, spool_dir: Path, message_id: in
     item, held = get_held(session=session, message_id=message_id)
     name = write_blob(spool_dir, [notice])[0]
     try:
-        item.stage = "rejected"
+        item.stage = st.REJECTED
         session.add(item)
         msg = session.get(Message, message_id)
         if msg is not None:
-            msg.status = "rejected"
+            msg.status = st.REJECTED
             msg.status_detail = reason[:2000]
             session.add(msg)
-        session.add(SpoolItem(message_id=message_id, blob=name, mail_from="", rcpts="[]", operator=held.operator,
-                              keywords=f"$mw_op_{held.operator} $mw_notice", stage="notice"))
+        add_notice(session=session, message_id=message_id, operator=held.operator, blob=name)
         audit.append(session=session, actor=actor, action="quarantine.reject", target=",".join(held.rcpts),
                      message=message_id, operator=held.operator, reason=reason)
         session.commit()
@@ -100,7 +101,7 @@ def reject(*, session: Session, audit: AuditLog, spool_dir: Path, message_id: in
 
 
 def expired(*, session: Session, older_than: datetime) -> Sequence[SpoolItem]:
-    return session.exec(select(SpoolItem).where(SpoolItem.stage == "held", SpoolItem.created_at < older_than)).all()
+    return session.exec(select(SpoolItem).where(SpoolItem.stage == st.HELD, SpoolItem.created_at < older_than)).all()
 
 
 def may_review(*, session: Session, reviewer: str) -> Callable[[str], bool]:

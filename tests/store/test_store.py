@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from mailwarden.gateway.config import Store
-from mailwarden.store import open_store
 from mailwarden.store.directory import (
     DirectoryError,
     add_customer,
@@ -17,20 +15,6 @@ from mailwarden.store.models import AuditEvent, SpoolItem
 from mailwarden.store.spool import Envelope, accept
 from sqlalchemy import text
 from sqlmodel import Session, select
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'mw.db'}"
-        handle = open_store(Store(url=url, data_dir=tmp_path, audit_key_file=tmp_path / "audit.key"))
-        yield handle
-        handle.close()
-        return
-    url = request.getfixturevalue("pg_database")
-    handle = open_store(Store(url=url, data_dir=tmp_path, audit_key_file=tmp_path / "audit.key"))
-    yield handle
-    handle.close()
 
 
 def chain(store, n=5):
@@ -191,6 +175,8 @@ def test_migrations_match_the_models(tmp_path):
     """A model changed without a migration would break every existing installation's upgrade."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
+    from mailwarden.gateway.config import Store
+    from mailwarden.store import open_store
     from sqlmodel import SQLModel
 
     store = open_store(Store(url=f"sqlite:///{tmp_path / 'm.db'}", data_dir=tmp_path, audit_key_file=tmp_path / "k"))

@@ -1,0 +1,89 @@
+"""What the relay and the Sent-copy stage share: the items in flight, and how the outcome of
+each is recorded.
+
+An item is *in flight* from the moment the dispatcher hands it to a worker until its new state
+is committed; the dispatcher offers no item that is in flight, so nobody else changes its row
+meanwhile and the workers may record their outcome from the snapshot they were given.  The
+records are the spool's own transitions (:mod:`mailwarden.store.spool`), run as plain jobs of
+the group-commit writer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from mailwarden.store import StoreHandle
+from mailwarden.store.spool import DueItem, failed, file_sent, retry_later
+from sqlmodel import Session
+
+from mailwarden.gateway.dbwriter import BatchWriter
+
+log = logging.getLogger(__name__)
+
+
+class InFlight:
+    """The deliverer's bookkeeping: ids in flight, workers busy, records being written."""
+
+    def __init__(self, *, store: StoreHandle, writer: BatchWriter, retry_initial: float) -> None:
+        self.store = store
+        self.writer = writer
+        self.retry_initial = retry_initial
+        self.ids: set[int] = set()
+        self.busy = 0  # items a worker is processing right now
+        self.finishing: set[asyncio.Task[None]] = set()  # records being written while the next item goes out
+        self.linked = False  # a spool file got a new name (hard link) in the batch being written
+
+    def take(self, item: DueItem) -> None:
+        self.ids.add(item.id)
+
+    def release(self, item: DueItem) -> None:
+        """The item's new state is committed (or it is left as it was): it may be offered again."""
+        self.ids.discard(item.id)
+
+    def start(self) -> None:
+        self.busy += 1
+
+    def stop(self) -> None:
+        self.busy -= 1
+
+    def meanwhile(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``coro`` (a record) while the worker goes on with the next item."""
+        task = asyncio.create_task(coro, name=name)
+        self.finishing.add(task)
+        task.add_done_callback(self.finishing.discard)
+
+    async def record(self, job: Callable[[Session], Any]) -> Any:
+        """Run a transition on the writer (plain SQL: a cheap SAVEPOINT); once committed."""
+        return await self.writer.run(job, plain=True)
+
+    def file_sent(self, blob: str) -> None:
+        file_sent(self.store.spool_dir, blob)
+
+    async def retry_later(self, item: DueItem, error: str | None) -> None:
+        """Schedule the next attempt.  Never raises: a worker must not die of a database hiccup
+        (the item then stays due and the dispatcher offers it again)."""
+        try:
+            await self.record(lambda s: retry_later(session=s, item=item, error=error,
+                                                    retry_initial=self.retry_initial))
+        except Exception:
+            log.exception("cannot record the next attempt for message=%s operator=%s", item.message_id,
+                          item.operator)
+
+    async def failed(self, item: DueItem, exc: BaseException) -> None:
+        """Handling ``item`` failed unexpectedly (a bug, not the upstream): logged, tried again
+        a few times, then shunted (:func:`mailwarden.store.spool.failed`).  Never raises."""
+        log.error("spool item %s (message=%s operator=%s) failed unexpectedly in stage %s", item.id,
+                  item.message_id, item.operator, item.stage, exc_info=exc)
+        error = f"{type(exc).__name__}: {exc}"
+        try:
+            shunted = await self.record(lambda s: failed(session=s, audit=self.store.audit, item=item, error=error,
+                                                         retry_initial=self.retry_initial))
+        except Exception:
+            log.exception("cannot record the failure of spool item %s", item.id)
+            return
+        if shunted:
+            log.error("shunted message=%s operator=%s: see `mailwarden queue list --state shunt`",
+                      item.message_id, item.operator)
