@@ -1,8 +1,8 @@
 """The body of an SMTP DATA command, read sans-I/O: bytes in, message out.
 
-aiosmtpd reads DATA one line at a time into a list of small buffers and joins
-them, which costs CPU on every line and holds a large message about four times
-over.  :class:`DataReader` takes whatever chunks the socket delivers, finds the
+Reading DATA one line at a time into a list of small buffers and joining them
+costs CPU on every line and holds a large message about four times over (what
+aiosmtpd did).  :class:`DataReader` takes whatever chunks the socket delivers, finds the
 ``<CRLF>.<CRLF>`` terminator with ``bytes.find``, checks the size and line-length
 limits as it goes, and appends them to an ``io.BytesIO``, whose buffer grows in
 place (a large one is remapped, not copied, and given back whole when freed:
