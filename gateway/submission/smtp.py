@@ -56,33 +56,47 @@ class SubmissionConnection:
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "?")
         self.identity: Identity | None = None
         self._refused: tuple[bytes, str, float] | None = None  # the last refused (login, password), reply, when
+        self._waiting_since: float | None = None  # loop time the pending read began
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def serve(self) -> None:
         """The session, from the greeting to the end of the connection."""
         loop = asyncio.get_running_loop()
+        # One timer per connection that looks at when the current read began, rather than a
+        # timeout per read: a message takes several reads, and rescheduling costs each time.
+        self._watchdog = loop.call_later(IDLE_TIMEOUT, self._check_idle, loop)
         try:
-            async with asyncio.timeout(None) as idle:
-                while True:
-                    event = self.wire.next_event()
-                    if event is NEED_DATA:
-                        await self._flush()
-                        idle.reschedule(loop.time() + IDLE_TIMEOUT)
-                        data = await self.reader.read(READ_SIZE)
-                        idle.reschedule(None)
-                        if not data:
-                            return  # the client went away (mid-message: nothing was accepted)
-                        self.wire.receive_data(data)
-                    elif isinstance(event, Hangup):
-                        await self._flush()
-                        return
-                    elif isinstance(event, StartTLS):
-                        await self._starttls()
-                    else:
-                        await self._answer(event)
-        except TimeoutError:
-            log.info("idle timeout peer=%s", self.peer)
+            while True:
+                event = self.wire.next_event()
+                if event is NEED_DATA:
+                    await self._flush()
+                    self._waiting_since = loop.time()
+                    data = await self.reader.read(READ_SIZE)
+                    self._waiting_since = None
+                    if not data:
+                        return  # the client went away (mid-message: nothing was accepted), or timed out
+                    self.wire.receive_data(data)
+                elif isinstance(event, Hangup):
+                    await self._flush()
+                    return
+                elif isinstance(event, StartTLS):
+                    await self._starttls()
+                else:
+                    await self._answer(event)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
             log.info("connection lost peer=%s: %s", self.peer, type(exc).__name__)
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+
+    def _check_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        since = self._waiting_since
+        idle = 0.0 if since is None else loop.time() - since
+        if idle >= IDLE_TIMEOUT:
+            log.info("idle timeout peer=%s operator=%s", self.peer, self.identity.login if self.identity else "-")
+            self.close()
+            return
+        self._watchdog = loop.call_later(IDLE_TIMEOUT - idle, self._check_idle, loop)
 
     async def _flush(self) -> None:
         out = self.wire.data_to_send()
