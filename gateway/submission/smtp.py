@@ -59,6 +59,11 @@ class SubmissionConnection:
         self._waiting_since: float | None = None  # loop time the pending read began
         self._watchdog: asyncio.TimerHandle | None = None
 
+    @property
+    def operator(self) -> str:
+        """Who is logged in on this connection, for log lines ("-" before AUTH)."""
+        return self.identity.login if self.identity is not None else "-"
+
     async def serve(self) -> None:
         """The session, from the greeting to the end of the connection."""
         loop = asyncio.get_running_loop()
@@ -84,7 +89,7 @@ class SubmissionConnection:
                 else:
                     await self._answer(event)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
-            log.info("connection lost peer=%s: %s", self.peer, type(exc).__name__)
+            log.info("connection lost peer=%s operator=%s: %s", self.peer, self.operator, type(exc).__name__)
         finally:
             if self._watchdog is not None:
                 self._watchdog.cancel()
@@ -93,7 +98,7 @@ class SubmissionConnection:
         since = self._waiting_since
         idle = 0.0 if since is None else loop.time() - since
         if idle >= IDLE_TIMEOUT:
-            log.info("idle timeout peer=%s operator=%s", self.peer, self.identity.login if self.identity else "-")
+            log.info("idle timeout peer=%s operator=%s", self.peer, self.operator)
             self.close()
             return
         self._watchdog = loop.call_later(IDLE_TIMEOUT - idle, self._check_idle, loop)
@@ -127,8 +132,8 @@ class SubmissionConnection:
                 await self._flush()
                 reply = await self._login(event)
         except Exception as exc:  # the database away, a bug: the client hears only "try again"
-            log.error("SMTP session error peer=%s operator=%s: %s: %s", self.peer,
-                      self.identity.login if self.identity else "-", type(exc).__name__, exc, exc_info=exc)
+            log.error("SMTP session error peer=%s operator=%s: %s: %s", self.peer, self.operator,
+                      type(exc).__name__, exc, exc_info=exc)
             reply = TEMPORARY
         self.wire.respond(reply)
 
