@@ -21,7 +21,7 @@ from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_relay
 from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
-from mailwarden.gateway.submission.smtp import SubmissionHandler, make_factory
+from mailwarden.gateway.submission.smtp import SubmissionHandler, listen
 from mailwarden.gateway.submission.submit import Submitter
 from mailwarden.gateway.tls import ensure_self_signed, server_context
 
@@ -76,14 +76,11 @@ class Gateway:
         await asyncio.to_thread(self._sweep)
         self.writer.start()
         handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry)
-        loop = asyncio.get_running_loop()
         for name, addr, implicit in (("smtp", cfg.listen.smtp, False), ("smtps", cfg.listen.smtps, True)):
             if addr is None:
                 continue
-            factory = make_factory(handler, hostname=cfg.listen.hostname, tls=tls, implicit=implicit,
-                                   size_limit=cfg.outbound.max_message_size)
-            server = await loop.create_server(factory, addr.host, addr.port, ssl=tls if implicit else None,
-                                              reuse_address=True)
+            server = await listen(handler, addr.host, addr.port, hostname=cfg.listen.hostname, tls=tls,
+                                  implicit=implicit, size_limit=cfg.outbound.max_message_size)
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             self.bound[name] = HostPort(addr.host, port)

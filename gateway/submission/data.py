@@ -1,8 +1,8 @@
 """The body of an SMTP DATA command, read sans-I/O: bytes in, message out.
 
-aiosmtpd reads DATA one line at a time into a list of small buffers and joins
-them, which costs CPU on every line and holds a large message about four times
-over.  :class:`DataReader` takes whatever chunks the socket delivers, finds the
+Reading DATA one line at a time into a list of small buffers and joining them
+costs CPU on every line and holds a large message about four times over (what
+aiosmtpd did).  :class:`DataReader` takes whatever chunks the socket delivers, finds the
 ``<CRLF>.<CRLF>`` terminator with ``bytes.find``, checks the size and line-length
 limits as it goes, and appends them to an ``io.BytesIO``, whose buffer grows in
 place (a large one is remapped, not copied, and given back whole when freed:
@@ -77,11 +77,17 @@ class DataReader:
         if self.done:
             self.leftover += chunk
             return True
-        region = self._tail + chunk
-        idx = region.find(TERMINATOR)
+        # Where the terminator begins in tail + chunk, without making that copy of the chunk: one
+        # that begins in the tail ends within the chunk's first 4 bytes.
+        tail = self._tail
+        idx = (tail + chunk[:4]).find(TERMINATOR)
+        if idx < 0:
+            idx = chunk.find(TERMINATOR)
+            if idx >= 0:
+                idx += len(tail)
         if idx >= 0:
-            end = self._received - len(self._tail) + idx + 2  # stream position after the body's last CRLF
-            self.leftover = region[idx + len(TERMINATOR):]
+            end = self._received - len(tail) + idx + 2  # stream position after the body's last CRLF
+            self.leftover = chunk[idx + len(TERMINATOR) - len(tail):]
             body_part = chunk[: max(0, end - self._received)]
             self._check_lines(body_part)
             self._store(body_part)
@@ -91,7 +97,7 @@ class DataReader:
         self._check_lines(chunk)
         self._store(chunk)
         self._received += len(chunk)
-        self._tail = region[-4:]
+        self._tail = chunk[-4:] if len(chunk) >= 4 else (tail + chunk)[-4:]
         return False
 
     def message(self) -> bytes:

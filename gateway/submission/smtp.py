@@ -1,10 +1,10 @@
 """SMTP submission: salespeople's clients send here with their own logins.
 
-One aiosmtpd ``SMTP`` protocol per connection, served from the gateway's own
-event loop.  AUTH is offered only under TLS (STARTTLS on ``[listen] smtp``,
-implicit TLS on ``[listen] smtps``); nothing is accepted without AUTH, so the
-gateway is never an open relay.  The answer to DATA is given only after the
-message is committed to the spool.
+One :class:`SubmissionConnection` per client, over asyncio streams on the gateway's own event
+loop; the protocol is :class:`.smtpwire.SubmissionWire` (sans-I/O), this module only moves
+bytes and answers its events.  AUTH is offered only under TLS (STARTTLS on ``[listen] smtp``,
+implicit TLS on ``[listen] smtps``); nothing is accepted without AUTH, so the gateway is never
+an open relay.  The answer to DATA is given only after the message is committed to the spool.
 """
 
 from __future__ import annotations
@@ -14,161 +14,133 @@ import hmac
 import logging
 import ssl
 import time
-from email._header_value_parser import get_addr_spec, get_angle_addr
-from email.errors import HeaderParseError
-from functools import lru_cache
-from typing import Any, AnyStr
-
-from aiosmtpd.smtp import (
-    MISSING,
-    SMTP,
-    AuthResult,
-    Envelope,
-    LoginPassword,
-    Session,
-    syntax,
-)
+from typing import Any
 
 from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry
-from mailwarden.gateway.submission.data import DataReader
+from mailwarden.gateway.submission.smtpwire import (
+    NEED_DATA,
+    AuthAttempt,
+    Event,
+    Hangup,
+    MailFrom,
+    Message,
+    RcptTo,
+    StartTLS,
+    SubmissionWire,
+)
 from mailwarden.gateway.submission.submit import Submitter
 
 log = logging.getLogger(__name__)
 
 MAX_RECIPIENTS = 100
 REPEAT_WINDOW = 5.0  # seconds within which the same refused login, tried again at once, is not counted again
-DATA_CHUNK = 256 * 1024
-_PENDING = AuthResult(success=False, handled=True)
+IDLE_TIMEOUT = 300.0  # seconds without a byte from the client before its connection is closed
+CLOSE_GRACE = 1.0  # seconds a closed TLS connection may take for its shutdown
+READ_SIZE = 1024 * 1024  # more than a stream reader ever holds: one read takes all it has (see _starttls)
+AUTH_REQUIRED = "530 5.7.0 Authentication required (请先登录)"
+TEMPORARY = "451 4.3.0 Temporary problem in the gateway; please try again"
+CUT = b"421 4.7.0 Your account was disabled or its password changed; closing\r\n"
 
 
-@lru_cache(maxsize=4096)
-def _parse_address(arg: str, local_part_limit: int) -> tuple[str | None, str | None]:
-    """aiosmtpd's ``SMTP._getaddr``, remembered: the same few senders and customers come back
-    all day, and each parse cost ~0.1 ms (the email package's address grammar, and a class
-    aiosmtpd defines on every call)."""
-    if not arg:
-        return "", ""
-    try:
-        if arg.lstrip().startswith("<"):
-            address, rest = get_angle_addr(arg)
-        else:
-            address, rest = get_addr_spec(arg)
-    except HeaderParseError:
-        return None, None
-    addr = address.addr_spec
-    localpart = addr.rpartition("@")[0]
-    if local_part_limit and len(localpart) > local_part_limit:
-        return None, None
-    return addr, rest
+class SubmissionConnection:
+    """One client's connection: reads, feeds the protocol, answers its events, writes."""
 
-
-def _peer_ip(session: Session) -> str:
-    peer = session.peer
-    if isinstance(peer, tuple) and peer:
-        return str(peer[0])
-    return str(peer or "?")
-
-
-class SubmissionSMTP(SMTP):
-    """aiosmtpd's protocol with asynchronous, throttled, audited logins."""
-
-    def __init__(self, handler: "SubmissionHandler", *, implicit_tls: bool, **kw: Any) -> None:
-        super().__init__(handler, **kw)
-        self._implicit_tls = implicit_tls
-        self._credentials: LoginPassword | None = None
-        self._refused: tuple[bytes, str, float] | None = None  # the last refused (login, password), reply, when
-        self.mw_handler = handler
+    def __init__(self, handler: "SubmissionHandler", reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 wire: SubmissionWire, tls: ssl.SSLContext | None) -> None:
+        self.handler = handler
+        self.reader = reader
+        self.writer = writer
+        self.wire = wire
+        self.tls = tls
+        peer = writer.get_extra_info("peername")
+        self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "?")
         self.identity: Identity | None = None
+        self._refused: tuple[bytes, str, float] | None = None  # the last refused (login, password), reply, when
+        self._waiting_since: float | None = None  # loop time the pending read began
+        self._watchdog: asyncio.TimerHandle | None = None
 
-    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
-        return _parse_address(arg, self.local_part_limit)
+    @property
+    def operator(self) -> str:
+        """Who is logged in on this connection, for log lines ("-" before AUTH)."""
+        return self.identity.login if self.identity is not None else "-"
 
-    # Implicit TLS (port 465): the connection is encrypted from the start, so
-    # AUTH may be offered at once.  aiosmtpd only knows STARTTLS; tell it.
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.mw_handler.connections.add(self)
-        if self._implicit_tls and self._tls_protocol is None:
-            self._tls_protocol = transport  # type: ignore[assignment]
-            self.session.ssl = transport.get_extra_info("ssl_object")
+    async def serve(self) -> None:
+        """The session, from the greeting to the end of the connection."""
+        loop = asyncio.get_running_loop()
+        # One timer per connection that looks at when the current read began, rather than a
+        # timeout per read: a message takes several reads, and rescheduling costs each time.
+        self._watchdog = loop.call_later(IDLE_TIMEOUT, self._check_idle, loop)
+        try:
+            while True:
+                event = self.wire.next_event()
+                if event is NEED_DATA:
+                    await self._flush()
+                    self._waiting_since = loop.time()
+                    data = await self.reader.read(READ_SIZE)
+                    self._waiting_since = None
+                    if not data:
+                        return  # the client went away (mid-message: nothing was accepted), or timed out
+                    self.wire.receive_data(data)
+                elif isinstance(event, Hangup):
+                    await self._flush()
+                    return
+                elif isinstance(event, StartTLS):
+                    await self._starttls()
+                else:
+                    await self._answer(event)
+        except (ConnectionError, ssl.SSLError, OSError) as exc:
+            log.info("connection lost peer=%s operator=%s: %s", self.peer, self.operator, type(exc).__name__)
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
 
-    def connection_lost(self, error: Exception | None) -> None:
-        self.mw_handler.connections.discard(self)
-        if self.identity is not None:
-            self.mw_handler.registry.remove(self.identity.login, id(self))
-        # After STARTTLS aiosmtpd drops its TLS transport without closing it
-        # (it closes only the socket underneath): close it so nothing leaks.
-        if self._original_transport is not None and self.transport is not None:
-            self.transport.close()
-        super().connection_lost(error)
-
-    async def push(self, status: AnyStr) -> None:
-        """aiosmtpd's own refusals, reworded so a salesperson's mail client shows something useful."""
-        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else status
-        if text.startswith("500 Line too long"):
-            text = ("552 5.3.4 The message has a line longer than 1000 characters (RFC 5321); "
-                    "it was not sent (邮件中有超长行，未发送)")
-        elif text.startswith("552 Error: Too much mail data"):
-            mb = (self.data_size_limit or 0) / (1024 * 1024)
-            text = f"552 5.3.4 The message is larger than the {mb:g} MB limit; it was not sent (邮件过大，未发送)"
-        await super().push(text)
-
-    @syntax("DATA")
-    async def smtp_DATA(self, arg: str) -> None:
-        """DATA read in chunks (see :mod:`.data`) instead of aiosmtpd's line-by-line loop."""
-        if await self.check_helo_needed():
+    def _check_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        since = self._waiting_since
+        idle = 0.0 if since is None else loop.time() - since
+        if idle >= IDLE_TIMEOUT:
+            log.info("idle timeout peer=%s operator=%s", self.peer, self.operator)
+            self.close()
             return
-        if await self.check_auth_needed("DATA"):
-            return
-        assert self.envelope is not None
-        if not self.envelope.rcpt_tos:
-            await self.push("503 5.5.1 Need RCPT first")
-            return
-        if arg:
-            await self.push("501 5.5.4 Syntax: DATA")
-            return
-        await self.push("354 End data with <CR><LF>.<CR><LF>")
-        reader = DataReader(size_limit=self.data_size_limit or None, line_limit=self.line_length_limit - 2)
-        while not reader.done:
-            chunk = await self._reader.read(DATA_CHUNK)
-            if not chunk:  # the client went away mid-message: nothing was accepted
-                return
-            reader.feed(chunk)
-        if reader.leftover:  # a client that pipelines without being offered PIPELINING
-            self._reader._buffer[:0] = reader.leftover  # type: ignore[attr-defined]
-        if reader.problem is not None:
-            self._set_post_data_state()
-            await self.push("552 Error: Too much mail data" if reader.too_big else "500 Line too long")
-            return
-        content = reader.message()
-        del reader
-        self.envelope.content = self.envelope.original_content = content
-        del content
-        status = await self._call_handler_hook("DATA")
-        self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        self._watchdog = loop.call_later(IDLE_TIMEOUT - idle, self._check_idle, loop)
 
-    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
-        # aiosmtpd's parsers call this synchronously; park the credentials and
-        # check them asynchronously in _finish_auth (argon2 and the throttle
-        # delays must not block the event loop).
-        self._credentials = auth_data
-        return _PENDING
+    async def _flush(self) -> None:
+        out = self.wire.data_to_send()
+        if out:
+            self.writer.write(out)
+            await self.writer.drain()
 
-    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._finish_auth("PLAIN", await super().auth_PLAIN(_, args))
+    async def _starttls(self) -> None:
+        assert self.tls is not None
+        # No await between the read that brought STARTTLS and the switch to TLS but the drain of
+        # "220", and every read takes all the reader holds: nothing sent in the clear after
+        # STARTTLS can be read as if it came through TLS (RFC 3207 5).
+        self.writer.write(self.wire.data_to_send())
+        await self.writer.start_tls(self.tls)
+        self.wire.tls_started()
 
-    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
-        return await self._finish_auth("LOGIN", await super().auth_LOGIN(_, args))
+    async def _answer(self, event: Event) -> None:
+        handler = self.handler
+        try:
+            if isinstance(event, MailFrom):
+                reply = handler.mail(self)
+            elif isinstance(event, RcptTo):
+                reply = handler.rcpt(self, event)
+            elif isinstance(event, Message):
+                reply = await handler.data(self, event)
+            else:
+                assert isinstance(event, AuthAttempt)
+                await self._flush()
+                reply = await self._login(event)
+        except Exception as exc:  # the database away, a bug: the client hears only "try again"
+            log.error("SMTP session error peer=%s operator=%s: %s: %s", self.peer, self.operator,
+                      type(exc).__name__, exc, exc_info=exc)
+            reply = TEMPORARY
+        self.wire.respond(reply)
 
-    async def _finish_auth(self, mechanism: str, parsed: AuthResult) -> AuthResult:
-        if parsed is not _PENDING or self._credentials is None:
-            return parsed
-        creds, self._credentials = self._credentials, None
-        login = creds.login.decode("utf-8", "replace")
-        password = creds.password.decode("utf-8", "surrogateescape")
-        ip = _peer_ip(self.session)
-        handler = self.mw_handler
+    async def _login(self, attempt: AuthAttempt) -> str:
+        login = attempt.login.decode("utf-8", "replace")
+        password = attempt.password.decode("utf-8", "surrogateescape")
+        handler = self.handler
         # A client that at once tries the next mechanism with the same wrong password (Python's
         # smtplib does: PLAIN, then LOGIN) made one mistake, not two: it is counted and audited
         # once.  Only that one retry, within seconds: the same pair later is asked about again
@@ -176,119 +148,112 @@ class SubmissionSMTP(SMTP):
         tried = handler.auth.pair_digest(login, password)
         last, self._refused = self._refused, None
         if last is not None and hmac.compare_digest(last[0], tried) and time.monotonic() - last[2] < REPEAT_WINDOW:
-            return AuthResult(success=False, handled=False, message=last[1])
-        outcome = await handler.auth.check(login, password, ip)
+            return last[1]
+        outcome = await handler.auth.check(login, password, self.peer)
         if outcome.identity is None:
-            await handler.audit("auth.failed", actor=login[:64] or "?", peer=ip, mechanism=mechanism,
+            await handler.audit("auth.failed", actor=login[:64] or "?", peer=self.peer, mechanism=attempt.mechanism,
                                 reason=outcome.reason, locked=outcome.locked)
-            log.info("login failed peer=%s login=%r reason=%s", ip, login[:64], outcome.reason)
+            log.info("login failed peer=%s login=%r reason=%s", self.peer, login[:64], outcome.reason)
             if outcome.delay:
                 await asyncio.sleep(outcome.delay)
             if outcome.locked:
-                return AuthResult(success=False, handled=False,
-                                  message=f"454 4.7.0 Too many failed logins: {outcome.reason}")
+                return f"454 4.7.0 Too many failed logins: {outcome.reason}"
             # The same answer for a disabled account: a different one would tell whoever tries
             # passwords that they found the right one (the audit event has the reason).
             reply = "535 5.7.8 Login or password wrong (登录名或密码错误)"
             self._refused = (tried, reply, time.monotonic())
-            return AuthResult(success=False, handled=False, message=reply)
+            return reply
         self.identity = outcome.identity
-        handler.registry.add(outcome.identity, id(self), self._cut)
-        await handler.audit("auth.login", actor=outcome.identity.login, peer=ip, mechanism=mechanism, via="smtp")
-        log.info("login peer=%s operator=%s", ip, outcome.identity.login)
-        return AuthResult(success=True, handled=False, auth_data=outcome.identity)
+        handler.registry.add(outcome.identity, id(self), self.cut)
+        await handler.audit("auth.login", actor=outcome.identity.login, peer=self.peer, mechanism=attempt.mechanism,
+                            via="smtp")
+        log.info("login peer=%s operator=%s", self.peer, outcome.identity.login)
+        return "235 2.7.0 Authentication successful"
 
-    def _cut(self) -> None:
+    def cut(self) -> None:
         """End this connection now (the user was disabled or their password changed)."""
-        if self.transport is not None and not self.transport.is_closing():
+        if not self.writer.is_closing():
             try:
-                self.transport.write(b"421 4.7.0 Your account was disabled or its password changed; closing\r\n")
+                self.writer.write(CUT)
             except Exception:  # the peer may be gone already
                 pass
-            self.transport.close()
+            self.writer.close()
+
+    def close(self) -> None:
+        """Close the connection (on shutdown); :meth:`serve` then ends.  A TLS client that does
+        not answer the close_notify at once (an idle one is not reading) is cut off shortly after."""
+        self.writer.close()
+        asyncio.get_running_loop().call_later(CLOSE_GRACE, self.writer.transport.abort)
 
 
 class SubmissionHandler:
-    """aiosmtpd handler hooks; the work of accepting a message is in :class:`Submitter`."""
+    """What the gateway decides in a submission session; accepting a message is :class:`Submitter`'s."""
 
     def __init__(self, submitter: Submitter, auth: Authenticator, registry: SessionRegistry) -> None:
         self.submitter = submitter
         self.auth = auth
         self.registry = registry
-        self.connections: set[SubmissionSMTP] = set()
-
-    async def handle_exception(self, error: Exception) -> str:
-        """An unexpected error (the database away, a bug): logged here, and a reply that tells
-        the client to try again without telling it what broke (aiosmtpd's own names it)."""
-        log.error("SMTP session error: %s: %s", type(error).__name__, error, exc_info=error)
-        return "451 4.3.0 Temporary problem in the gateway; please try again"
+        self.connections: set[SubmissionConnection] = set()
 
     def close_all(self) -> None:
         """Close every open connection (on shutdown)."""
         for conn in list(self.connections):
-            if conn.transport is not None:
-                conn.transport.close()
+            conn.close()
 
     async def audit(self, action: str, *, actor: str, peer: str | None, **detail: Any) -> None:
         await self.submitter.audit(action, actor=actor, peer=peer, **detail)
 
-    async def handle_MAIL(self, server: SubmissionSMTP, session: Session, envelope: Envelope,
-                          address: str, mail_options: list[str]) -> str:
-        ident = server.identity
-        if ident is None or ident.login not in self.registry.sessions:
-            return "530 5.7.0 Authentication required (请先登录)"
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 OK"
+    def _logged_in(self, conn: SubmissionConnection) -> Identity | None:
+        ident = conn.identity
+        return ident if ident is not None and ident.login in self.registry.sessions else None
 
-    async def handle_RCPT(self, server: SubmissionSMTP, session: Session, envelope: Envelope,
-                          address: str, rcpt_options: list[str]) -> str:
-        if server.identity is None:
-            return "530 5.7.0 Authentication required (请先登录)"
-        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+    def mail(self, conn: SubmissionConnection) -> str:
+        return "250 2.1.0 OK" if self._logged_in(conn) else AUTH_REQUIRED
+
+    def rcpt(self, conn: SubmissionConnection, rcpt: RcptTo) -> str:
+        address = rcpt.address
+        if conn.identity is None:
+            return AUTH_REQUIRED
+        if rcpt.count >= MAX_RECIPIENTS:
             return f"452 4.5.3 Too many recipients (at most {MAX_RECIPIENTS} per message)"
         if "@" not in address or any(c <= " " or c == "\x7f" for c in address):
             return "553 5.1.3 Bad recipient address syntax"
         if not address.isascii():
             # The relay speaks plain (ASCII) SMTP to the company mailbox.
             return "553 5.6.7 Addresses with non-ASCII characters are not supported (不支持含中文等非ASCII字符的地址)"
-        envelope.rcpt_tos.append(address)
-        envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SubmissionSMTP, session: Session, envelope: Envelope) -> str:
-        ident = server.identity
-        if ident is None or ident.login not in self.registry.sessions:
-            return "530 5.7.0 Authentication required (请先登录)"
+    async def data(self, conn: SubmissionConnection, message: Message) -> str:
+        ident = self._logged_in(conn)
+        if ident is None:
+            return AUTH_REQUIRED
         # Handed over, not kept: the submitter frees the original once the signed copy exists.
-        return await self.submitter.submit(ident, envelope.rcpt_tos, _take_content(envelope), peer=_peer_ip(session))
+        return await self.submitter.submit(ident, list(message.rcpts), message.take(), peer=conn.peer)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, hostname: str,
+                    tls: ssl.SSLContext, implicit: bool, size_limit: int) -> None:
+        """One connection, start to end (an ``asyncio.start_server`` callback)."""
+        wire = SubmissionWire(hostname=hostname, size_limit=size_limit, offer_starttls=not implicit, tls=implicit)
+        conn = SubmissionConnection(self, reader, writer, wire, None if implicit else tls)
+        self.connections.add(conn)
+        try:
+            await conn.serve()
+        finally:
+            self.connections.discard(conn)
+            if conn.identity is not None:
+                self.registry.remove(conn.identity.login, id(conn))
+            writer.close()
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, ssl.SSLError, OSError):
+                pass
 
 
-def _take_content(envelope: Envelope) -> bytes:
-    content = envelope.original_content or b""
-    envelope.content = envelope.original_content = None
-    return content
+async def listen(handler: SubmissionHandler, host: str, port: int, *, hostname: str, tls: ssl.SSLContext,
+                 implicit: bool, size_limit: int) -> asyncio.Server:
+    """A submission listener: implicit TLS (``implicit``, port 465) or STARTTLS (port 587)."""
 
+    async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await handler.serve(reader, writer, hostname=hostname, tls=tls, implicit=implicit, size_limit=size_limit)
 
-def make_factory(handler: SubmissionHandler, *, hostname: str, tls: ssl.SSLContext, implicit: bool,
-                 size_limit: int) -> Any:
-    """A protocol factory for ``loop.create_server``."""
-
-    def factory() -> SubmissionSMTP:
-        return SubmissionSMTP(
-            handler,
-            implicit_tls=implicit,
-            hostname=hostname,
-            ident="mailwarden ESMTP",
-            tls_context=None if implicit else tls,
-            require_starttls=not implicit,
-            auth_required=True,
-            auth_require_tls=True,
-            auth_exclude_mechanism=[],
-            data_size_limit=size_limit,
-            decode_data=False,
-            enable_SMTPUTF8=True,
-            timeout=300,
-        )
-
-    return factory
+    return await asyncio.start_server(connected, host, port, ssl=tls if implicit else None, reuse_address=True)
