@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import logging
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +30,6 @@ from mailwarden.gateway.upstream.imapwire import (
     Argument, Capability, Continuation, Event, ProtocolError, Status, Streamed, Untagged, argument, format_command)
 from mailwarden.gateway.upstream.source import Source
 
-log = logging.getLogger(__name__)
 TIMEOUT = 60.0  # seconds without a byte either way before a connection is given up
 READ_SIZE = 256 * 1024
 

@@ -139,7 +139,7 @@ class _Reader:
                 self.pos += 1
         if self.pos == start:
             raise self.fail("expected an atom")
-        return line[start:self.pos].decode("ascii", "replace")
+        return line[start:self.pos].decode("utf-8", "replace")  # 8-bit only from UTF8=ACCEPT servers
 
     def quoted(self) -> bytes:
         line, out = self.line, bytearray()
