@@ -138,8 +138,7 @@ class IMAPClient:
                     raise Dropped(f"upstream IMAP {self.peer} asked for more after {name}")
                 source = literals[i]
                 if source is not None:
-                    turn = asyncio.ensure_future(self.wait(tag, collected))
-                    await self._stream(source, turn)
+                    turn = await self._stream(source, tag, collected)
             raise AssertionError("unreachable")  # the last piece always ends in a status or raises
         finally:
             if turn is not None and not turn.done():
@@ -149,22 +148,37 @@ class IMAPClient:
             if not in_step:
                 self.abort()
 
-    async def _stream(self, source: Source, turn: asyncio.Future[Continuation | Status]) -> None:
-        """Write ``source`` as a literal, piece by piece, while ``turn`` waits for the server."""
+    async def _stream(self, source: Source, tag: str,
+                      collected: list[Untagged | Status]) -> asyncio.Future[Continuation | Status] | None:
+        """Write ``source`` as a literal, piece by piece.  From the second piece on, a reader
+        waits for the server meanwhile (its next turn, returned): an answer that comes before
+        the literal is complete means the server is out of step."""
         sent = 0
-        async for piece in source.chunks():
-            if turn.done():
-                break
-            self.send(piece)
-            sent += len(piece)
-            del piece
-            await self.drain()
-            await asyncio.sleep(0)  # let the reader see an answer that came meanwhile
-        if turn.done():
-            answer = turn.result()  # a timeout or a dropped connection raises
-            raise Dropped(f"upstream IMAP {self.peer} answered in the middle of a literal: {answer}")
-        if sent != source.size:
-            raise Dropped(f"literal cut short: {sent} of {source.size} bytes")
+        turn: asyncio.Future[Continuation | Status] | None = None
+        try:
+            async with contextlib.aclosing(source.chunks()) as chunks:  # type: ignore[type-var]
+                async for piece in chunks:
+                    if sent:
+                        if turn is None:
+                            turn = asyncio.ensure_future(self.wait(tag, collected))
+                            await asyncio.sleep(0)  # let it read what came with the first piece
+                        if turn.done():
+                            answer = turn.result()  # a timeout or a dropped connection raises
+                            raise Dropped(f"upstream IMAP {self.peer} answered in the middle of a literal: {answer}")
+                    self.send(piece)
+                    sent += len(piece)
+                    del piece
+                    await self.drain()
+            if turn is not None and turn.done():
+                answer = turn.result()
+                raise Dropped(f"upstream IMAP {self.peer} answered in the middle of a literal: {answer}")
+            if sent != source.size:
+                raise Dropped(f"literal cut short: {sent} of {source.size} bytes")
+        except BaseException:
+            if turn is not None:
+                turn.cancel()
+            raise
+        return turn
 
     async def wait(self, tag: str, collected: list[Untagged | Status]) -> Continuation | Status:
         """Read until the server asks for more (``+``) or answers ``tag``; untagged responses
@@ -223,7 +237,8 @@ class IMAPClient:
     async def drain(self) -> None:
         """Wait until the connection has taken what was written (flow control)."""
         try:
-            await asyncio.wait_for(self.writer.drain(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                await self.writer.drain()
         except TimeoutError:
             self.broken = True
             raise

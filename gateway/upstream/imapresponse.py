@@ -66,7 +66,8 @@ class ResponseParser:
             if self._need is not None:
                 if len(buf) < self._need:
                     return NEED_DATA
-                self._literals.append(bytes(buf[:self._need]))
+                with memoryview(buf) as view:  # one copy, not two
+                    self._literals.append(bytes(view[:self._need]))
                 del buf[:self._need]
                 self._need = None
             end = buf.find(b"\n", 0, self.max_line + 2)
@@ -95,7 +96,7 @@ class ResponseParser:
             return _Reader(lines, literals, self.max_depth).response()
 
 
-_SPECIALS = frozenset(b' (){"]') | frozenset(range(0x20)) | {0x7F}
+_ATOM_RUN = re.compile(rb'[^\x00-\x20(){"\]\[\x7f]*')  # up to a special, or a section's "["
 _STATUS = frozenset({"OK", "NO", "BAD", "PREAUTH", "BYE"})
 
 
@@ -126,17 +127,14 @@ class _Reader:
 
     def atom(self) -> str:
         line, start = self.line, self.pos
-        while self.pos < len(line):
-            c = line[self.pos]
-            if c == 0x5B:  # "[": a section (BODY[HEADER.FIELDS (TO)]) runs to its "]"
-                close = line.find(b"]", self.pos)
-                if close < 0:
-                    raise self.fail("unclosed [")
-                self.pos = close + 1
-            elif c in _SPECIALS:
+        while True:
+            self.pos = _ATOM_RUN.match(line, self.pos).end()  # type: ignore[union-attr]  # matches empty
+            if line[self.pos:self.pos + 1] != b"[":
                 break
-            else:
-                self.pos += 1
+            close = line.find(b"]", self.pos)  # a section (BODY[HEADER.FIELDS (TO)]) runs to its "]"
+            if close < 0:
+                raise self.fail("unclosed [")
+            self.pos = close + 1
         if self.pos == start:
             raise self.fail("expected an atom")
         return line[start:self.pos].decode("utf-8", "replace")  # 8-bit only from UTF8=ACCEPT servers
