@@ -57,11 +57,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aioimaplib
 import aiosmtplib
 from sqlmodel import Session
 
 from mailwarden.gateway.config import load_config
+from mailwarden.gateway.upstream.imapclient import IMAPClient
+from mailwarden.gateway.upstream.imapwire import Raw
 from mailwarden.testing.localupstream import LocalUpstream, MailAccount
 from mailwarden.store import open_store
 from mailwarden.store.directory import add_customer, add_user
@@ -253,7 +254,7 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
     of its own, as Thunderbird, Outlook and Foxmail do when they send straight to the mailbox
     (through the gateway they must not: the gateway files the tagged copy)."""
     clients: list[aiosmtplib.SMTP] = []
-    boxes: list[aioimaplib.IMAP4_SSL] = []
+    boxes: list[IMAPClient] = []
     latencies: list[float] = []
     go = asyncio.Event()
 
@@ -267,9 +268,9 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
             await c.rcpt(RCPT)
             latencies.append(await timed_data(c, p))
             if boxes:
-                resp = await boxes[k].append(p, mailbox="Sent", flags="(\\Seen)")
-                if resp.result != "OK":
-                    raise RunFailed(f"APPEND to Sent refused: {resp.lines}")
+                reply = await boxes[k].command("APPEND", "Sent", Raw("(\\Seen)"), p)
+                if not reply.ok:
+                    raise RunFailed(f"APPEND to Sent refused: {reply.status}")
         await c.quit()
 
     try:
@@ -279,9 +280,8 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
             await clients[-1].connect()
             await clients[-1].login(login, password)
             if sent_copy is not None:
-                boxes.append(aioimaplib.IMAP4_SSL("localhost", sent_copy.port, ssl_context=sent_copy.tls, timeout=300))
-                await boxes[-1].wait_hello_from_server()
-                if (await boxes[-1].login(sent_copy.login, sent_copy.password)).result != "OK":
+                boxes.append(await IMAPClient.connect("localhost", sent_copy.port, tls=sent_copy.tls, timeout=300))
+                if not (await boxes[-1].command("LOGIN", sent_copy.login, sent_copy.password)).ok:
                     raise RunFailed("the direct client's IMAP login failed")
         tasks = [asyncio.create_task(one(k, c, payloads[k::CLIENTS])) for k, c in enumerate(clients)]
         t0 = time.perf_counter()
@@ -292,8 +292,7 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
         for c in clients:
             c.close()
         for b in boxes:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(b.logout(), 5)
+            await b.logout()
 
 
 class GatewayProcess:
