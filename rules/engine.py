@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import replace
+from types import MappingProxyType
 
-from . import attachments as _attachments
+from . import detectors
 from . import normalize as _normalize
 from .budget import Deadline, EvaluationTimeout
 from .context import CheckContext, CompanyProfile, RulesSettings
-from .detectors import DETECTORS, fixedscan
+from .detectors import DETECTORS, handles, phones
 from .detectors.base import Doc, Hit
 from .findings import Decision, Finding, action_rank, min_action, severity_rank
-from .message import ParsedMessage, parse_message
+from .mail import Mail, ParsedMessage
+from .mail import attachments as _attachments
 from .policy import Policy, build_policy
 
 __all__ = ["load_policy", "evaluate", "decide"]
@@ -31,13 +34,11 @@ def load_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
     _normalize.warm_up()
     _attachments.warm_up()
     policy = build_policy(company, settings)
-    for det in DETECTORS:
-        prepare = getattr(det, "prepare", None)
-        if prepare is not None:
-            prepare(policy)
-    fixedscan.prepare(policy)  # one pass for the detectors' fixed strings
-    policy.extra["signature_check"] = _signature_check(policy)
-    return policy
+    policy = replace(policy, official_phones=phones.official_phones(company, policy.phone_region),
+                     official_handles=handles.official_handles(company))
+    extra = detectors.prepare(policy)
+    extra["signature_check"] = _signature_check(policy)
+    return replace(policy, extra=MappingProxyType(extra))
 
 
 def _signature_check(policy: Policy):  # type: ignore[no-untyped-def]
@@ -68,19 +69,25 @@ def budget_for(settings: RulesSettings, size: int) -> float:
     return settings.budget_ms + settings.budget_ms_per_mb * size / 1_000_000
 
 
-def evaluate(policy: Policy, message: bytes, ctx: CheckContext) -> Decision:
+def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | None = None) -> Decision:
     """Decide what happens to *message* sent by ``ctx.operator`` to ``ctx.recipients``.
 
-    Never raises on malformed input. Over its time budget (:func:`budget_for`) the decision is
-    ``quarantine`` with an ``EVALUATION_TIMEOUT`` finding; an internal error likewise
-    quarantines (``EVALUATION_ERROR``) rather than passing the message unchecked.
+    *mail*: the message's model, when the caller built it (to share it with the signature
+    engine); built here otherwise. Never raises on malformed input. Over its time budget
+    (:func:`budget_for`) the decision is ``quarantine`` with an ``EVALUATION_TIMEOUT``
+    finding; an internal error likewise quarantines (``EVALUATION_ERROR``) rather than
+    passing the message unchecked.
     """
+    if mail is None:
+        mail = Mail(message)
+    elif not mail.is_of(message):
+        raise ValueError("mail is the model of another message")
     budget = budget_for(policy.settings, len(message))
     deadline = Deadline(budget)
     hits: list[Hit] = []
     doc: Doc | None = None
     try:
-        parsed = parse_message(message, is_company_signature=policy.extra["signature_check"],
+        parsed = mail.segments(is_company_signature=policy.extra["signature_check"],
                                deadline=deadline)
         deadline.check()
         doc = Doc.build(parsed, ctx, policy)
@@ -152,5 +159,5 @@ def _decision(policy: Policy, findings: list[Finding]) -> Decision:
 
 def parse_only(policy: Policy, message: bytes) -> ParsedMessage:
     """The message model alone (for debugging and the CLI)."""
-    return parse_message(message, is_company_signature=policy.extra["signature_check"],
-                         deadline=Deadline(0))
+    return Mail(message).segments(is_company_signature=policy.extra["signature_check"],
+                                  deadline=Deadline(0))

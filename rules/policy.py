@@ -5,7 +5,8 @@ named in ``[rules]``, each overlaying the previous ones (Rspamd-style): a ``[[ru
 known id changes only the keys it sets; ``[[override]]`` entries adjust a rule's action,
 severity or enablement for a role, team, customer or operator; the last matching override
 wins. Everything expensive (the dictionary automaton, compiled patterns, the normalisation
-table, phone metadata) is built here, once per policy.
+table, phone metadata) is built here, once per policy; once built a :class:`Policy` does
+not change (the gateway evaluates on several threads), but for its memos (:mod:`.memo`).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import re
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from .context import CheckContext, CompanyProfile, RulesSettings
 from .errors import RulesConfigError
 from .findings import ACTIONS, SEVERITIES
+from .memo import Memos
 from .words import Dictionary, Term, WordList, parse_word_list, term_key
 
 __all__ = ["Rule", "Override", "Policy", "build_policy", "word_list_paths", "DEFAULT_PACK", "CATEGORIES"]
@@ -84,17 +87,21 @@ class Override:
         return True
 
 
-@dataclass
+@dataclass(frozen=True)
 class Policy:
-    """A loaded policy: the decision table plus everything the detectors need, built once."""
+    """A loaded policy: the decision table plus everything the detectors need, built once.
+
+    Immutable once built (frozen, read-only mappings), so the threads that evaluate
+    messages share it safely; ``memos`` holds the only state that changes, memo caches of
+    pure functions that are safe to share (see :mod:`.memo`)."""
 
     company: CompanyProfile
     settings: RulesSettings
-    rules: dict[str, Rule]
+    rules: Mapping[str, Rule]
     overrides: tuple[Override, ...]
     dictionary: Dictionary
     word_lists: tuple[WordList, ...]
-    severity_actions: dict[str, str]
+    severity_actions: Mapping[str, str]
     mode: str = "enforce"
     quoted_max_action: str = "tag"
     phone_region: str = "CN"
@@ -107,7 +114,8 @@ class Policy:
     spreadsheet_min_rows: int = 10
     sources: tuple[str, ...] = ()
     version: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)  # compiled detector state
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))  # see load_policy
+    memos: Memos = field(default_factory=Memos, compare=False, repr=False)
 
     def resolve(self, rule_id: str, ctx: CheckContext, severity: str | None = None,
                 action: str | None = None) -> tuple[str, str] | None:
@@ -375,11 +383,11 @@ def build_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
     return Policy(
         company=company,
         settings=settings,
-        rules=loader.rules,
+        rules=MappingProxyType(loader.rules),
         overrides=tuple(loader.overrides),
         dictionary=Dictionary(loader.terms),
         word_lists=lists,
-        severity_actions=loader.severity_actions,
+        severity_actions=MappingProxyType(loader.severity_actions),
         mode=mode,
         quoted_max_action=pol.get("quoted_max_action", "tag"),
         phone_region=pol.get("phone_region", "CN"),

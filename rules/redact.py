@@ -12,7 +12,7 @@ from email.parser import BytesParser
 from io import BytesIO
 from email.generator import BytesGenerator
 
-from .charset import decode_bytes
+from .mail.charset import decode_bytes
 from .findings import Decision
 
 __all__ = ["redact", "REPLACEMENT"]

@@ -245,14 +245,16 @@ class Dictionary:
     """
 
     def __init__(self, terms: Iterable[Term], backend: str = "auto") -> None:
-        self.terms: list[Term] = list(terms)
+        self.terms: tuple[Term, ...] = tuple(terms)
         self.backend = backend
         by_key: dict[str, list[int]] = {}
         for i, t in enumerate(self.terms):
             by_key.setdefault(t.key, []).append(i)
-        self._keys = list(by_key)
-        self._ids = [tuple(by_key[k]) for k in self._keys]
-        self._boundary = [(bool(_LATIN.match(k[0])), bool(_LATIN.match(k[-1]))) for k in self._keys]
+        # Read only once built (the policy's dictionary is shared by the evaluating threads);
+        # _joinable memoises a pure function of its key, safe to share as rules.memo explains.
+        self._keys = tuple(by_key)
+        self._ids = tuple(tuple(by_key[k]) for k in self._keys)
+        self._boundary = tuple((bool(_LATIN.match(k[0])), bool(_LATIN.match(k[-1]))) for k in self._keys)
         self._auto: object | None = None
         self._joinable: dict[str, bool] = {}
         if backend == "auto":
@@ -275,7 +277,7 @@ class Dictionary:
         elif backend == "ahocorasick_rs":
             import ahocorasick_rs  # noqa: PLC0415
 
-            self._auto = ahocorasick_rs.AhoCorasick(self._keys)
+            self._auto = ahocorasick_rs.AhoCorasick(list(self._keys))
         else:
             raise ValueError(f"unknown dictionary backend {backend!r}")
 

@@ -2,7 +2,7 @@
 
 The company signature is the element carrying class ``mailwarden-signature`` (and the
 attribute ``data-mailwarden-signature``). It goes directly above the quoted history found by
-:func:`mailwarden.rules.quotes.find_quote_start_html`, or before ``</body>``. Work is done on
+:func:`mailwarden.rules.mail.quotes.find_quote_start_html`, or before ``</body>``. Work is done on
 the source string with a light tag scanner: the rest of the document keeps its exact bytes.
 """
 
@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from mailwarden.rules.quotes import find_quote_start_html
+from mailwarden.rules.mail.quotes import find_quote_start_html
 
 from .model import HTML_MARKER_ATTR, HTML_MARKER_CLASS
 

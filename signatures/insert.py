@@ -9,7 +9,9 @@ multipart/mixed: the signature would show as an attachment. The only structure e
 multipart/related around an HTML part that needs the logo, and the configured text alternative.
 
 Only the changed parts are rewritten; every other byte of the message (attachments, header
-folding, boundaries) is copied once, unchanged, into the result (see :mod:`.mime`).
+folding, boundaries) is copied once, unchanged, into the result (see :mod:`.mime`). Where the
+parts lie comes from the mail model (:class:`mailwarden.rules.mail.Mail`), which the gateway
+builds once and shares with the rules.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ import re
 import secrets
 from dataclasses import dataclass, field
 
+from mailwarden.rules.mail import Mail
+from mailwarden.rules.mail.structure import Part, decode_body, newline_of
+
 from . import mime
 from .htmlsig import html_to_text, sign_html
-from .mime import Part
 from .model import SignatureUser, SignResult
 from .templates import SignatureSet, render_safely
 from .textsig import sign_text
@@ -154,7 +158,7 @@ def sign_plain_part(job: _Job, part: Part) -> bytes | None:
     Returns the whole part's new bytes when its headers change, ``b""`` when only the body
     changed (already spliced), None when the part cannot be decoded.
     """
-    decoded = mime.decode_text(mime.decode_body(job.raw, part), part.param("charset"))
+    decoded = mime.decode_text(decode_body(job.raw, part), part.param("charset"))
     if decoded is None:
         job.undecodable = True
         return None
@@ -191,7 +195,7 @@ def _html_charset(job: _Job, part: Part) -> str | None:
 def sign_html_part(job: _Job, part: Part, html_sig: str) -> bytes | None:
     """text/html: the marked signature element above the quoted history; the charset is kept
     (characters it lacks are written as character references, valid in any HTML)."""
-    decoded = mime.decode_text(mime.decode_body(job.raw, part), _html_charset(job, part))
+    decoded = mime.decode_text(decode_body(job.raw, part), _html_charset(job, part))
     if decoded is None:
         job.undecodable = True
         return None
@@ -269,7 +273,7 @@ def _wrap(job: _Job, part: Part, subtype: str, extra: str, before: list[bytes], 
 
 def _text_alternative(job: _Job, part: Part) -> bytes | None:
     """A signed text/plain part made from an HTML-only body (``add_text_alternative``)."""
-    decoded = mime.decode_text(mime.decode_body(job.raw, part), _html_charset(job, part))
+    decoded = mime.decode_text(decode_body(job.raw, part), _html_charset(job, part))
     if decoded is None:
         return None
     text = html_to_text(decoded[0])
@@ -335,16 +339,22 @@ def _pieces(raw: bytes, splices: list[tuple[int, int, bytes]]) -> list[bytes | m
 
 
 def apply_signature(message: bytes, sigs: SignatureSet, user: SignatureUser,
-                    customer: str | None = None, *, joined: bool = True) -> SignResult:
+                    customer: str | None = None, *, joined: bool = True,
+                    mail: Mail | None = None) -> SignResult:
     """Sign ``message`` for ``user``: the one code path of the gateway and of ``signature apply``.
 
-    Never raises for a bad message or template: a template failure falls back to the plain
-    company signature (``fallback=True``), a message that must not or cannot be altered comes
-    back unchanged with ``untouched_reason``.
+    *mail*: the message's model, when the caller built it (the gateway shares the one the
+    rules read); built here otherwise. Never raises for a bad message or template: a
+    template failure falls back to the plain company signature (``fallback=True``), a
+    message that must not or cannot be altered comes back unchanged with ``untouched_reason``.
     """
     raw = message if isinstance(message, bytes) else bytes(message)
+    if mail is None:
+        mail = Mail(raw)
+    elif not mail.is_of(raw):
+        raise ValueError("mail is the model of another message")
     try:
-        root = mime.parse(raw)
+        root = mail.structure
     except Exception:  # noqa: BLE001 - malformed input is reported, never raised
         log.warning("signature not applied for operator %s: unparseable message", user.login)
         return SignResult(raw, False, False, "malformed")
@@ -355,7 +365,7 @@ def apply_signature(message: bytes, sigs: SignatureSet, user: SignatureUser,
     if plain is None and html is None:
         return SignResult(raw, False, False, "no-text-body")
     rendered, error = render_safely(sigs, user, customer)
-    job = _Job(raw, mime.newline_of(raw), sigs, rendered.text, rendered.html)
+    job = _Job(raw, newline_of(raw), sigs, rendered.text, rendered.html)
     try:
         if plain is not None:
             new = sign_plain_part(job, plain)

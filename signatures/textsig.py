@@ -1,7 +1,7 @@
 """Signature placement in a decoded text/plain body (plain or ``format=flowed``).
 
 The company signature is the block that starts with the line ``-- `` at the end of the
-operator's new text, directly above the quoted history (found by :mod:`mailwarden.rules.quotes`,
+operator's new text, directly above the quoted history (found by :mod:`mailwarden.rules.mail.quotes`,
 the one quote detector shared with the rules engine). Bodies are handled with ``\\n`` line
 endings; the MIME layer restores the wire form.
 """
@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailwarden.rules.quotes import find_quote_start_text, quoted_spans_text
+from mailwarden.rules.mail.quotes import find_quote_start_text, quoted_spans_text
 
 from .model import TEXT_DELIMITER
 

@@ -19,6 +19,7 @@ from mailwarden.rules import (
     evaluate,
     redact,
 )
+from mailwarden.rules.mail import Mail
 
 from mailwarden.gateway.submission.rewrite import MessageRejected
 
@@ -57,12 +58,14 @@ def smtp_reason(decision: Decision, language: str) -> str:
     return reason[:400]
 
 
-def judge(policy: Policy | None, content: bytes, ctx: CheckContext, *, language: str) -> Verdict:
+def judge(policy: Policy | None, content: bytes, ctx: CheckContext, *, language: str,
+          mail: Mail | None = None) -> Verdict:
     """Run the rules and turn the decision into a :class:`Verdict`; raises
-    :class:`MessageRejected` for ``block``."""
+    :class:`MessageRejected` for ``block``. *mail*: the model of ``content``, when the
+    caller shares it with the signature engine."""
     if policy is None:
         return Verdict(None, content)
-    decision = evaluate(policy, content, ctx)
+    decision = evaluate(policy, content, ctx, mail=mail)
     action = decision.enforced_action
     if action == "block":
         raise Blocked(decision, "550 5.7.1 " + smtp_reason(decision, language))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from mailwarden.rules import CheckContext, Policy, RecipientInfo
+from mailwarden.rules.mail import Mail
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
 from mailwarden.store import StoreHandle
 from mailwarden.store.directory import add_customer, get_customer, resolve_recipient
@@ -173,14 +174,18 @@ class Submitter:
         message plus the bytes they put in (a redaction alone makes a new copy).
         """
         content = job.pop()
+        # One parse, shared: the rules read the model, then the signature works on the same one.
+        mail = Mail(content)
         ctx = CheckContext(operator=ident.login, role=ident.role, team=ident.team, recipients=recipients)
-        verdict = judge(self.policy, content, ctx, language=self.language)
+        verdict = judge(self.policy, content, ctx, language=self.language, mail=mail)
         notes: list[tuple[str, dict[str, Any]]] = []
+        if verdict.content is not content:
+            mail = Mail(verdict.content)  # redacted: a new message
         content, verdict.content = verdict.content, b""  # from here on only ``content`` holds it
         pieces: tuple[bytes | memoryview, ...] = (content,)
         if self.signatures is not None:
-            pieces = self._sign(ident, content, notes)
-        del content
+            pieces = self._sign(ident, content, notes, mail)
+        del content, mail
         display = self.outbound.from_format.format(name=ident.name, company=self.company.name, login=ident.login)
         first, rest = header_first(pieces)
         rw = rewrite(first, shared_address=self.upstream.username, display_name=display,
@@ -188,13 +193,14 @@ class Submitter:
                      rest=rest)
         return Prepared(rw, verdict, notes)
 
-    def _sign(self, ident: Identity, content: bytes,
-              notes: list[tuple[str, dict[str, Any]]]) -> tuple[bytes | memoryview, ...]:
-        """The signed message in pieces: views of ``content`` and the inserted bytes, not a copy."""
+    def _sign(self, ident: Identity, content: bytes, notes: list[tuple[str, dict[str, Any]]],
+              mail: Mail | None = None) -> tuple[bytes | memoryview, ...]:
+        """The signed message in pieces: views of ``content`` and the inserted bytes, not a copy.
+        *mail*: the model of ``content`` the rules read, if any."""
         assert self.signatures is not None
         user = SignatureUser(login=ident.login, name=ident.name, title=ident.title, phone=ident.phone,
                              team=ident.team, role=ident.role)
-        result = apply_signature(content, self.signatures, user, joined=False)
+        result = apply_signature(content, self.signatures, user, joined=False, mail=mail)
         if result.fallback:
             notes.append(("signature.fallback", {"detail": (result.detail or "")[:500]}))
         if result.untouched_reason:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, TypeVar
 
 from ..context import CheckContext
-from ..message import ParsedMessage, Segment
+from ..mail.segments import ParsedMessage, Segment
 from ..normalize import NormText, normalize
 
 if TYPE_CHECKING:

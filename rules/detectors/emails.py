@@ -10,10 +10,13 @@ import re
 from bisect import bisect_right
 from typing import Iterator
 
-from ..message import Segment
+from ..mail.segments import Segment
 from ..normalize import NormText
 from . import fixedscan
 from .base import Doc, Hit
+
+__all__ = ["ANCHOR_LITERALS", "NAME", "DESCRIPTION", "check", "find_addresses", "prepare",
+           "segment_addresses"]
 
 NAME = "emails"
 DESCRIPTION = "E-mail addresses outside the company's and the recipient customer's domains"
@@ -24,10 +27,10 @@ _ANCHOR = re.compile(
 )
 # Literal anchors found with str.find (C speed); " at " also covers "at\t"/"at\n" variants
 # rarely enough that the cost of a regex pass is not worth it.
-_ANCHOR_LITERALS = ("@", "#", " at ", "(at", "[at", "{at", "<at", "（at", "【at", "\tat ", "\nat ")
+ANCHOR_LITERALS = ("@", "#", " at ", "(at", "[at", "{at", "<at", "（at", "【at", "\tat ", "\nat ")
 
 
-_ANCHOR_SHIFT = tuple(1 if lit[0] in " \t\n" else 0 for lit in _ANCHOR_LITERALS)
+_ANCHOR_SHIFT = tuple(1 if lit[0] in " \t\n" else 0 for lit in ANCHOR_LITERALS)
 _anchor_auto: object | None = None
 
 
@@ -38,7 +41,7 @@ def _anchor_positions(text: str) -> list[int]:
     if _anchor_auto is None:
         import ahocorasick_rs  # noqa: PLC0415
 
-        _anchor_auto = ahocorasick_rs.AhoCorasick(list(_ANCHOR_LITERALS))
+        _anchor_auto = ahocorasick_rs.AhoCorasick(list(ANCHOR_LITERALS))
     found = _anchor_auto.find_matches_as_indexes(text, overlapping=True)  # type: ignore[attr-defined]
     if not found:
         return []
@@ -81,7 +84,7 @@ def segment_addresses(doc: Doc) -> list[list[tuple[int, int, str, bool]]]:
     if found is None:
         text, starts = doc.joined()
         per_segment: list[list[tuple[int, int, str, bool]]] = [[] for _ in starts]
-        memo = doc.policy.extra.setdefault("email_memo", {})
+        memo = doc.policy.memos.email
         k = 0
         end_of_text = len(text) + 1  # where a SEP after the last segment would be, plus one
         nxt = starts[1] if len(starts) > 1 else end_of_text
@@ -119,12 +122,10 @@ def segment_addresses(doc: Doc) -> list[list[tuple[int, int, str, bool]]]:
                 key = (text[lo : stop.start() + 1 if stop is not None else len(text)], anchor - lo)
                 res = memo.get(key)
                 if res is None:
-                    if len(memo) > _MEMO_MAX:
-                        memo.clear()
                     window, a = key
                     am = _ANCHOR.search(window, a - 3 if a > 3 else 0, a + 12)
-                    res = memo[key] = (_at(window, am.start(), am.end()) or ()) if (
-                        am is not None and am.start() <= a) else ()
+                    res = memo.put(key, (_at(window, am.start(), am.end()) or ()) if (
+                        am is not None and am.start() <= a) else ())
             if res:
                 start, end, address, obfuscated = res
                 pos = end + lo
@@ -136,8 +137,7 @@ def segment_addresses(doc: Doc) -> list[list[tuple[int, int, str, bool]]]:
     return found  # type: ignore[return-value]
 
 
-_WINDOW_MAX = 300  # characters after an anchor kept in a memo key
-_MEMO_MAX = 4096  # memo entries per policy (a few hundred bytes each)
+_WINDOW_MAX = 300  # characters after an anchor kept in a memo key (Policy.memos.email)
 # Any character that no part of _DOMAIN (labels, the spelled-out and bracketed dots,
 # whitespace) can match: the domain match never looks past the first one.
 _NOT_DOMAIN = re.compile(r"[^\sa-z0-9\-.(\[{<（【。点)\]}>）】]")
@@ -220,9 +220,10 @@ def _at(text: str, a_start: int, a_end: int) -> tuple[int, int, str, bool] | Non
     return lm[0], end, address, obfuscated
 
 
-def prepare(policy: object) -> None:
-    """Build the anchor automaton now rather than on the first message."""
+def prepare(policy: object) -> dict[str, object]:
+    """Build the anchor automaton now rather than on the first message (nothing to keep)."""
     _anchor_positions("")
+    return {}
 
 
 def check(doc: Doc) -> list[Hit]:

@@ -5,38 +5,44 @@ all ASCII, the phone detector's odd digits and Chinese numeral triples (:mod:`.p
 found in one ahocorasick-rs pass over the joined segments (``Doc.joined``) instead of one pass
 each (a pass costs about 0.4 ms per 100 KB, whatever it looks for). With overlapping matches
 every occurrence of every string is reported, so each group gets exactly what an automaton of
-its own strings would report; the detectors sort their matches as before.
+its own strings would report; the detectors sort their matches as before. The groups are put
+together by :func:`mailwarden.rules.detectors.prepare`; this module knows no detector.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 from .base import Doc
 
-__all__ = ["FixedScan", "group", "prepare"]
+__all__ = ["FixedScan", "group", "ANCHORS", "KEYWORDS", "SPECIAL"]
 
 ANCHORS, KEYWORDS, SPECIAL = 0, 1, 2
 
 
 class FixedScan:
-    """Strings in groups; :meth:`find` returns per group ``(index in group, start, end)``."""
+    """Strings in groups; :meth:`find` returns per group ``(index in group, start, end)``.
 
-    def __init__(self, groups: list[list[str]]) -> None:
+    Immutable once built (the automaton is only read), so threads share it."""
+
+    __slots__ = ("n_groups", "_owners", "_auto")
+
+    def __init__(self, groups: Sequence[Sequence[str]]) -> None:
         import ahocorasick_rs  # noqa: PLC0415
 
         self.n_groups = len(groups)
         patterns: list[str] = []
         index: dict[str, int] = {}
-        self._owners: list[list[tuple[int, int]]] = []
+        owners: list[list[tuple[int, int]]] = []
         for g, words in enumerate(groups):
             for i, w in enumerate(words):
                 j = index.get(w)
                 if j is None:
                     j = index[w] = len(patterns)
                     patterns.append(w)
-                    self._owners.append([])
-                self._owners[j].append((g, i))
+                    owners.append([])
+                owners[j].append((g, i))
+        self._owners = tuple(tuple(o) for o in owners)
         self._auto = ahocorasick_rs.AhoCorasick(patterns)
 
     def find(self, text: str) -> list[list[tuple[int, int, int]]]:
@@ -48,19 +54,11 @@ class FixedScan:
         return out
 
 
-def prepare(policy: Any) -> None:
-    """Build the two automata (after the detectors' own ``prepare``): without the special group
-    (for ASCII text, where it can never match) and with it."""
-    from .emails import _ANCHOR_LITERALS  # noqa: PLC0415 - they import this module
-    from .phonescan import _special_automaton  # noqa: PLC0415
-
-    keywords = policy.extra.get("handle_keywords")
-    if keywords is None:
-        return
-    anchors = list(_ANCHOR_LITERALS)
-    special = _special_automaton()[2]
-    policy.extra["fixed_scan"] = (FixedScan([anchors, keywords.words]),
-                                  FixedScan([anchors, keywords.words, special]))
+def build(anchors: Sequence[str], keywords: Sequence[str], special: Sequence[str],
+          ) -> tuple[FixedScan, FixedScan]:
+    """The two automata: without the special group (for ASCII text, where it can never
+    match) and with it; kept as ``policy.extra["fixed_scan"]``."""
+    return FixedScan([anchors, keywords]), FixedScan([anchors, keywords, special])
 
 
 def group(doc: Doc, g: int) -> list[tuple[int, int, int]] | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Iterator
 
-from ..message import Segment
+from ..mail.segments import Segment
 from ..normalize import NormText
 from . import fixedscan
 from .base import Doc, Hit
@@ -93,9 +93,9 @@ class _Keywords:
     def __init__(self, entries: dict[str, set[str]]) -> None:
         import ahocorasick_rs  # noqa: PLC0415
 
-        words = self.words = list(entries)
-        self._auto = ahocorasick_rs.AhoCorasick(words)
-        self._values = [(len(w), tuple(sorted(entries[w]))) for w in words]
+        words = self.words = tuple(entries)
+        self._auto = ahocorasick_rs.AhoCorasick(list(words))
+        self._values = tuple((len(w), tuple(sorted(entries[w]))) for w in words)
 
     def iter(self, text: str, found: list[tuple[int, int, int]] | None = None,
              ) -> list[tuple[int, tuple[int, tuple[str, ...]]]]:
@@ -110,20 +110,24 @@ class _Keywords:
         return out
 
 
-def prepare(policy: Any) -> None:
-    """Build the keyword automaton and the set of official handles."""
+def prepare(policy: Any) -> dict[str, Any]:
+    """The keyword automaton, for ``policy.extra``."""
     entries: dict[str, set[str]] = {}
     for kind, words in _KEYWORDS.items():
         for w in words:
             entries.setdefault(w, set()).add(kind)
-    policy.extra["handle_keywords"] = _Keywords(entries)
+    return {"handle_keywords": _Keywords(entries)}
+
+
+def official_handles(company: Any) -> frozenset[tuple[str, str]]:
+    """``[company] official_handles`` as ``(kind, canonical handle)`` (kind ``*``: any)."""
     official: set[tuple[str, str]] = set()
-    for item in policy.company.official_handles:
+    for item in company.official_handles:
         kind, sep, handle = item.partition(":")
         if not sep:
             kind, handle = "*", item
         official.add((kind.strip().lower(), canonical_handle(handle)))
-    policy.official_handles = frozenset(official)
+    return frozenset(official)
 
 
 def find_handles(view: NormText, auto: Any,

@@ -14,7 +14,7 @@ import re
 from bisect import bisect_left, bisect_right
 from typing import Any, Callable, Iterator
 
-from ..message import Segment
+from ..mail.segments import Segment
 from ..normalize import NormText
 from . import fixedscan
 from .base import Doc, Hit
@@ -72,24 +72,24 @@ def _e164(raw: str, region: str) -> str | None:
     return phonenumbers.format_number(num, phonenumbers.PhoneNumberFormat.E164)
 
 
-def prepare(policy: Any) -> None:
-    """Parse the official phones once (E.164) and warm up the phone metadata."""
-    import phonenumbers  # noqa: PLC0415
-
-    region = policy.phone_region
+def official_phones(company: Any, region: str) -> frozenset[str]:
+    """The company's official phones, E.164 (or digits only when not valid), parsed once."""
     official: set[str] = set()
-    for p in policy.company.official_phones:
+    for p in company.official_phones:
         e = _e164(p, region)
         official.add(e if e else _digits(p))
-    policy.official_phones = frozenset(official)
+    return frozenset(official)
+
+
+def prepare(policy: Any) -> dict[str, Any]:
+    """Warm up the phone metadata; the hint-word automaton for ``policy.extra``."""
+    import phonenumbers  # noqa: PLC0415
+
     phonenumbers.is_valid_number(phonenumbers.parse("+8613800138000", None))
-    policy.extra["phone_cache"] = {}
     from ..words import Dictionary, Term  # noqa: PLC0415
 
     _special_automaton()
-    policy.extra["phone_hints"] = Dictionary(
-        [Term(w, w, "HINT", None, "phones") for w in _HINT_WORDS]
-    )
+    return {"phone_hints": Dictionary([Term(w, w, "HINT", None, "phones") for w in _HINT_WORDS])}
 
 
 _MISSING: Any = object()
@@ -97,16 +97,14 @@ _MISSING: Any = object()
 
 def _customer_set(doc: Doc) -> set[str]:
     region = doc.policy.phone_region
-    cache: dict[str, str | None] = doc.policy.extra.setdefault("phone_cache", {})
+    cache = doc.policy.memos.phone_e164
     out: set[str] = set()
     for p in doc.customer_phones:
-        # One lookup, never check-then-get: the gateway evaluates on two threads, and the
-        # other may clear the cache in between.
+        # One lookup, never check-then-get: the gateway evaluates on several threads, and
+        # another may clear the memo in between.
         e = cache.get(p, _MISSING)
         if e is _MISSING:
-            if len(cache) > 10_000:
-                cache.clear()
-            e = cache[p] = _e164(p, region)
+            e = cache.put(p, _e164(p, region))
         out.add(e if e else _digits(p))
     return out
 
@@ -180,8 +178,7 @@ def check(doc: Doc) -> list[Hit]:
     odd_segments = {k for k, seg in enumerate(doc.split((p, None) for p in odd)) if seg} if odd else set()
     cn_segments = {k for k, seg in enumerate(doc.split((p, None) for p in cn)) if seg} if cn else set()
     hints = _Hints(doc)
-    memo: dict[tuple[str, int, int], tuple[_Judged, ...]] = doc.policy.extra.setdefault(
-        "phone_memo", {})
+    memo = doc.policy.memos.phone
     segments = doc.segments
     by_segment: dict[int, list[Hit]] = {}
     cn_spans: dict[int, list[tuple[int, int]]] = {k: [] for k in cn_segments}
@@ -205,14 +202,12 @@ def check(doc: Doc) -> list[Hit]:
         key = (text[lo : hi if hi < nxt else nxt - 1], s - lo, e - s)
         found = memo.get(key)
         if found is None:
-            if len(memo) > 4096:  # entries of ~150 characters
-                memo.clear()
             shift = lo - seg_lo
-            found = memo[key] = tuple(
+            found = memo.put(key, tuple(
                 (start - shift, end - shift, rule, e164, digits)
                 for start, end, rule, e164, digits in _judge(
                     doc, doc.view(segments[k]), [(s - seg_lo, e - seg_lo)], False,
-                    lambda k=k: hints.of(k)))
+                    lambda k=k: hints.of(k))))
         for start, end, rule, e164, digits in found:
             if e164 is None or e164 in allowed or digits in allowed:
                 continue
@@ -309,10 +304,10 @@ def _judge(doc: Doc, view: NormText, spans: list[tuple[int, int]] | None, cn: bo
     text = view.text
     region = doc.policy.phone_region
     home_cn = region == "CN"
-    cache: dict[tuple[str, bool], str | None] = doc.policy.extra.setdefault("phone_valid", {})
+    cache = doc.policy.memos.phone_valid
     seen: set[tuple[int, int]] = set()
     hints: list[int] | None = None
-    shapes: dict[str, tuple[str, bool, bool]] = doc.policy.extra.setdefault("phone_shapes", {})
+    shapes = doc.policy.memos.phone_shapes
     for start, end, cand in _candidates(view, home_cn, spans, cn):
         # Trim separators caught at the edges ("(", spaces).
         while start < end and not (text[start].isdigit() or text[start] in _TRIM_KEEP):
@@ -322,9 +317,7 @@ def _judge(doc: Doc, view: NormText, spans: list[tuple[int, int]] | None, cn: bo
         seen.add((start, end))
         info = shapes.get(cand)
         if info is None:
-            if len(shapes) > 50_000:
-                shapes.clear()
-            info = shapes[cand] = _shape(cand, home_cn)
+            info = shapes.put(cand, _shape(cand, home_cn))
         if info is _REJECT:
             continue
         digits, plus, plausible = info
@@ -341,7 +334,5 @@ def _judge(doc: Doc, view: NormText, spans: list[tuple[int, int]] | None, cn: bo
         key = ("+" + digits if plus else digits, hinted)
         e164 = cache.get(key, _MISSING)
         if e164 is _MISSING:
-            if len(cache) > 50_000:
-                cache.clear()
-            e164 = cache[key] = _validate(key[0], region, hinted)
+            e164 = cache.put(key, _validate(key[0], region, hinted))
         yield start, end, "PRIVATE_PHONE_HINTED" if hinted else "PRIVATE_PHONE", e164, digits

@@ -56,3 +56,16 @@ def kinds_of(decision: Decision, minimum: str = "allow") -> set[str]:
     from mailwarden.rules.findings import action_rank
 
     return {f.kind for f in decision.findings if action_rank(f.action) >= action_rank(minimum)}
+
+
+def photos_message() -> bytes:
+    """A message above ``STRIP_MEDIA_ABOVE`` that is nearly all one picture, with a private
+    WeChat handle in its text."""
+    from mailwarden.rules.mail.segments import STRIP_MEDIA_ABOVE
+
+    m = EmailMessage()
+    m["Subject"] = "photos"
+    m.set_content("Photos attached. WeChat: zhang_private88\n")
+    m.add_attachment(b"\xff\xd8" + bytes(range(256)) * (STRIP_MEDIA_ABOVE // 256 + 10), maintype="image",
+                     subtype="jpeg", filename="p.jpg")
+    return m.as_bytes()

@@ -7,8 +7,8 @@ from __future__ import annotations
 import email.utils
 import random
 
-from mailwarden.rules import message
-from mailwarden.rules.charset import decode_bytes
+from mailwarden.rules.mail import segments as message
+from mailwarden.rules.mail.charset import decode_bytes
 
 _BITS = ["Tom", " ", "<", ">", "sales@brightlight.cn", "buyer@ACME-imports.com ", ",", ";", ":", "\"",
          "\"Li, Tom\"", "(comment)", "john.acme@gmail.com", "undisclosed-recipients:;", "@", "x@", "@y",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import html
 import random
 
-from mailwarden.rules import htmltext, quotes_html
-from mailwarden.rules.htmltext import folded
+from mailwarden.rules.mail import htmltext, quotes_html
+from mailwarden.rules.mail.htmltext import folded
 
 _BITS = ["<p>", "</p>", "<P class=x>", "<div>", "</DIV>", "<dİv>", "<dıv>", "<br>", "<BR/>", "<td>",
          "</Td>", "<th>", "<tr>", "<TABLE>", "<!-- c -->", "<!--", "-->", "<script>x</script>",

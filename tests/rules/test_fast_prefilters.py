@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 
-from mailwarden.rules import htmltext, quotes, quotes_html
+from mailwarden.rules.mail import htmltext, quotes, quotes_html
 
 from tests.rules.test_fast_html import _BITS
 

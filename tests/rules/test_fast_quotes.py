@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from mailwarden.rules import quotes
+from mailwarden.rules.mail import quotes
 
 
 def _reference_marker_start(text: str) -> int | None:

@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from mailwarden.rules import quotes
-from mailwarden.rules.charset import _BAD_CHARS, _bad_count
+from mailwarden.rules.mail import quotes
+from mailwarden.rules.mail.charset import _BAD_CHARS, _bad_count
 from mailwarden.rules.detectors import emails, phonescan
 from mailwarden.rules.normalize import normalize
 from tests.rules.rulesutil import make_message

@@ -14,7 +14,7 @@ import random
 from mailwarden.rules import CheckContext, RecipientInfo
 from mailwarden.rules.detectors import emails, phones
 from mailwarden.rules.detectors.base import Doc
-from mailwarden.rules.message import ParsedMessage, Segment
+from mailwarden.rules.mail import ParsedMessage, Segment
 
 from tests.rules.rulesutil import CTX
 

@@ -295,16 +295,10 @@ def test_time_budget_grows_with_size() -> None:
 
 
 def test_large_pictures_are_not_parsed_but_the_text_still_is() -> None:
-    from email.message import EmailMessage
+    from mailwarden.rules.mail.segments import without_media
+    from tests.rules.rulesutil import photos_message
 
-    from mailwarden.rules.message import STRIP_MEDIA_ABOVE, without_media
-
-    m = EmailMessage()
-    m["Subject"] = "photos"
-    m.set_content("Photos attached. WeChat: zhang_private88\n")
-    m.add_attachment(b"\xff\xd8" + bytes(range(256)) * (STRIP_MEDIA_ABOVE // 256 + 10), maintype="image",
-                     subtype="jpeg", filename="p.jpg")
-    data = m.as_bytes()
+    data = photos_message()
     assert len(without_media(data)) < 10_000
     policy = load_policy(COMPANY, RulesSettings())
     assert evaluate(policy, data, CTX).action == "block"
@@ -313,7 +307,7 @@ def test_large_pictures_are_not_parsed_but_the_text_still_is() -> None:
 def test_a_renamed_attachment_is_still_inspected() -> None:
     from email.message import EmailMessage
 
-    from mailwarden.rules.message import STRIP_MEDIA_ABOVE, without_media
+    from mailwarden.rules.mail.segments import STRIP_MEDIA_ABOVE, without_media
 
     m = EmailMessage()
     m["Subject"] = "x"

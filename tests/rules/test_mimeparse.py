@@ -9,7 +9,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from mailwarden.rules import mimeparse
+from mailwarden.rules.mail import mimeparse
 from tests.rules.rulesutil import make_message
 
 

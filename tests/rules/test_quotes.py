@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mailwarden.rules.quotes import (
+from mailwarden.rules.mail.quotes import (
     find_quote_start_html,
     find_quote_start_text,
     quoted_spans_text,

@@ -9,7 +9,7 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 from pathlib import Path
 
-from mailwarden.rules.quotes import find_quote_start_html, find_quote_start_text
+from mailwarden.rules.mail.quotes import find_quote_start_html, find_quote_start_text
 from mailwarden.signatures import SignatureCompany, SignatureSettings, SignatureUser, load_signatures
 from mailwarden.signatures.htmlsig import find_signature_elements, html_to_text
 from mailwarden.signatures.textsig import extract_text_signature

@@ -47,8 +47,9 @@ def folded(text: str) -> bytes | None:
     in the folded text. None when a character folds to an ASCII letter (then no prefilter).
 
     Remembered for the last text (the HTML body without quote goes to html_to_text,
-    split_signature_html and find_quote_start_html); one tuple, read once, so a second
-    thread can only replace it."""
+    split_signature_html and find_quote_start_html); one immutable tuple, read once and
+    compared by identity, so another thread can only replace it (a miss), never make this
+    call see its text."""
     global _last_folded
     last = _last_folded
     if last[0] is text:

@@ -23,11 +23,13 @@ compares the two on well-formed and malformed messages.
 from __future__ import annotations
 
 import email.policy
+import email.utils
 import re
 from email.message import Message
 from email.parser import BytesParser, Parser
+from typing import NamedTuple
 
-__all__ = ["parse_bytes", "parse_headers"]
+__all__ = ["Parsed", "Span", "parse", "parse_bytes", "parse_headers"]
 
 _POLICY = email.policy.compat32
 _HEADERS = Parser(policy=_POLICY)
@@ -46,19 +48,52 @@ def _strip_eol(s: str) -> str:
     return s
 
 
+_MISSING = object()
+
+
 class _Fallback(Exception):
     """The fast path cannot promise the stdlib parser's result for this message."""
 
 
+class Span(NamedTuple):
+    """Where one entity lies in the message, as :mod:`.structure` counts it: headers in
+    ``[start, header_end)``, body in ``[body_start, end)`` (without the line ending that
+    belongs to the next boundary line); ``entity``: the parsed entity itself."""
+
+    start: int
+    header_end: int
+    body_start: int
+    end: int
+    entity: Message
+    children: tuple[Span, ...]
+
+
+class Parsed(NamedTuple):
+    """The message tree and, when the fast path found it on the way, its :class:`Span` s
+    (None when the stdlib parser did the work, or the byte-offset scanner of
+    :mod:`.structure` would read a boundary line differently from the feed parser)."""
+
+    tree: Message
+    spans: Span | None
+
+
 def parse_bytes(message: bytes) -> Message:
     """Parse *message* like ``BytesParser(policy=compat32).parsebytes(message)``."""
+    return parse(message).tree
+
+
+def parse(message: bytes) -> Parsed:
+    """:func:`parse_bytes`, plus the spans of the entities when the fast path found them."""
     text = message.decode("ascii", "surrogateescape")
     if "\r" not in text or text.count("\r") == text.count("\r\n"):
+        scanner = _Scanner(text)
         try:
-            return _Scanner(text).part(0, len(text), top=True)
+            msg, span = scanner.part(0, len(text), top=True)
         except _Fallback:
             pass
-    return BytesParser(policy=_POLICY).parsebytes(message)
+        else:
+            return Parsed(msg, span if scanner.spans_ok else None)
+    return Parsed(BytesParser(policy=_POLICY).parsebytes(message), None)
 
 
 def _field(name: str, lines: list[str]) -> tuple[str, str]:
@@ -114,15 +149,22 @@ def parse_headers(block: bytes) -> Message:
     return _header_block(text, 0, stop)
 
 
+# What the byte-offset scanner (structure._scan_children) strips from the rest of a boundary
+# line: bytes.strip()'s whitespace, which is more than the feed parser's [ \t]*.
+_BYTES_WS = " \t\n\r\x0b\x0c"
+
+
 class _Scanner:
-    __slots__ = ("text", "parts")
+    __slots__ = ("text", "parts", "spans_ok")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self.parts = 0
+        self.spans_ok = True
 
-    def part(self, start: int, end: int, top: bool = False) -> Message:
-        """The entity in ``text[start:end]`` (*end* is a line start or the end of the text)."""
+    def part(self, start: int, end: int, top: bool = False) -> tuple[Message, Span]:
+        """The entity in ``text[start:end]`` (*end* is a line start or the end of the text),
+        and its span."""
         self.parts += 1
         if self.parts > MAX_PARTS or (start >= end and not top):
             raise _Fallback
@@ -148,16 +190,25 @@ class _Scanner:
         maintype = ctype.partition("/")[0]
         if maintype == "message" or ctype == "multipart/digest":
             raise _Fallback
+        children: tuple[Span, ...] = ()
         if maintype == "multipart":
-            self._multipart(msg, body, end)
+            children = self._multipart(msg, body, end)
         else:
             msg._payload = text[body:end]  # type: ignore[attr-defined]
-        return msg
+        if top:
+            span_end = end
+        else:  # the line ending before the boundary line is the boundary's
+            span_end = max(end - 2 if text.endswith("\r\n", start, end) else end - 1, start)
+        return msg, Span(start, pos, body, span_end, msg, children)
 
-    def _multipart(self, msg: Message, body: int, end: int) -> None:
-        boundary = msg.get_boundary()
-        if boundary is None:
+    def _multipart(self, msg: Message, body: int, end: int) -> tuple[Span, ...]:
+        # msg.get_boundary(), keeping the parameter as .structure's scanner takes it
+        param = msg.get_param("boundary", _MISSING)
+        if param is _MISSING:
             raise _Fallback
+        boundary = email.utils.collapse_rfc2231_value(param).rstrip()  # type: ignore[arg-type]
+        if not boundary or param != boundary:
+            self.spans_ok = False
         text = self.text
         sep = "--" + boundary
         boundary_re = re.compile(
@@ -179,6 +230,11 @@ class _Scanner:
                                   m.group("linesep") is not None))
                     if m.group("end") is not None:
                         break
+                else:
+                    after = i + len(sep)
+                    if not text[after + 2 if text.startswith("--", after) else after:
+                                line_end].strip(_BYTES_WS):
+                        self.spans_ok = False  # a boundary line to .structure, not here
             pos = line_end
         if not lines or lines[0][2] or not lines[-1][2]:
             raise _Fallback  # no start boundary, or no close boundary
@@ -186,10 +242,12 @@ class _Scanner:
         if first > body:
             msg.preamble = _strip_eol(text[body:first])
         msg._payload = None  # type: ignore[attr-defined]
+        spans = []
         for (_s, child_start, _c, _l), (child_end, _e, _c2, _l2) in zip(lines, lines[1:]):
             if child_end == child_start:
                 raise _Fallback  # two boundary lines in a row: the feed parser skips the second
-            child = self.part(child_start, child_end)
+            child, span = self.part(child_start, child_end)
+            spans.append(span)
             if child.get_content_maintype() == "multipart":
                 epilogue = child.epilogue
                 if epilogue == "":
@@ -206,3 +264,4 @@ class _Scanner:
             if bol:
                 epilogue = epilogue[bol.end():]
         msg.epilogue = epilogue
+        return tuple(spans)

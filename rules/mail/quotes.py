@@ -76,6 +76,10 @@ def _attribution_ok(line: str) -> bool:
     return _DATE_OR_ADDRESS.search(line) is not None
 
 
+# Last-text caches (the prefilters below ask about the same text several times in a row).
+# Safe across threads: each is one immutable tuple, read once into a local and compared by
+# identity (the tuple keeps its text alive, so no other text can have the same id); another
+# thread can only replace it, which costs a miss.
 _last_lower: tuple[str, str] = ("", "")
 _last_folded: tuple[str, bytes] = ("", b"")
 # The only characters whose lower case holds an ASCII letter (İ → i̇, K → k), and those whose
@@ -106,9 +110,10 @@ def _in_lower(text: str, words: tuple[str, ...]) -> bool:
         low = _lower(text)
         return any(w in low for w in words)
     global _last_folded
-    if _last_folded[0] is not text:
-        _last_folded = (text, text.encode("ascii", "replace").lower())
-    folded = _last_folded[1]
+    last = _last_folded  # one read: another thread may replace it at any time
+    if last[0] is not text:
+        last = _last_folded = (text, text.encode("ascii", "replace").lower())
+    folded = last[1]
     for w in words:
         if w.isascii():
             if w.encode("ascii") in folded:

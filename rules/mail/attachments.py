@@ -62,8 +62,9 @@ class Extracted:
 
 
 def warm_up() -> None:
-    """Import the document libraries now so the first message does not pay for it."""
-    for mod in ("openpyxl", "docx", "pypdf"):
+    """Import the document libraries (and the charset guesser) now so the first message
+    does not pay for it: a cold import can take a whole evaluation budget."""
+    for mod in ("openpyxl", "docx", "pypdf", "charset_normalizer"):
         try:
             __import__(mod)
         except ImportError:  # pragma: no cover - declared dependencies

@@ -1,6 +1,6 @@
-"""The message model: every piece of text in a message, decoded, with where it came from.
+"""The message as the detectors read it: every piece of its text, decoded, with where it came from.
 
-A message becomes a list of :class:`Segment` s. Each says where its text was found
+A message (its parsed tree, see :mod:`.model`) becomes a list of :class:`Segment` s. Each says where its text was found
 (``body``, ``html``, ``subject``, ``header:From``, ``attachment:quote.xlsx``, ``quoted``,
 ``signature``) and whether it is the operator's own text (``region="new"``), quoted history
 (``"quoted"``) or the company signature (``"signature"``). Parts that cannot be read become
@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import email.header
 import email.utils
-import logging
 from dataclasses import dataclass, field
 from email.message import Message
 from typing import Callable
 
+from ..budget import Deadline
 from .attachments import Extracted, SheetInfo, Uninspectable, extract
-from .budget import Deadline
 from .charset import decode_bytes
 from .htmltext import html_to_text, split_signature_html
 from .mimeparse import parse_bytes
 from .quotes import find_quote_start_html, find_signature_text, quoted_spans_text
+from .structure import Part, scan
 
-__all__ = ["Segment", "Problem", "ParsedMessage", "parse_message", "MAX_DEPTH"]
-
-log = logging.getLogger(__name__)
+__all__ = ["Segment", "Problem", "ParsedMessage", "build_segments", "without_media", "MAX_DEPTH",
+           "STRIP_MEDIA_ABOVE"]
 
 MAX_DEPTH = 8  # nesting of multiparts and attached messages
 MAX_PARTS = 1000
@@ -38,19 +37,16 @@ _MEDIA = ("image/", "audio/", "video/", "font/")
 _INSPECTED_EXTENSIONS = (".txt", ".csv", ".htm", ".html", ".eml", ".docx", ".xlsx", ".pdf", ".zip")
 
 
-def without_media(message: bytes) -> bytes:
+def without_media(message: bytes, structure: Part | None = None) -> bytes:
     """``message`` with the bodies of large media parts removed (their headers stay).
 
     A part only counts as media when its type says so *and* its file name does not claim a
     type the attachment readers inspect, so a renamed spreadsheet is still read.
+    *structure*: the message's structure, when already known (:func:`.structure.scan`).
     """
-    # The byte-offset MIME scanner lives with the signature engine, which needs it most;
-    # imported here, at call time, so importing the rules never imports the signatures.
-    from mailwarden.signatures import mime
-
     try:
         cuts = []
-        for part in mime.parse(message).walk():
+        for part in (structure if structure is not None else scan(message)).walk():
             if part.children or part.end - part.body_start < 64 * 1024:
                 continue
             ctype = part.headers.get_content_type().lower()
@@ -330,7 +326,9 @@ def _address_list(raw: str) -> tuple[tuple[str, ...], str]:
     """The addresses (lower case) and the display names (joined) in an address header.
 
     Memoised for short values: a gateway sees the same From/To lines over and over, and the
-    stdlib address parser is pure Python. One get (the gateway evaluates on two threads)."""
+    stdlib address parser is pure Python. Shared by the threads that evaluate: the value is a
+    pure function of the key and each step is one dict operation (see
+    :mod:`mailwarden.rules.memo`)."""
     got = _address_memo.get(raw)
     if got is None:
         try:
@@ -346,21 +344,17 @@ def _address_list(raw: str) -> tuple[tuple[str, ...], str]:
     return got
 
 
-def parse_message(
-    message: bytes, *, is_company_signature: SignatureCheck, deadline: Deadline
-) -> ParsedMessage:
-    """Decode *message* into segments; never raises on malformed input."""
+def build_segments(tree: Message | None, message: bytes, *, is_company_signature: SignatureCheck,
+                   deadline: Deadline) -> ParsedMessage:
+    """The segments of the parsed *tree* of *message* (None: the parser failed, and the bytes
+    are read as one text body); never raises on malformed input."""
     b = _Builder(is_company_signature, deadline)
-    if len(message) > STRIP_MEDIA_ABOVE:
-        message = without_media(message)
-    try:
-        msg = parse_bytes(message)
-    except Exception as e:  # noqa: BLE001 - the stdlib parser should not raise, but be sure
-        log.warning("unparseable message: %s", type(e).__name__)
+    if tree is None:
         text, _ = decode_bytes(message, None)
         b.text_body(text)
         b.out.problems.append(Problem("message", "undecodable", "unparseable MIME structure"))
         return b.out
+    msg = tree
     subject = _header_str(msg, "Subject")
     if subject:
         b._add(subject, "subject", "new")
