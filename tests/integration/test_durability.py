@@ -174,16 +174,20 @@ async def test_a_sent_copy_whose_record_was_lost_is_not_filed_twice(gateway):
             with Session(gateway.store.engine) as s:  # a new session each time: a fresh snapshot
                 q = select(SpoolItem).order_by(col(SpoolItem.id).desc())
                 item = s.get(SpoolItem, item_id) if item_id is not None else s.exec(q).first()
-            if item is not None and item.stage == "done":
+            # done is recorded first, the bytes filed under messages/ a moment later
+            if item is not None and item.stage == "done" and filed_path(item).exists():
                 return item
             await asyncio.sleep(0.05)
-        raise AssertionError(f"the spool item did not get done: {item}")
+        raise AssertionError(f"the spool item did not get done and filed: {item}")
+
+    def filed_path(item: SpoolItem) -> Path:
+        return gateway.store.data_dir / "messages" / item.blob[:4] / item.blob[4:6] / item.blob
 
     await asyncio.to_thread(send_many, gateway.client, t, 1)
     sent = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, "Sent", containing=t.encode())
     assert b"X-Mailwarden-Ref: " in sent[0].raw
     item = await stage_becomes_done()
-    filed = gateway.store.data_dir / "messages" / item.blob[:4] / item.blob[4:6] / item.blob
+    filed = filed_path(item)
     filed.replace(gateway.store.spool_dir / item.blob)  # a crash before the record: not filed yet
     with Session(gateway.store.engine) as s:
         row = s.get(SpoolItem, item.id)
