@@ -108,7 +108,6 @@ def _header_block(text: str, start: int, stop: int) -> Message:
     machinery.  Its special cases (a continuation line first, a ``From `` line, a field with no
     name) go to it."""
     msg = Message(policy=_POLICY)
-    fields = msg._headers  # type: ignore[attr-defined]
     name, lines = "", []  # the field being read and its lines
     pos = start
     while pos < stop:
@@ -121,14 +120,14 @@ def _header_block(text: str, start: int, stop: int) -> Message:
             lines.append(line)
             continue
         if name:
-            fields.append(_field(name, lines))
+            msg.set_raw(*_field(name, lines))
         colon = line.find(":")
         if colon <= 0 or line.startswith("From "):
             return _HEADERS.parsestr(text[start:stop], headersonly=True)
         name, lines = line[:colon], [line]
     if name:
-        fields.append(_field(name, lines))
-    msg._payload = ""  # type: ignore[attr-defined]
+        msg.set_raw(*_field(name, lines))
+    msg.set_payload("")
     return msg
 
 
@@ -162,9 +161,10 @@ class _Scanner:
         self.parts = 0
         self.spans_ok = True
 
-    def part(self, start: int, end: int, top: bool = False) -> tuple[Message, Span]:
+    def part(self, start: int, end: int, top: bool = False, child: bool = False) -> tuple[Message, Span]:
         """The entity in ``text[start:end]`` (*end* is a line start or the end of the text),
-        and its span."""
+        and its span.  ``child``: a part of a multipart, whose body, when it is not a multipart
+        itself, loses the line ending before the next boundary line."""
         self.parts += 1
         if self.parts > MAX_PARTS or (start >= end and not top):
             raise _Fallback
@@ -194,7 +194,7 @@ class _Scanner:
         if maintype == "multipart":
             children = self._multipart(msg, body, end)
         else:
-            msg._payload = text[body:end]  # type: ignore[attr-defined]
+            msg.set_payload(_strip_eol(text[body:end]) if child else text[body:end])
         if top:
             span_end = end
         else:  # the line ending before the boundary line is the boundary's
@@ -241,12 +241,12 @@ class _Scanner:
         first = lines[0][0]
         if first > body:
             msg.preamble = _strip_eol(text[body:first])
-        msg._payload = None  # type: ignore[attr-defined]
+        msg.set_payload(None)
         spans = []
         for (_s, child_start, _c, _l), (child_end, _e, _c2, _l2) in zip(lines, lines[1:]):
             if child_end == child_start:
                 raise _Fallback  # two boundary lines in a row: the feed parser skips the second
-            child, span = self.part(child_start, child_end)
+            child, span = self.part(child_start, child_end, child=True)
             spans.append(span)
             if child.get_content_maintype() == "multipart":
                 epilogue = child.epilogue
@@ -254,8 +254,6 @@ class _Scanner:
                     child.epilogue = None
                 elif epilogue is not None:
                     child.epilogue = _strip_eol(epilogue)
-            else:
-                child._payload = _strip_eol(child._payload)  # type: ignore[attr-defined]
             msg.attach(child)
         close_end, has_linesep = lines[-1][1], lines[-1][3]
         epilogue = text[close_end:end]

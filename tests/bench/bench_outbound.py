@@ -57,12 +57,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosmtplib
 from sqlmodel import Session
 
 from mailwarden.gateway.config import load_config
 from mailwarden.gateway.upstream.imapclient import IMAPClient
 from mailwarden.gateway.upstream.imapwire import Raw
+from mailwarden.gateway.upstream.smtpwire import Reply, ReplyReader
 from mailwarden.testing.localupstream import LocalUpstream, MailAccount
 from mailwarden.store import open_store
 from mailwarden.store.directory import add_customer, add_user
@@ -220,20 +220,64 @@ class Load:
     latencies: list[float]
 
 
-async def timed_data(client: aiosmtplib.SMTP, payload: bytes) -> float:
-    """DATA; the seconds from the final '.' leaving the client's buffer to the reply."""
-    reply = await client.execute_command(b"DATA")
-    if reply.code != 354:
-        raise RunFailed(f"DATA refused: {reply.code} {reply.message}")
-    proto: Any = client.protocol  # aiosmtplib's data() would re-normalise the payload and time the upload
-    proto.write(payload + b".\r\n")
-    await proto._drain_helper()  # its flow control: until the transport has taken the bytes
-    t = time.perf_counter()
-    reply = await proto.read_response(timeout=300)
-    took = time.perf_counter() - t
-    if reply.code != 250:
-        raise RunFailed(f"message refused after DATA: {reply.code} {reply.message}")
-    return took
+class LoadClient:
+    """The load generator's SMTP client: STARTTLS, AUTH PLAIN, then MAIL/RCPT/DATA, one command
+    at a time, over asyncio streams with the gateway's own reply codec (no client library to
+    re-normalise the payload or time the upload with the reply)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer, self.replies = reader, writer, ReplyReader()
+
+    @classmethod
+    async def connect(cls, port: int, tls: ssl.SSLContext, login: str, password: str) -> LoadClient:
+        reader, writer = await asyncio.open_connection("localhost", port)
+        c = cls(reader, writer)
+        await c.expect(None, 220)
+        await c.expect(b"EHLO bench.localhost\r\n", 250)
+        await c.expect(b"STARTTLS\r\n", 220)
+        await writer.start_tls(tls, server_hostname="localhost")
+        await c.expect(b"EHLO bench.localhost\r\n", 250)
+        token = base64.b64encode(f"\0{login}\0{password}".encode()).decode()
+        await c.expect(f"AUTH PLAIN {token}\r\n".encode(), 235)
+        return c
+
+    async def reply(self) -> Reply:
+        while (reply := self.replies.next_reply()) is None:
+            data = await asyncio.wait_for(self.reader.read(65536), 300)
+            if not data:
+                raise RunFailed("the server closed the connection")
+            self.replies.receive_data(data)
+        return reply
+
+    async def expect(self, command: bytes | None, code: int) -> Reply:
+        if command is not None:
+            self.writer.write(command)
+        reply = await self.reply()
+        if reply.code != code:
+            raise RunFailed(f"{(command or b'greeting').split(b' ')[0].decode().strip()} refused: {reply}")
+        return reply
+
+    async def timed_send(self, sender: str, rcpt: str, payload: bytes) -> float:
+        """One message; the seconds from the final '.' leaving the client's buffer to the reply."""
+        await self.expect(f"MAIL FROM:<{sender}>\r\n".encode(), 250)
+        await self.expect(f"RCPT TO:<{rcpt}>\r\n".encode(), 250)
+        await self.expect(b"DATA\r\n", 354)
+        self.writer.write(payload + b".\r\n")
+        await self.writer.drain()  # until the transport has taken the bytes
+        t = time.perf_counter()
+        reply = await self.reply()
+        took = time.perf_counter() - t
+        if reply.code != 250:
+            raise RunFailed(f"message refused after DATA: {reply}")
+        return took
+
+    async def quit(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.expect(b"QUIT\r\n", 221)
+        self.close()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 @dataclass
@@ -253,20 +297,18 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
     ``sent_copy``: after each 250, the client APPENDs the message to Sent on an IMAP connection
     of its own, as Thunderbird, Outlook and Foxmail do when they send straight to the mailbox
     (through the gateway they must not: the gateway files the tagged copy)."""
-    clients: list[aiosmtplib.SMTP] = []
+    clients: list[LoadClient] = []
     boxes: list[IMAPClient] = []
     latencies: list[float] = []
     go = asyncio.Event()
 
-    async def one(k: int, c: aiosmtplib.SMTP, share: list[bytes]) -> None:
+    async def one(k: int, c: LoadClient, share: list[bytes]) -> None:
         await go.wait()
         for i, p in enumerate(share):
             if rate:
                 slot = t0 + (i * CLIENTS + k) / rate
                 await asyncio.sleep(max(0.0, slot - time.perf_counter()))
-            await c.mail(sender)
-            await c.rcpt(RCPT)
-            latencies.append(await timed_data(c, p))
+            latencies.append(await c.timed_send(sender, RCPT, p))
             if boxes:
                 reply = await boxes[k].command("APPEND", "Sent", Raw("(\\Seen)"), p)
                 if not reply.ok:
@@ -275,10 +317,7 @@ async def send_load(port: int, tls: ssl.SSLContext, login: str, password: str, s
 
     try:
         for _ in range(CLIENTS):
-            clients.append(aiosmtplib.SMTP(hostname="localhost", port=port, start_tls=True, tls_context=tls,
-                                           timeout=300))
-            await clients[-1].connect()
-            await clients[-1].login(login, password)
+            clients.append(await LoadClient.connect(port, tls, login, password))
             if sent_copy is not None:
                 boxes.append(await IMAPClient.connect("localhost", sent_copy.port, tls=sent_copy.tls, timeout=300))
                 if not (await boxes[-1].command("LOGIN", sent_copy.login, sent_copy.password)).ok:
@@ -562,7 +601,7 @@ def main() -> int:
     sizes = [(10 * 1024, 200 if args.quick else 1000), (1 << 20, 20 if args.quick else 100)]
     cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text())
     print(f"machine: nproc {len(os.sched_getaffinity(0))} ({cpu.group(1) if cpu else '?'}), {platform.platform()}, "
-          f"Python {platform.python_version()}, aiosmtplib {aiosmtplib.__version__}; "
+          f"Python {platform.python_version()}; "
           "the load generator, Postfix and Dovecot share these cores", flush=True)
     started = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="mw-bench-"))
@@ -599,7 +638,7 @@ def main() -> int:
         gw = GatewayProcess(tmp / "gateway-big", up)
         leg("gateway", 10 * 1024, [message(10 * 1024, "warm-big", i) for i in range(CLIENTS)], counters, gw=gw)
         big_line = big_message(gw, counters)
-    except (RunFailed, aiosmtplib.SMTPException, OSError, imaplib.IMAP4.error, subprocess.SubprocessError) as exc:
+    except (RunFailed, OSError, asyncio.TimeoutError, imaplib.IMAP4.error, subprocess.SubprocessError) as exc:
         failed = f"{type(exc).__name__}: {exc}"
         if gw is not None:
             failed += f"\n--- gateway log tail ---\n{gw.log.read_text()[-2000:]}"
