@@ -6,7 +6,7 @@ import email
 import email.policy
 
 import typer
-from mailwarden.gateway.delivery.notices import build_notice
+from mailwarden.gateway.delivery.notices import rejected_notice
 from mailwarden.store.quarantine import get_held, list_held, may_review
 from mailwarden.store.quarantine import reject as reject_held
 from mailwarden.store.quarantine import release as release_held
@@ -95,11 +95,8 @@ def reject(ctx: typer.Context, message_id: int = typer.Argument(...), by: str = 
         _item, h = get_held(session=s, message_id=message_id)
         if visible is not None and not visible(h.operator):
             fail(f"message {message_id} is not from your team")
-        notice = build_notice(
-            shared=cfg.upstream.username, operator=h.operator, subject=f"Not sent / 未发送: {h.subject}",
-            text=(f"Your message to {', '.join(h.rcpts)} was reviewed and will not be sent.\nReason: {reason}\n\n"
-                  f"您发给 {', '.join(h.rcpts)} 的邮件经审核未予发送。\n原因：{reason}\n"),
-            kind="rejected", ref=str(message_id))
+        notice = rejected_notice(shared=cfg.upstream.username, operator=h.operator, subject=h.subject,
+                                 rcpts=list(h.rcpts), reason=reason, ref=str(message_id))
         reject_held(session=s, audit=st.audit, spool_dir=st.spool_dir, message_id=message_id, actor=who,
                     reason=reason, notice=notice)
     out.print(f"rejected message {message_id}; {h.operator} will be told why")

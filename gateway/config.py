@@ -53,6 +53,7 @@ class Upstream:
     tls_verify: bool
     sent_folder: str
     inbox_folder: str
+    imap_connections: int = 3  # IMAP logins the gateway holds at most (relay and sync together)
 
 
 @dataclass(frozen=True)
@@ -222,7 +223,7 @@ def _store(r: TableReader, path: Path | None, base: Path) -> Store:
 def _upstream(r: TableReader, base: Path) -> Upstream:
     r.unknown_keys({
         "imap", "imap_tls", "smtp", "smtp_tls", "username", "password_env", "password_file",
-        "ca_file", "tls_verify", "sent_folder", "inbox_folder",
+        "ca_file", "tls_verify", "sent_folder", "inbox_folder", "imap_connections",
     })
     imap = r.hostport("imap", required=True)
     smtp = r.hostport("smtp", required=True)
@@ -246,6 +247,9 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
     ca_file = r.path("ca_file", base)
     if ca_file is not None and not ca_file.is_file():
         raise r.fail("ca_file", f"{ca_file} does not exist")
+    imap_connections = r.get("imap_connections", int, 3)
+    if not 1 <= imap_connections <= 50:
+        raise r.fail("imap_connections", "must be between 1 and 50 (the provider's cap: Gmail about 15, Office 365 about 20)")
     return Upstream(
         imap=imap,
         imap_tls=r.choice("imap_tls", TLS_MODES, "implicit"),
@@ -257,6 +261,7 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
         tls_verify=r.get("tls_verify", bool, True),
         sent_folder=r.get("sent_folder", str, "Sent"),
         inbox_folder=r.get("inbox_folder", str, "INBOX"),
+        imap_connections=imap_connections,
     )
 
 

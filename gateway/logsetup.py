@@ -10,6 +10,5 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 def configure(level: int) -> None:
     logging.basicConfig(level=level, format=FORMAT)
     # Library chatter would bury the gateway's own lines.
-    logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd: per-connection chatter, deprecation notes
-    for noisy in ("aiosmtpd", "aioimaplib", "aiosmtplib", "alembic", "sqlalchemy"):
+    for noisy in ("alembic", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

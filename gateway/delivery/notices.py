@@ -86,6 +86,16 @@ def build_notice(*, shared: str, operator: str, subject: str, text: str, origina
     return head.encode("utf-8") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
+def rejected_notice(*, shared: str, operator: str, subject: str, rcpts: list[str], reason: str, ref: str) -> bytes:
+    """What the operator is told when their held message will not be sent: rejected by a
+    supervisor (``mailwarden quarantine reject``) or by nobody deciding in time."""
+    to = ", ".join(rcpts)
+    return build_notice(shared=shared, operator=operator, subject=f"Not sent / 未发送: {subject}",
+                        text=(f"Your held message to {to} will not be sent.\nReason: {reason}\n\n"
+                              f"您发给 {to} 的待审核邮件不会发出。\n原因：{reason}\n"),
+                        kind="rejected", ref=ref)
+
+
 HEAD_CHUNK = 64 * 1024
 
 

@@ -38,7 +38,7 @@ from mailwarden.gateway import logsetup
 from mailwarden.gateway.config import Config, config_from_dict
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.engines import quarantine_expiry
-from mailwarden.gateway.delivery.relay import Relay
+from mailwarden.gateway.delivery.relay import Relay, upstream_budget
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "delivery.lock"
@@ -72,8 +72,10 @@ async def hold_delivery_lock(data_dir: Path, poll: float = 0.25) -> int:
 def make_relay(cfg: Config, store: StoreHandle, writer: BatchWriter) -> Relay:
     assert cfg.upstream and cfg.outbound
     held_timeout, held_action = quarantine_expiry(cfg)
+    # One budget for everything in this process that talks to the company mailbox.
+    budget = upstream_budget(cfg.upstream, cfg.outbound)
     return Relay(store=store, upstream=cfg.upstream, outbound=cfg.outbound, writer=writer,
-                 held_timeout=held_timeout, held_timeout_action=held_action)
+                 held_timeout=held_timeout, held_timeout_action=held_action, budget=budget)
 
 
 class DeliveryProcess:

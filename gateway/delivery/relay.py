@@ -26,7 +26,9 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import timedelta
+from typing import Any
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.db import writer_engine
@@ -49,9 +51,10 @@ from sqlmodel import Session
 from mailwarden.gateway.config import Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.inflight import InFlight
-from mailwarden.gateway.delivery.notices import build_bounce, build_notice, spool_head
+from mailwarden.gateway.delivery.notices import build_bounce, rejected_notice, spool_head
 from mailwarden.gateway.delivery.sentcopy import SentCopies
 from mailwarden.gateway.headers import keyword, without_ref
+from mailwarden.gateway.upstream.budget import ConnectionBudget
 from mailwarden.gateway.upstream.imap import IMAPConnection
 from mailwarden.gateway.upstream.smtp import SendResult, SMTPConnection, upstream_tls
 from mailwarden.gateway.upstream.source import PermanentFailure, Source, TemporaryFailure
@@ -60,10 +63,21 @@ log = logging.getLogger(__name__)
 COALESCE = 0.03  # seconds a nudge waits for more before the spool is read
 
 
+def upstream_budget(upstream: Upstream, outbound: Outbound) -> ConnectionBudget:
+    """The connections to one company mailbox: ``[upstream] imap_connections`` IMAP logins (the
+    relay holds one for Sent copies and notices, the rest are the inbound sync's) and
+    ``[outbound] relay_connections`` SMTP ones."""
+    return ConnectionBudget({"imap": upstream.imap_connections, "smtp": outbound.relay_connections})
+
+
 class Relay:
     def __init__(self, *, store: StoreHandle, upstream: Upstream, outbound: Outbound, writer: BatchWriter,
-                 held_timeout: float | None = None, held_timeout_action: str = "reject") -> None:
+                 held_timeout: float | None = None, held_timeout_action: str = "reject",
+                 budget: ConnectionBudget | None = None) -> None:
+        """``budget``: the upstream connections this process may hold, shared with whatever else in
+        it talks to the company mailbox (by default one of its own, from the config)."""
         self.store = store
+        self.budget = budget or upstream_budget(upstream, outbound)
         self.held_timeout = held_timeout
         self.held_timeout_action = held_timeout_action
         self._next_expiry_check = 0.0
@@ -98,8 +112,19 @@ class Relay:
 
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self.dispatch(), name="relay-dispatch")]
-        self._tasks += [asyncio.create_task(self._sender(c), name=f"relay-smtp-{i}") for i, c in enumerate(self.smtp)]
-        self._tasks.append(asyncio.create_task(self.copies.run(), name="relay-append"))
+        self._tasks += [asyncio.create_task(self._holding("smtp", f"relay-smtp-{i}", self._sender(c)),
+                                            name=f"relay-smtp-{i}") for i, c in enumerate(self.smtp)]
+        self._tasks.append(asyncio.create_task(self._holding("imap", "relay Sent copies", self.copies.run()),
+                                               name="relay-append"))
+
+    async def _holding(self, protocol: str, holder: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (a worker that keeps one upstream connection) once the budget has room
+        for its connection, and give the room back when it ends."""
+        try:
+            async with self.budget.hold(protocol, holder):
+                await work
+        finally:
+            work.close()  # never started when cancelled while waiting: no "never awaited" warning
 
     async def stop(self, grace: float = 30.0) -> None:
         """Stop taking new items, let sends in progress finish (a send cut off after the
@@ -162,10 +187,9 @@ class Relay:
                 else:
                     reason = "nobody reviewed it in time / 超时未审核"
                     msg = s.get(Message, item.message_id)
-                    notice = build_notice(shared=self.upstream.username, operator=item.operator,
-                                          subject=f"Not sent / 未发送: {msg.subject if msg else ''}",
-                                          text=f"Your held message was not sent: {reason}.\n",
-                                          kind="rejected", ref=str(item.message_id))
+                    notice = rejected_notice(shared=self.upstream.username, operator=item.operator,
+                                             subject=msg.subject if msg else "", rcpts=json.loads(item.rcpts),
+                                             reason=reason, ref=str(item.message_id))
                     reject(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
                            message_id=item.message_id, actor="system", reason=reason, notice=notice)
 

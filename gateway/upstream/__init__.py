@@ -1,6 +1,8 @@
 """Clients of the company mailbox (the upstream), with the shared account.
 
 :mod:`.smtp` relays (its wire codec in :mod:`.smtpwire`), :mod:`.imap` APPENDs (Sent copies,
-notices), :mod:`.source` is the message they stream from its spool file and the failures they
-raise, :mod:`.budget` the connection budget they share.
+notices) over :mod:`.imapclient` (with :mod:`.imapresponse` and :mod:`.imapwire`, the sans-I/O
+response parser and command writer, ready for the inbound sync's FETCH and IDLE); :mod:`.source`
+is the message they stream from its spool file and the failures they raise, :mod:`.budget` the
+connection budget they share.
 """

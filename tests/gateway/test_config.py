@@ -105,3 +105,12 @@ def test_durations():
 
 def test_secret_repr():
     assert "x" not in repr(Secret("x"))
+
+
+def test_imap_connections_default_and_bounds(tmp_path, monkeypatch):
+    monkeypatch.setenv("MW_TEST_UPSTREAM_PW", "x")
+    assert load_config(write(tmp_path, UPSTREAM), {"upstream"}).upstream.imap_connections == 3
+    assert load_config(write(tmp_path, UPSTREAM + "imap_connections = 12\n"), {"upstream"}).upstream.imap_connections == 12
+    for bad in ("0", "51", '"3"'):
+        with pytest.raises(ConfigError, match=r"\[upstream\] imap_connections"):
+            load_config(write(tmp_path, UPSTREAM + f"imap_connections = {bad}\n"), {"upstream"})

@@ -97,8 +97,10 @@ async def test_rejected_mail_is_never_sent_and_the_sender_is_told(gateway):
     r = await asyncio.to_thread(cli, gateway, "quarantine", "reject", str(msg_id), "--reason", f"no side deals {t}")
     assert r.exit_code == 0, r.output
     gateway.gw.relay.wake()
-    await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, timeout=20,
-                            containing=f"X-Mailwarden-Notice: rejected; ref={msg_id}\r\n".encode())
+    [notice] = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, timeout=20,
+                                       containing=f"X-Mailwarden-Notice: rejected; ref={msg_id}\r\n".encode())
+    text_ = email.message_from_bytes(notice.raw, policy=email.policy.default).get_content()
+    assert f"will not be sent.\nReason: no side deals {t}" in text_ and "max@buyer.test" in text_
     with Session(gateway.store.engine) as s:
         assert s.get(Message, msg_id).status == "rejected"
     assert not [m for m in await asyncio.to_thread(gateway.upstream.fetch_all, "catchall@buyer.test") if t.encode() in m.raw]

@@ -153,7 +153,7 @@ async def test_held_mail_nobody_reviewed_in_time_is_released_or_rejected(tmp_pat
         assert sink.sent == [] and row(store, held.id)["stage"] == "rejected"
         [notice] = [m for m in (store.data_dir / "messages").rglob("*.eml")]
         text_ = email.message_from_bytes(notice.read_bytes(), policy=email.policy.default).get_content()  # type: ignore[attr-defined]
-        assert "not sent: nobody reviewed it in time" in text_
+        assert "will not be sent.\nReason: nobody reviewed it in time" in text_ and "max@buyer.test" in text_
     assert row(store, young.id)["stage"] == "held"
     [ev] = events(store, f"quarantine.{action}")
     assert ev["message"] == held.message_id
@@ -163,3 +163,28 @@ def notices(store, message_id: int) -> list[str]:  # type: ignore[no-untyped-def
     with Session(store.engine) as s:
         return [r[0] for r in s.execute(text("SELECT stage FROM spool WHERE message_id = :m AND stage != 'rejected'"),
                                         {"m": message_id})]
+
+
+async def test_the_relay_holds_its_upstream_connections_within_the_shared_budget(tmp_path, store):
+    """Each SMTP sender and the Sent-copy worker hold one lease of the process's connection
+    budget; a budget smaller than the senders wanted leaves the extra ones waiting."""
+    from mailwarden.gateway.upstream.budget import ConnectionBudget
+
+    budget = ConnectionBudget({"imap": 1, "smtp": 1})
+    cfg = delivery_config(tmp_path, outbound={"retry_initial": "0.05s", "relay_connections": 3})
+    relay = Relay(store=store, upstream=cfg.upstream, outbound=cfg.outbound,  # type: ignore[arg-type]
+                  writer=BatchWriter(store.engine), budget=budget)
+    relay.smtp = [Sink(), Sink(), Sink()]  # type: ignore[list-item]
+    relay.imap = relay.copies.imap = FakeIMAP()  # type: ignore[assignment]
+    relay.writer.start()
+    await relay.start()
+    try:
+        await asyncio.sleep(0.2)
+        use = budget.snapshot()
+        assert (use["smtp"].in_use, use["smtp"].waiting) == (1, 2)
+        assert (use["imap"].in_use, use["imap"].holders) == (1, ("relay Sent copies",))
+    finally:
+        await relay.stop(grace=1)
+        await relay.writer.stop()
+    after = budget.snapshot()
+    assert after["smtp"].in_use == after["smtp"].waiting == after["imap"].in_use == 0
