@@ -19,7 +19,9 @@ from .common import fail, out
 if TYPE_CHECKING:
     from mailwarden.testing.localupstream import LocalUpstream
 
+# One team, so the supervisor can review (release, reject) the salespeople's held mail.
 DEMO_USERS = (("zhang", "Zhang San", "sales"), ("li", "Li Si", "sales"), ("wang", "Wang Wu", "supervisor"))
+DEMO_TEAM = "export"
 DEMO_CUSTOMERS = (("Acme Lighting GmbH", "buyer.test", "zhang"), ("Globex Trading", "customer.test", "li"))
 
 CONFIG = """\
@@ -88,7 +90,7 @@ def demo(
             for login, name, role in DEMO_USERS:
                 if get_user(session=s, login=login) is None:
                     passwords[login] = secrets.token_urlsafe(9)
-                    add_user(session=s, login=login, name=name, password=passwords[login], role=role)
+                    add_user(session=s, login=login, name=name, password=passwords[login], role=role, team=DEMO_TEAM)
             for cname, domain, owner in DEMO_CUSTOMERS:
                 add_customer(session=s, name=cname, domains=[domain], owner=owner, created_by="demo")
         _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port, company_password)
@@ -104,8 +106,9 @@ def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[s
     out.print(f"  server localhost, port {smtp}, STARTTLS (or port {smtps}, SSL/TLS), normal password")
     out.print("  the certificate is self-signed: accept it once\n")
     out.print("Demo users (login / password):")
+    roles = {login: role for login, _, role in DEMO_USERS}
     for login, pw in passwords.items():
-        out.print(f"  {login:6} {pw}")
+        out.print(f"  {login:6} {pw}  ({roles[login]}, team {DEMO_TEAM})")
     out.print("\nCustomers: Acme Lighting GmbH (buyer.test, owner zhang), Globex Trading (customer.test, owner li)")
     out.print("What customers receive lands in the local upstream, readable over IMAP:")
     out.print(f"  imaps://localhost:{upstream.imaps_port}  user catchall@buyer.test  password catchall")

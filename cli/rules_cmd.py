@@ -135,6 +135,7 @@ def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[s
         handle = open_store(st_cfg, migrate=False)
     except Exception as exc:  # noqa: BLE001 - the check works without the store
         return plain, f"store not used: {exc}"
+    unknown = False
     try:
         with handle.session() as s:
             role, team = "sales", None
@@ -142,13 +143,16 @@ def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[s
                 user: Any = get_user(session=s, login=operator)
                 if user is not None:
                     role, team = user.role, user.team
+                unknown = user is None
             recipients = lookup_recipients(session=s, addresses=[a.address for a in plain.recipients],
                                            freemail=policy.freemail_domains)
-        return replace(plain, role=role, team=team, recipients=recipients), None
     except Exception as exc:  # noqa: BLE001 - e.g. a database that was never migrated
         return plain, f"store not used: {exc}"
     finally:
         handle.close()
+    if unknown:  # per-role rules and ownership would be judged for somebody who does not exist
+        fail(f"--from {operator}: no such user (see mailwarden user list)")
+    return replace(plain, role=role, team=team, recipients=recipients), None
 
 
 def _print_decision(name: str, decision: Decision, policy: Policy) -> None:

@@ -23,6 +23,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from mailwarden.rules.mail import Mail
+from mailwarden.rules.mail.charset import decode_bytes
 from mailwarden.rules.mail.structure import Part, decode_body, newline_of
 
 from . import mime
@@ -158,7 +159,13 @@ def sign_plain_part(job: _Job, part: Part) -> bytes | None:
     Returns the whole part's new bytes when its headers change, ``b""`` when only the body
     changed (already spliced), None when the part cannot be decoded.
     """
-    decoded = mime.decode_text(decode_body(job.raw, part), part.param("charset"))
+    body = decode_body(job.raw, part)
+    # 8-bit text with no charset (swaks and many scripts send it): read it as the rules do
+    # (UTF-8, else the likely Chinese or other charset) and declare what it is written in,
+    # or a client would read the re-encoded body as US-ASCII.
+    guess = decode_bytes(body, None) if part.param("charset") is None and not body.isascii() else ("", False)
+    guessed = guess[1]
+    decoded = (guess[0], "utf-8") if guessed else mime.decode_text(body, part.param("charset"))
     if decoded is None:
         job.undecodable = True
         return None
@@ -173,7 +180,7 @@ def sign_plain_part(job: _Job, part: Part) -> bytes | None:
         strip_client=job.sigs.settings.strip_client_signature,
     )
     job.applied, job.stripped = True, job.stripped or outcome.stripped_client
-    charset = None
+    charset = "utf-8" if guessed else None
     if mime.can_encode(job.text_sig, declared):
         codec = mime._DECODE_AS.get(declared, declared)
         data = outcome.text.encode(codec, "surrogateescape")

@@ -56,7 +56,7 @@ def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> No
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     try:
         _, printed = wait_for_output(proc, r"Ctrl-C stops the gateway")
-        password = re.search(r"^  zhang\s+(\S+)$", printed, re.M)
+        password = re.search(r"^  zhang\s+(\S+)  \(sales, team export\)$", printed, re.M)
         imaps = re.search(r"imaps://localhost:(\d+)\s+user catchall@buyer\.test", printed)
         ca = re.search(r"\(CA: (\S+)\)", printed)
         assert password and imaps and ca, printed

@@ -128,6 +128,13 @@ def test_check_to_resolves_customer_from_store(env):
     assert _lines(r.stdout)[0] == {"file": str(f), "action": "allow", "findings": []}
 
 
+def test_check_from_an_unknown_login_is_refused(env):
+    assert env("user", "add", "tom", "--name", "Tom", "--password-stdin", input="correct-horse\n").exit_code == 0
+    f = _eml(env.tmp / "a.eml", "hello\n")
+    r = env("rules", "check", "--json", "--from", "nobody", "--to", "x@buyer.test", str(f))
+    assert r.exit_code == 2 and "--from nobody: no such user" in r.stderr and r.stdout == ""
+
+
 def test_list_shows_rules_and_where_they_came_from(env):
     r = env("rules", "list", "--json")
     assert r.exit_code == 0, r.output
