@@ -182,8 +182,7 @@ def sign_plain_part(job: _Job, part: Part) -> bytes | None:
     job.applied, job.stripped = True, job.stripped or outcome.stripped_client
     charset = "utf-8" if guessed else None
     if mime.can_encode(job.text_sig, declared):
-        codec = mime._DECODE_AS.get(declared, declared)
-        data = outcome.text.encode(codec, "surrogateescape")
+        data = mime.encode_text(outcome.text, declared)
     else:
         data = _SURROGATES.sub("\ufffd", outcome.text).encode("utf-8")
         charset = "utf-8"
@@ -207,11 +206,10 @@ def sign_html_part(job: _Job, part: Part, html_sig: str) -> bytes | None:
         job.undecodable = True
         return None
     html, declared = decoded
-    codec = mime._DECODE_AS.get(declared, declared)
     safe_sig = html_sig.encode(declared, "xmlcharrefreplace").decode(declared)
     outcome = sign_html(html, safe_sig, strip_client=job.sigs.settings.strip_client_signature)
     job.applied, job.stripped = True, job.stripped or outcome.stripped_client
-    return _encode_leaf(job, part, outcome.html.encode(codec, "surrogateescape"), None)
+    return _encode_leaf(job, part, mime.encode_text(outcome.html, declared), None)
 
 
 def _boundary(raw: bytes) -> str:

@@ -45,10 +45,21 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, str] | None:
     """
     declared = _normalise_charset(charset)
     codec = _DECODE_AS.get(declared, declared)
+    if codec == "cp1252" and data.isascii():  # the same text, ten times faster than the charmap codec
+        return data.decode("ascii"), declared
     try:
         return data.decode(codec, "surrogateescape"), declared
     except LookupError:
         return None
+
+
+def encode_text(text: str, declared: str) -> bytes:
+    """*text* back in the codec :func:`decode_text` read *declared* with (surrogates become
+    the bytes they stood for)."""
+    codec = _DECODE_AS.get(declared, declared)
+    if codec == "cp1252" and text.isascii():  # the same bytes, a hundred times faster
+        return text.encode("ascii")
+    return text.encode(codec, "surrogateescape")
 
 
 def can_encode(text: str, codec: str) -> bool:

@@ -64,9 +64,13 @@ class Raw:
     def _bind(self, params: Mapping[str, Any]) -> Mapping[str, Any]:
         if not self.sqlite:
             return params
-        if not any(isinstance(v, datetime) for v in params.values()):
-            return params
-        return {k: sqlite_ts(v) if isinstance(v, datetime) else v for k, v in params.items()}
+        out: dict[str, Any] | None = None  # one pass, a copy only when a timestamp is bound
+        for k, v in params.items():
+            if isinstance(v, datetime):
+                if out is None:
+                    out = dict(params)
+                out[k] = sqlite_ts(v)
+        return params if out is None else out
 
 
 def sqlite_ts(ts: datetime) -> str:

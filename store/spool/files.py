@@ -128,10 +128,19 @@ def write_blobs(spool_dir: Path, chunks: Sequence[bytes | memoryview], notices: 
 def file_sent(spool_dir: Path, blob: str) -> None:
     """Keep the message as sent under messages/YYYY/MM (a rename; gone already is fine: a
     retry of some recipients, or a record made twice)."""
-    dest_dir = archive_dir(spool_dir) / blob[:4] / blob[4:6]
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    # Runs on the delivery loop for every message: plain os calls, and the rename first (the
+    # month's folder exists for all but its first message), not a mkdir that fails each time.
+    src = os.path.join(spool_dir, blob)
+    dest_dir = os.path.join(archive_dir(spool_dir), blob[:4], blob[4:6])
     try:
-        (spool_dir / blob).replace(dest_dir / blob)
+        os.replace(src, os.path.join(dest_dir, blob))
+        return
+    except FileNotFoundError:
+        if not os.path.exists(src):
+            return
+    os.makedirs(dest_dir, exist_ok=True)
+    try:
+        os.replace(src, os.path.join(dest_dir, blob))
     except FileNotFoundError:
         pass
 

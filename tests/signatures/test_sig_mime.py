@@ -389,3 +389,16 @@ def test_big_message_is_copied_at_most_twice() -> None:
         tracemalloc.stop()
     assert result.applied and attachment in result.message
     assert peak < 2 * len(raw), f"peak {peak / len(raw):.2f}x the message size"
+
+
+@pytest.mark.parametrize("data", [b"Dear Max,\r\nplease find\r\n", "Grüße, Łódź \x81\x8d".encode("latin-1", "replace")
+                                  + b"\x81\x8d\xff"])
+@pytest.mark.parametrize("charset", ["us-ascii", "iso-8859-1", None])
+def test_text_reads_and_writes_back_byte_for_byte_as_the_lenient_codec_does(data: bytes, charset: str | None) -> None:
+    from mailwarden.signatures import mime
+
+    decoded = mime.decode_text(data, charset)
+    assert decoded is not None
+    text, declared = decoded
+    assert text == data.decode("cp1252", "surrogateescape")  # ASCII read quickly, all else as before
+    assert mime.encode_text(text, declared) == data

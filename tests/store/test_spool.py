@@ -227,3 +227,20 @@ def test_a_bounce_that_keeps_failing_keeps_its_reason_through_the_shunt_and_the_
         queue.retry(session=s, audit=store.audit, message_id=m, actor="cli:root")
     [r] = rows(store, m)
     assert (r.stage, r.last_error) == ("bounce", "not sent: given up by cli:root: wrong price")
+
+
+def test_file_sent_files_under_the_month_making_its_folder_once_and_accepts_gone_already(tmp_path):
+    from mailwarden.store.spool.files import archive_dir, file_sent
+
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    for name in ("20261207-a.eml", "20261208-b.eml"):
+        (spool / name).write_bytes(name.encode())
+        file_sent(spool, name)  # the first makes messages/2026/12, the second finds it
+    month = archive_dir(spool) / "2026" / "12"
+    assert sorted(p.name for p in month.iterdir()) == ["20261207-a.eml", "20261208-b.eml"]
+    assert (month / "20261208-b.eml").read_bytes() == b"20261208-b.eml"
+    assert not list(spool.iterdir())
+    file_sent(spool, "20261207-a.eml")  # filed already (a record made twice): nothing to do
+    file_sent(spool, "20270101-c.eml")  # never there, in a month without a folder
+    assert not (archive_dir(spool) / "2027").exists()
