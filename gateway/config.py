@@ -83,7 +83,6 @@ class Outbound:
     retry_initial: float
     retry_max_age: float
     relay_connections: int
-    freemail_domains: tuple[str, ...]  # added to the rule packs' list (see engines.freemail_domains)
 
 
 @dataclass(frozen=True)
@@ -301,7 +300,7 @@ def _outbound(r: TableReader) -> Outbound:
     conns = r.get("relay_connections", int, 4)
     if not 1 <= conns <= 32:
         raise r.fail("relay_connections", "must be between 1 and 32")
-    extra = tuple(d.lower() for d in r.str_list("freemail_domains"))
+    r.str_list("freemail_domains")  # checked here; added to the rule packs' list by engines.rules_settings
     return Outbound(
         from_format=fmt,
         unknown_recipients=r.choice("unknown_recipients", ("operator", "pool"), "operator"),
@@ -310,7 +309,6 @@ def _outbound(r: TableReader) -> Outbound:
         retry_initial=r.duration("retry_initial", "30s"),
         retry_max_age=r.duration("retry_max_age", "5d"),
         relay_connections=conns,
-        freemail_domains=extra,
     )
 
 

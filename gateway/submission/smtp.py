@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry
-from mailwarden.gateway.submission.smtpwire import (
+from mailwarden.gateway.submission.smtpevents import (
     NEED_DATA,
     AuthAttempt,
     Event,
@@ -26,8 +26,8 @@ from mailwarden.gateway.submission.smtpwire import (
     Message,
     RcptTo,
     StartTLS,
-    SubmissionWire,
 )
+from mailwarden.gateway.submission.smtpwire import SubmissionWire
 from mailwarden.gateway.submission.submit import Submitter
 
 log = logging.getLogger(__name__)

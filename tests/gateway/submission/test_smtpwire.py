@@ -6,19 +6,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from mailwarden.gateway.submission.smtpwire import (
-    COMMAND_LIMIT,
-    LINE_CAP,
-    LINE_TOO_LONG,
-    NEED_DATA,
-    AuthAttempt,
-    Hangup,
-    MailFrom,
-    Message,
-    RcptTo,
-    StartTLS,
-    SubmissionWire,
-)
+from mailwarden.gateway.submission.smtpevents import NEED_DATA, AuthAttempt, Hangup, MailFrom, Message, RcptTo, StartTLS
+from mailwarden.gateway.submission.smtpwire import COMMAND_LIMIT, LINE_CAP, LINE_TOO_LONG, SubmissionWire
 
 GOOD = b"right"
 
