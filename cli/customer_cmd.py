@@ -123,6 +123,7 @@ def import_(
     imported = 0
     with store(ctx, {"outbound"}) as (cfg, st), st.session() as s:
         assert cfg.outbound is not None
+        freemail = _freemail(cfg)  # reads the rule packs: once, not per row
         with Progress(console=err, transient=True) as progress:
             task = progress.add_task("checking", total=len(rows))
             for i, row in enumerate(rows, start=2):
@@ -132,7 +133,7 @@ def import_(
                     with s.begin_nested():
                         add_customer(session=s, name=row.get("name") or "", domains=split("domains"),
                                      contacts=split("contacts"), owner=(row.get("owner") or "").strip() or None,
-                                     created_by=actor(), freemail=_freemail(cfg))
+                                     created_by=actor(), freemail=freemail)
                     imported += 1
                 except DirectoryError as exc:
                     problems.append(f"{file}: line {i}: {exc}")

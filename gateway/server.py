@@ -53,8 +53,7 @@ class Gateway:
             store.spool_dir, originals_dir(store.spool_dir)))
         self.submitter = Submitter(store=store, company=cfg.company, upstream=cfg.upstream, outbound=cfg.outbound,
                                    hostname=cfg.listen.hostname, wake=self._wake, signatures=signatures,
-                                   policy=policy, language=rules.language, writer=self.writer,
-                                   freemail=policy.freemail_domains)
+                                   policy=policy, language=rules.language, writer=self.writer)
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []

@@ -163,9 +163,12 @@ def sign_plain_part(job: _Job, part: Part) -> bytes | None:
     # 8-bit text with no charset (swaks and many scripts send it): read it as the rules do
     # (UTF-8, else the likely Chinese or other charset) and declare what it is written in,
     # or a client would read the re-encoded body as US-ASCII.
-    guess = decode_bytes(body, None) if part.param("charset") is None and not body.isascii() else ("", False)
-    guessed = guess[1]
-    decoded = (guess[0], "utf-8") if guessed else mime.decode_text(body, part.param("charset"))
+    charset_param, guessed = part.param("charset"), False
+    if charset_param is None and not body.isascii():
+        text, guessed = decode_bytes(body, None)
+        decoded = (text, "utf-8") if guessed else mime.decode_text(body, None)
+    else:
+        decoded = mime.decode_text(body, charset_param)
     if decoded is None:
         job.undecodable = True
         return None

@@ -20,10 +20,9 @@ from mailwarden.rules import (
     redact,
 )
 from mailwarden.rules.mail import Mail
+from mailwarden.store.spool import states as st
 
 from mailwarden.gateway.submission.rewrite import MessageRejected
-
-DELIVER = ("allow", "tag", "warn", "flag", "redact")
 
 
 @dataclass
@@ -33,7 +32,7 @@ class Verdict:
     decision: Decision | None
     content: bytes                      # what goes on (redacted when the action is redact)
     original: bytes | None = None       # kept for the audit when redacted
-    stage: str = "relay"                # "relay" or "held" (quarantine)
+    stage: str = st.RELAY               # st.RELAY, or st.HELD (quarantine)
     notices: list[tuple[str, str, str]] = field(default_factory=list)  # (kind, subject, text) for the sender
 
     @property
@@ -74,7 +73,7 @@ def judge(policy: Policy | None, content: bytes, ctx: CheckContext, *, language:
         verdict.original = content
         verdict.content = redact(content, decision)
     elif action == "quarantine":
-        verdict.stage = "held"
+        verdict.stage = st.HELD
         verdict.notices.append((
             "quarantine", "Held for review / 邮件待审核",
             "Your message was held for a supervisor to review before it is sent.\n"

@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +25,7 @@ from mailwarden.store.directory import add_customer, get_customer, resolve_recip
 from mailwarden.store.models import Customer
 from mailwarden.store.rawsql import raw
 from mailwarden.store.spool import Blobs, Envelope, record, write_blobs
+from mailwarden.store.spool import states as st
 from sqlmodel import Session
 
 from mailwarden.gateway.auth import Identity
@@ -62,11 +63,10 @@ RCPT_CACHE_SECONDS = 5.0
 class Submitter:
     def __init__(self, *, store: StoreHandle, company: Company, upstream: Upstream, outbound: Outbound,
                  hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None,
-                 policy: Policy | None = None, language: str = "en", writer: BatchWriter,
-                 freemail: Collection[str] = ()) -> None:
-        """``freemail``: the domains that never name a customer (``Policy.freemail_domains``)."""
+                 policy: Policy | None = None, language: str = "en", writer: BatchWriter) -> None:
         self.store = store
-        self.freemail = frozenset(freemail)
+        # the domains that never name a customer: the rules' own list
+        self.freemail = policy.freemail_domains if policy is not None else frozenset()
         self.signatures = signatures
         self.policy = policy
         self.language = language
@@ -135,7 +135,7 @@ class Submitter:
         action = prepared.verdict.action
         log.info("accepted peer=%s operator=%s message=%s rcpts=%d size=%d action=%s",
                  peer, ident.login, msg_id, len(rcpts), prepared.rw.size, action)
-        if prepared.verdict.stage == "held":
+        if prepared.verdict.stage == st.HELD:
             return f"250 2.0.0 Held for review as {msg_id}: a supervisor must release it (需主管审核)"
         return f"250 2.0.0 Queued as {msg_id}"
 

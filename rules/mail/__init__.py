@@ -10,8 +10,8 @@ imports the detectors or the signature engine.
 
 from __future__ import annotations
 
-from .model import Mail, parse_message
+from .model import Mail
 from .segments import ParsedMessage, Problem, Segment
 from .structure import Part
 
-__all__ = ["Mail", "ParsedMessage", "Part", "Problem", "Segment", "parse_message"]
+__all__ = ["Mail", "ParsedMessage", "Part", "Problem", "Segment"]

@@ -29,7 +29,7 @@ from .mimeparse import parse
 from .segments import STRIP_MEDIA_ABOVE, ParsedMessage, SignatureCheck, build_segments, without_media
 from .structure import Part, from_spans, scan
 
-__all__ = ["Mail", "parse_message"]
+__all__ = ["Mail"]
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,3 @@ class Mail:
         input, but :class:`~mailwarden.rules.budget.EvaluationTimeout` when *deadline* passes."""
         tree, raw = self._tree()
         return build_segments(tree, raw, is_company_signature=is_company_signature, deadline=deadline)
-
-
-def parse_message(message: bytes, *, is_company_signature: SignatureCheck,
-                  deadline: Deadline) -> ParsedMessage:
-    """Decode *message* into segments; never raises on malformed input."""
-    return Mail(message).segments(is_company_signature=is_company_signature, deadline=deadline)

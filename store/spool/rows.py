@@ -290,16 +290,19 @@ def failed(*, session: Session, audit: AuditLog, item: DueItem, error: str, retr
     if n < st.SHUNT_AFTER:
         retry_later(session=session, item=item, error=text, retry_initial=retry_initial)
         return False
-    shunt(session=session, audit=audit, item=item, error=text)
-    return True
+    return shunt(session=session, audit=audit, item=item, error=text)
 
 
-def shunt(*, session: Session, audit: AuditLog, item: DueItem, error: str) -> None:
+def shunt(*, session: Session, audit: AuditLog, item: DueItem, error: str) -> bool:
     """Move ``item`` aside: kept, shown by ``queue list``, offered to no worker until an operator
-    retries or bounces it.  Only from the stage it was read in (an operator may have acted)."""
-    raw(session).execute(
+    retries or bounces it.  Only from the stage it was read in (an operator may have acted, or the
+    item moved on meanwhile): False, and nothing recorded, when it is no longer there."""
+    moved = raw(session).execute(
         "UPDATE spool SET stage = :shunt, attempts = :attempts, last_error = :error WHERE id = :id AND stage = :stage",
         {"shunt": st.shunted(item.stage), "attempts": item.attempts + 1, "error": error[:ERROR_MAX],
-         "id": item.id, "stage": item.stage})
+         "id": item.id, "stage": item.stage}).rowcount
+    if not moved:
+        return False
     audit.append(actor=item.operator, action="send.shunted", target=",".join(json.loads(item.rcpts)),
                  session=session, message=item.message_id, stage=item.stage, error=error[:500])
+    return True

@@ -18,15 +18,19 @@ from pathlib import Path
 
 import pytest
 
+from mailwarden.testing.processes import free_ports, wait_until
+
 from tests.conftest import missing_prerequisite
 
 pytestmark = pytest.mark.integration
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def wait_for_output(proc: subprocess.Popen[str], pattern: str, timeout: float = 60) -> tuple[re.Match[str], str]:
@@ -49,7 +53,7 @@ def wait_for_output(proc: subprocess.Popen[str], pattern: str, timeout: float = 
 def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> None:
     if shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists():
         missing_prerequisite("dovecot is not installed")
-    smtp_port, smtps_port = free_port(), free_port()
+    smtp_port, smtps_port = free_ports("127.0.0.1", 2)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailwarden.cli", "demo", "--dir", str(tmp_path / "demo"),
          "--smtp-port", str(smtp_port), "--smtps-port", str(smtps_port)],
@@ -60,14 +64,8 @@ def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> No
         imaps = re.search(r"imaps://localhost:(\d+)\s+user catchall@buyer\.test", printed)
         ca = re.search(r"\(CA: (\S+)\)", printed)
         assert password and imaps and ca, printed
-        deadline = time.monotonic() + 30
-        while True:  # the gateway listens a moment after it printed the settings
-            try:
-                socket.create_connection(("127.0.0.1", smtp_port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the demo gateway does not listen"
-                time.sleep(0.2)
+        # the gateway listens a moment after it printed the settings
+        wait_until(lambda: port_open(smtp_port), 30, "the demo gateway listening")
         token = uuid.uuid4().hex
         insecure = ssl.create_default_context()
         insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE  # the demo's self-signed pair

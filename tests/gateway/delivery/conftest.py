@@ -81,10 +81,8 @@ def spooled(store: StoreHandle, *, stage: str = "relay", attempts: int = 0, rcpt
         s.execute(text("UPDATE spool SET stage = :stage, attempts = :attempts WHERE message_id = :m"),
                   {"stage": stage, "attempts": attempts, "m": msg})
         if age:
-            s.execute(text("UPDATE spool SET created_at = created_at - :age * INTERVAL '1 second' WHERE message_id = :m")
-                      if store.engine.dialect.name != "sqlite" else
-                      text("UPDATE spool SET created_at = datetime(created_at, '-' || :age || ' seconds') "
-                           "WHERE message_id = :m"), {"age": int(age), "m": msg})
+            s.execute(text("UPDATE spool SET created_at = datetime(created_at, '-' || :age || ' seconds') "
+                           "WHERE message_id = :m"), {"age": int(age), "m": msg})  # the store here is SQLite
         s.commit()
         [item] = [i for i in due(session=s, now=_far(), limit=1000, stages=(stage,)) if i.message_id == msg]
     return item
