@@ -13,6 +13,7 @@ from . import (
     customer_cmd,
     db_cmd,
     demo_cmd,
+    mail_cmd,
     quarantine_cmd,
     queue_cmd,
     rules_cmd,
@@ -51,6 +52,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(db_cmd.app, name="db")
 app.add_typer(quarantine_cmd.app, name="quarantine")
 app.add_typer(queue_cmd.app, name="queue")
+app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(signature_cmd.app, name="signature")
 app.command("serve")(serve_cmd.serve)

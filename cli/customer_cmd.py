@@ -14,6 +14,7 @@ from mailwarden.store.directory import (
     DirectoryError,
     add_customer,
     assign_customer,
+    claim_customer,
     list_customers,
 )
 from rich.progress import Progress
@@ -29,7 +30,7 @@ def _freemail(cfg: Config) -> tuple[str, ...]:
     except (ConfigError, RulesConfigError) as exc:
         fail(str(exc))
 
-app = typer.Typer(help="Add, list, assign and import customers.", no_args_is_help=True)
+app = typer.Typer(help="Add, list, assign, claim and import customers.", no_args_is_help=True)
 
 
 @app.command("add")
@@ -81,6 +82,20 @@ def assign(
         c, before = assign_customer(session=s, name_or_id=customer, owner=new_owner)
         st.audit.append(actor=actor(), action="customer.assign", target=c.name, session=s, before=before, after=new_owner)
     out.print(f"{c.name}: {before or 'pool'} → {new_owner or 'pool'}")
+
+
+@app.command("claim")
+def claim(
+    ctx: typer.Context,
+    customer: str = typer.Argument(..., help="Customer name or id (a customer in the pool)"),
+    user: str = typer.Option(..., "--user", help="Login of the salesperson who takes it"),
+) -> None:
+    """A salesperson takes a customer from the pool, up to their role's limit ([filing] claim_limits)."""
+    with store(ctx, {"filing"}) as (cfg, st), st.session() as s:
+        assert cfg.filing is not None
+        c = claim_customer(session=s, name_or_id=customer, login=user, limits=dict(cfg.filing.claim_limits))
+        st.audit.append(actor=actor(), action="customer.claim", target=c.name, session=s, user=user.strip().lower())
+    out.print(f"{c.name}: pool → {user.strip().lower()}")
 
 
 REQUIRED_COLUMNS = ("name",)

@@ -95,7 +95,7 @@ def reject(ctx: typer.Context, message_id: int = typer.Argument(...), by: str = 
         _item, h = get_held(session=s, message_id=message_id)
         if visible is not None and not visible(h.operator):
             fail(f"message {message_id} is not from your team")
-        notice = rejected_notice(shared=cfg.upstream.username, operator=h.operator, subject=h.subject,
+        notice = rejected_notice(key=st.audit.key, shared=cfg.upstream.username, operator=h.operator, subject=h.subject,
                                  rcpts=list(h.rcpts), reason=reason, ref=str(message_id))
         reject_held(session=s, audit=st.audit, spool_dir=st.spool_dir, message_id=message_id, actor=who,
                     reason=reason, notice=notice)

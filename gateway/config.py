@@ -26,7 +26,7 @@ __all__ = ["Config", "ConfigError", "HostPort", "Secret", "load_config", "config
 ENV_CONFIG = "MAILWARDEN_CONFIG"
 TLS_MODES = ("implicit", "starttls", "none")
 KNOWN_SECTIONS = (
-    "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures",
+    "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures", "sync", "filing",
 )
 
 
@@ -93,6 +93,34 @@ class Auth:
     lockout_seconds: float
 
 
+@dataclass(frozen=True)
+class Sync:
+    """``[sync]``: how the store's copy of the company mailbox is kept current."""
+
+    enabled: bool = True
+    folders: tuple[str, ...] = ()  # besides INBOX and Sent
+    idle: bool = True  # one connection waits in IDLE on INBOX (when the server offers it)
+    workers: int = 1  # connections that fetch
+    poll_interval: float = 60.0  # seconds between looks at every folder without IDLE news
+    diff_interval: float = 600.0  # seconds between checks for flags changed and messages removed upstream
+    daily_download_mb: int = 0  # pace the import under a provider's daily cap (Gmail: 2500); 0: no cap
+
+    @property
+    def connections(self) -> int:
+        return self.workers + (1 if self.idle else 0)
+
+
+@dataclass(frozen=True)
+class Filing:
+    """``[filing]``: where mail from unknown senders goes, and customers nobody writes to."""
+
+    unknown: str = "pool"  # "pool" | "round-robin"
+    on_duty: tuple[str, ...] = ()  # logins taking round-robin mail; empty: every sales and senior user
+    return_after_days: int = 0  # a customer with no mail for this long returns to the pool; 0: never
+    remind_days_before: int = 7
+    claim_limits: tuple[tuple[str, int], ...] = (("sales", 50), ("senior", 200))  # customers a role may hold by claiming
+
+
 @dataclass
 class Config:
     path: Path | None
@@ -103,6 +131,8 @@ class Config:
     store: Store | None = None
     outbound: Outbound | None = None
     auth: Auth | None = None
+    sync: Sync | None = None
+    filing: Filing | None = None
     rules_raw: dict[str, Any] = field(default_factory=dict)
     signatures_raw: dict[str, Any] = field(default_factory=dict)
 
@@ -180,6 +210,10 @@ def config_from_dict(raw: dict[str, Any], path: Path | None, sections: set[str] 
         cfg.outbound = _outbound(TableReader(where, "outbound", raw.get("outbound", {})))
     if "auth" in need:
         cfg.auth = _auth(TableReader(where, "auth", raw.get("auth", {})))
+    if "sync" in need:
+        cfg.sync = _sync(TableReader(where, "sync", raw.get("sync", {})), cfg.upstream)
+    if "filing" in need:
+        cfg.filing = _filing(TableReader(where, "filing", raw.get("filing", {})))
     return cfg
 
 
@@ -320,3 +354,40 @@ def _auth(r: TableReader) -> Auth:
         max_delay=r.duration("max_delay", "8s"),
         lockout_seconds=r.duration("lockout", "15m"),
     )
+
+
+def _sync(r: TableReader, upstream: Upstream | None) -> Sync:
+    r.unknown_keys({"enabled", "folders", "idle", "workers", "poll_interval", "diff_interval", "daily_download_mb"})
+    workers = r.get("workers", int, 1)
+    if not 1 <= workers <= 8:
+        raise r.fail("workers", "must be between 1 and 8")
+    mb = r.get("daily_download_mb", int, 0)
+    if mb < 0:
+        raise r.fail("daily_download_mb", "must be 0 (no cap) or a number of megabytes")
+    sync = Sync(enabled=r.get("enabled", bool, True), folders=r.str_list("folders"), idle=r.get("idle", bool, True),
+                workers=workers, poll_interval=r.duration("poll_interval", "60s"),
+                diff_interval=r.duration("diff_interval", "10m"), daily_download_mb=mb)
+    if sync.poll_interval < 5:
+        raise r.fail("poll_interval", "must be at least 5s (providers throttle accounts that poll faster)")
+    if upstream is not None and sync.enabled and sync.connections >= upstream.imap_connections:
+        raise r.fail("workers", f"the sync's {sync.connections} connection(s) (IDLE and workers) leave none of "
+                     f"[upstream] imap_connections = {upstream.imap_connections} for the Sent copies: raise "
+                     f"imap_connections to {sync.connections + 1} or more")
+    return sync
+
+
+def _filing(r: TableReader) -> Filing:
+    r.unknown_keys({"unknown", "on_duty", "return_after_days", "remind_days_before", "claim_limits"})
+    limits = r.get("claim_limits", dict, {"sales": 50, "senior": 200})
+    for role, n in limits.items():
+        if role not in ("sales", "senior", "supervisor", "admin") or not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise r.fail("claim_limits", f"{role} = {n!r}: keys are roles (sales, senior, supervisor, admin), "
+                         "values numbers of customers")
+    days = r.get("return_after_days", int, 0)
+    remind = r.get("remind_days_before", int, 7)
+    if days < 0 or remind < 0 or (days and remind >= days):
+        raise r.fail("remind_days_before" if days >= 0 else "return_after_days",
+                     "must be 0 or more, and the reminder must come before the return")
+    return Filing(unknown=r.choice("unknown", ("pool", "round-robin"), "pool"),
+                  on_duty=tuple(x.strip().lower() for x in r.str_list("on_duty")), return_after_days=days,
+                  remind_days_before=remind, claim_limits=tuple(sorted(limits.items())))

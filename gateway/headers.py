@@ -5,12 +5,15 @@ that submission puts on a message and delivery reads back.  Pure functions of by
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass
 from email.header import decode_header, make_header
 
 HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
 LOOP_HEADER = b"X-Mailwarden-Loop"
+NOTICE_HEADER = "X-Mailwarden-Notice"
 
 
 @dataclass
@@ -131,3 +134,38 @@ def make_header_value(text: str) -> str:
 def keyword(prefix: str, value: str) -> str:
     """An IMAP keyword (atom) such as ``$mw_op_zhang``; unsafe characters become ``_``."""
     return "$mw_" + prefix + "_" + re.sub(r"[^A-Za-z0-9._-]", "_", value)[:60]
+
+
+def loop_token(key: bytes, message_id: str) -> str:
+    """The token of ``X-Mailwarden-Loop``: proof, keyed with the store's key, that the gateway
+    sent the message with this Message-ID (a mail loop is refused by it; the sync files by it)."""
+    return hmac.new(key, message_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:24]
+
+
+def _seal(key: bytes, message_id: str, operator: str) -> str:
+    return hmac.new(key, f"notice\0{message_id}\0{operator}".encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:24]
+
+
+def notice_field(*, key: bytes, kind: str, ref: str, message_id: str, operator: str) -> str:
+    """``X-Mailwarden-Notice: <kind>; ref=<ref>; for=<operator>; seal=<mac>``: what marks one of
+    the gateway's own notices, and for whom.  The seal (keyed with the store's key) binds the
+    operator to the notice's Message-ID, so a message from outside that copies the field is
+    filed like any other mail, not into that operator's view."""
+    kind = re.sub(r"[^a-z0-9-]", "-", kind.lower())
+    ref = re.sub(r"[^A-Za-z0-9<>@._+-]", "_", ref)
+    return f"{NOTICE_HEADER}: {kind}; ref={ref}; for={operator}; seal={_seal(key, message_id, operator)}\r\n"
+
+
+_NOTICE = re.compile(r"^\s*([a-z0-9-]+);.*?\bfor=([a-z0-9._-]+); seal=([0-9a-f]{24})\s*$")
+
+
+def sealed_notice(h: Headers, key: bytes) -> tuple[str, str] | None:
+    """``(kind, operator)`` when the message is a notice the gateway wrote (its seal holds)."""
+    message_id = h.get("message-id")
+    if not message_id:
+        return None
+    for value in h.get_all(NOTICE_HEADER.lower()):
+        m = _NOTICE.match(re.sub(r"\s+", " ", value))
+        if m and hmac.compare_digest(m.group(3), _seal(key, message_id.strip(), m.group(2))):
+            return m.group(1), m.group(2)
+    return None

@@ -7,12 +7,14 @@ migrations and loads the audit key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
 from .audit import AuditLog
+from .blobs import Blobs, blobs_for
 from .db import make_engine, session_scope, writer_engine
 from .migrate import upgrade
 
@@ -32,6 +34,11 @@ class StoreHandle:
     @property
     def spool_dir(self) -> Path:
         return self.data_dir / "spool"
+
+    @cached_property
+    def blobs(self) -> Blobs:
+        """The bytes of the mails in the store's copy of the company mailbox."""
+        return blobs_for(self.engine, self.data_dir)
 
     def session(self):  # type: ignore[no-untyped-def]
         """A session for a command that may write: on SQLite it takes the write lock at BEGIN,

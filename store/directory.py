@@ -213,3 +213,26 @@ def resolve_recipient(*, session: Session, address: str, freemail: Sequence[str]
         return None
     best = max(rows, key=lambda r: len(r.domain))
     return session.get(Customer, best.customer_id)
+
+
+def claim_customer(*, session: Session, name_or_id: str, login: str, limits: dict[str, int]) -> Customer:
+    """``login`` takes a customer from the pool, up to their role's limit of customers
+    (``limits``: role -> number; a role not named has no limit)."""
+    customer = require_customer(session=session, name_or_id=name_or_id)
+    user = require_user(session=session, login=login)
+    if not user.enabled:
+        raise DirectoryError(f"user {user.login!r} is disabled")
+    if customer.owner_id is not None:
+        owner = session.get(User, customer.owner_id)
+        raise DirectoryError(f"customer {customer.name!r} is not in the pool: {owner.login if owner else '?'} owns it "
+                             "(an admin moves it with `mailwarden customer assign`)")
+    limit = limits.get(user.role)
+    if limit is not None:
+        held = len(session.exec(select(Customer.id).where(Customer.owner_id == user.id)).all())
+        if held >= limit:
+            raise DirectoryError(f"{user.login} holds {held} customers, the most a {user.role} may hold by claiming "
+                                 f"([filing] claim_limits); return one to the pool first")
+    customer.owner_id = user.id
+    customer.return_reminded_at = None
+    session.add(customer)
+    return customer

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, DateTime, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 ROLES = ("sales", "senior", "supervisor", "admin")
+DEFAULT_MAILBOX = 1  # the id of the mailbox ``[upstream]`` names: the company mailbox of every row until told otherwise
 
 
 def utcnow() -> datetime:
@@ -21,6 +22,26 @@ def utcnow() -> datetime:
 
 def _ts(**kw: object) -> object:
     return Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, **kw))
+
+
+def _ts_or_none(**kw: object) -> object:
+    return Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True, **kw))
+
+
+def _mailbox_ref() -> object:
+    """The company mailbox a row belongs to (the default one unless said otherwise)."""
+    return Field(default=DEFAULT_MAILBOX, sa_column=Column(
+        Integer, ForeignKey("mailboxes.id"), nullable=False, server_default=text(str(DEFAULT_MAILBOX))))
+
+
+class Mailbox(SQLModel, table=True):
+    """A company mailbox behind the gateway (``[upstream]`` is the one with id 1, "default")."""
+
+    __tablename__ = "mailboxes"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    address: str = Field(default="", max_length=320)
+    created_at: datetime = _ts()  # type: ignore[assignment]
 
 
 class User(SQLModel, table=True):
@@ -46,6 +67,9 @@ class Customer(SQLModel, table=True):
     owner_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     created_at: datetime = _ts()  # type: ignore[assignment]
     created_by: str | None = Field(default=None, max_length=64)
+    mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
+    # When the owner was told the customer returns to the pool for want of mail (auto-return).
+    return_reminded_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
 
 
 class CustomerDomain(SQLModel, table=True):
@@ -80,6 +104,7 @@ class Message(SQLModel, table=True):
     status_detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts()  # type: ignore[assignment]
     delivered_at: datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True), nullable=True))
+    mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
 
 
 class MessageCustomer(SQLModel, table=True):
@@ -115,6 +140,7 @@ class SpoolItem(SQLModel, table=True):
     next_attempt: datetime = _ts(index=True)  # type: ignore[assignment]
     created_at: datetime = _ts()  # type: ignore[assignment]
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
 
 
 class AuditEvent(SQLModel, table=True):
@@ -132,3 +158,111 @@ class AuditEvent(SQLModel, table=True):
     prev_mac: str = Field(max_length=64)
     mac: str = Field(max_length=64)
 
+
+
+# ---- the store's copy of the company mailbox (the inbound sync) ------------------------------
+
+class Folder(SQLModel, table=True):
+    """A folder of a company mailbox the sync keeps a copy of, and how far it got.
+
+    UIDs below ``uid_next`` (under ``uidvalidity``) are in the store; ``highest_modseq`` is the
+    CONDSTORE mark of the last flag sync (None: the server has no CONDSTORE)."""
+
+    __tablename__ = "folders"
+    __table_args__ = (UniqueConstraint("mailbox_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
+    name: str = Field(max_length=500)  # as the user reads it (decoded from modified UTF-7)
+    role: str = Field(default="other", max_length=16)  # inbox, sent, drafts, trash, junk, archive, all, other
+    uidvalidity: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    uid_next: int = 1
+    highest_modseq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    message_count: int = 0  # EXISTS at the last SELECT
+    synced_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
+    diffed_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
+    state: str = Field(default="active", max_length=16)  # active | gone
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class Mail(SQLModel, table=True):
+    """One message of a company mailbox, in the store (the archive: never deleted by a user).
+
+    ``blob`` is the SHA-256 of its bytes (:mod:`mailwarden.store.blobs`); the same bytes in two
+    folders are one mail with two :class:`MailLocation` rows.  Filing: ``customer_id`` (whose
+    owner, looked up when read, decides whose view it is in: reassigning a customer moves its
+    mail at once), else ``user_id`` (mail for one person: the gateway's notices to an operator,
+    a reply to a thread they began with no customer, round-robin), else the pool.
+    ``filed_by`` says which rule decided."""
+
+    __tablename__ = "mails"
+    __table_args__ = (UniqueConstraint("mailbox_id", "blob"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
+    blob: str = Field(max_length=64)
+    size: int = 0
+    internal_date: datetime = _ts()  # type: ignore[assignment]
+    sent_date: datetime | None = _ts_or_none()  # type: ignore[assignment]
+    message_id: str | None = Field(default=None, max_length=998, index=True)
+    in_reply_to: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    refs: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    thread_id: int | None = Field(default=None, index=True)  # the id of the thread's first mail in the store
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    from_addr: str = Field(default="", max_length=320, index=True)
+    to_addrs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cc_addrs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    direction: str = Field(default="in", max_length=8)  # in | out | notice
+    folder_role: str = Field(default="inbox", max_length=16)
+    customer_id: int | None = Field(default=None, foreign_key="customers.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    filed_by: str = Field(default="pool", max_length=16)
+    filed_at: datetime = _ts()  # type: ignore[assignment]
+    out_message_id: int | None = Field(default=None, foreign_key="messages.id", index=True)
+    facts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # what IMAP FETCH serves (JSON)
+    created_at: datetime = _ts(index=True)  # type: ignore[assignment]
+
+
+class MailLocation(SQLModel, table=True):
+    """Where a mail is (or was) in a folder of the upstream: its UID and flags there."""
+
+    __tablename__ = "mail_locations"
+    __table_args__ = (UniqueConstraint("folder_id", "uidvalidity", "uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mail_id: int = Field(foreign_key="mails.id", index=True)
+    folder_id: int = Field(foreign_key="folders.id", index=True)
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    flags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    modseq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+    gone_at: datetime | None = _ts_or_none()  # type: ignore[assignment]  # expunged upstream (kept here)
+
+
+class MailText(SQLModel, table=True):
+    """The searchable text of a mail (headers and decoded text parts, case-folded), for SEARCH."""
+
+    __tablename__ = "mail_text"
+    mail_id: int = Field(foreign_key="mails.id", primary_key=True)
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class BlobChunk(SQLModel, table=True):
+    """A message's bytes in the database (a PostgreSQL store, shared by several gateways), in
+    pieces; a SQLite store keeps them as files instead."""
+
+    __tablename__ = "blob_chunks"
+    sha256: str = Field(max_length=64, primary_key=True)
+    seq: int = Field(primary_key=True)
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class SyncStatus(SQLModel, table=True):
+    """What each part of the running sync last did (``mailwarden sync status`` reads it)."""
+
+    __tablename__ = "sync_status"
+    __table_args__ = (UniqueConstraint("mailbox_id", "component"),)
+    id: int | None = Field(default=None, primary_key=True)
+    mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
+    component: str = Field(max_length=64)  # "idle INBOX", "worker", "import"
+    state: str = Field(default="", max_length=32)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    last_event_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
+    updated_at: datetime = _ts()  # type: ignore[assignment]

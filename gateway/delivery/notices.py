@@ -2,8 +2,9 @@
 and :func:`spool_head`, the part of a spooled message a bounce quotes.
 
 They are put in the shared mailbox's INBOX, tagged for the operator (keyword
-``$mw_op_<login>`` and ``X-Mailwarden-Operator``), so they reach that
-salesperson's view and nobody else's.
+``$mw_op_<login>`` and ``X-Mailwarden-Operator``) and sealed
+(:func:`~mailwarden.gateway.headers.notice_field`, keyed with the store's key), so that the
+inbound sync files them for that salesperson and nobody else.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import uuid
 from email.utils import format_datetime, localtime, make_msgid
 from pathlib import Path
 
-from mailwarden.gateway.headers import decoded, make_header_value, split_headers
+from mailwarden.gateway.headers import decoded, make_header_value, notice_field, split_headers
 
 
-def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, original: bytes) -> bytes:
+def build_bounce(*, key: bytes, shared: str, operator: str, rcpts: list[str], reason: str, original: bytes,
+                 ref: str = "") -> bytes:
     """A multipart/report (RFC 3464), text in English and Chinese, with the original's headers."""
     domain = shared.rsplit("@", 1)[-1]
     h = split_headers(original)
     subject = decoded(h.get("subject"))[:150]
     reason = reason.replace("\r", " ").replace("\n", " ")
     boundary = f"=_mw_{uuid.uuid4().hex}"
+    message_id = make_msgid(domain=domain)
     listed = "\n".join(f"  {r}" for r in rcpts)
     text = (
         f"Your message could not be delivered to:\n{listed}\n\nReason from the mail server:\n  {reason}\n\n"
@@ -38,9 +41,10 @@ def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, o
         f"To: {shared}\r\n",
         "Subject: " + make_header_value(f"Undelivered Mail Returned to Sender / 退信: {subject}") + "\r\n",
         f"Date: {format_datetime(localtime())}\r\n",
-        f"Message-ID: {make_msgid(domain=domain)}\r\n",
+        f"Message-ID: {message_id}\r\n",
         "Auto-Submitted: auto-replied\r\n",
         f"X-Mailwarden-Operator: {operator}\r\n",
+        notice_field(key=key, kind="bounce", ref=ref, message_id=message_id, operator=operator),
         "MIME-Version: 1.0\r\n",
         f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"\r\n\r\n',
     ])
@@ -58,13 +62,15 @@ def build_bounce(*, shared: str, operator: str, rcpts: list[str], reason: str, o
     return b"".join(parts)
 
 
-def build_notice(*, shared: str, operator: str, subject: str, text: str, original: bytes | None = None,
+def build_notice(*, key: bytes, shared: str, operator: str, subject: str, text: str, original: bytes | None = None,
                  kind: str = "info", ref: str = "") -> bytes:
     """A plain notice (UTF-8 text, base64), naming the original's subject when given.
 
-    ``X-Mailwarden-Notice: <kind>; ref=<ref>`` lets mail filters (and tests) find it.
+    ``X-Mailwarden-Notice: <kind>; ref=<ref>; for=<operator>; seal=…`` lets mail filters (and
+    tests) find it, and the sync file it for the operator only.
     """
     domain = shared.rsplit("@", 1)[-1]
+    message_id = make_msgid(domain=domain)
     body = text
     if original is not None:
         h = split_headers(original)
@@ -75,10 +81,10 @@ def build_notice(*, shared: str, operator: str, subject: str, text: str, origina
         f"To: {shared}\r\n",
         "Subject: " + make_header_value(subject[:200]) + "\r\n",
         f"Date: {format_datetime(localtime())}\r\n",
-        f"Message-ID: {make_msgid(domain=domain)}\r\n",
+        f"Message-ID: {message_id}\r\n",
         "Auto-Submitted: auto-generated\r\n",
         f"X-Mailwarden-Operator: {operator}\r\n",
-        f"X-Mailwarden-Notice: {kind}; ref={ref}\r\n",
+        notice_field(key=key, kind=kind, ref=ref, message_id=message_id, operator=operator),
         "MIME-Version: 1.0\r\n",
         "Content-Type: text/plain; charset=utf-8\r\n",
         "Content-Transfer-Encoding: base64\r\n\r\n",
@@ -86,11 +92,12 @@ def build_notice(*, shared: str, operator: str, subject: str, text: str, origina
     return head.encode("utf-8") + base64.encodebytes(body.encode("utf-8")).replace(b"\n", b"\r\n")
 
 
-def rejected_notice(*, shared: str, operator: str, subject: str, rcpts: list[str], reason: str, ref: str) -> bytes:
+def rejected_notice(*, key: bytes, shared: str, operator: str, subject: str, rcpts: list[str], reason: str,
+                    ref: str) -> bytes:
     """What the operator is told when their held message will not be sent: rejected by a
     supervisor (``mailwarden quarantine reject``) or by nobody deciding in time."""
     to = ", ".join(rcpts)
-    return build_notice(shared=shared, operator=operator, subject=f"Not sent / 未发送: {subject}",
+    return build_notice(key=key, shared=shared, operator=operator, subject=f"Not sent / 未发送: {subject}",
                         text=(f"Your held message to {to} will not be sent.\nReason: {reason}\n\n"
                               f"您发给 {to} 的待审核邮件不会发出。\n原因：{reason}\n"),
                         kind="rejected", ref=ref)

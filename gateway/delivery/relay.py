@@ -187,7 +187,7 @@ class Relay:
                 else:
                     reason = "nobody reviewed it in time / 超时未审核"
                     msg = s.get(Message, item.message_id)
-                    notice = rejected_notice(shared=self.upstream.username, operator=item.operator,
+                    notice = rejected_notice(key=self.store.audit.key, shared=self.upstream.username, operator=item.operator,
                                              subject=msg.subject if msg else "", rcpts=json.loads(item.rcpts),
                                              reason=reason, ref=str(item.message_id))
                     reject(session=s, audit=self.store.audit, spool_dir=self.store.spool_dir,
@@ -310,8 +310,8 @@ class Relay:
     async def _bounce(self, item: DueItem, rcpts: list[str], reason: str, original: bytes, *, partial: bool = False) -> None:
         """Tell the operator: a bounce report in the shared INBOX, tagged for them.
         ``original``: the message's header block at least (see :func:`.notices.spool_head`)."""
-        report = build_bounce(shared=self.upstream.username, operator=item.operator, rcpts=rcpts, reason=reason,
-                              original=original)
+        report = build_bounce(key=self.store.audit.key, shared=self.upstream.username, operator=item.operator,
+                              rcpts=rcpts, reason=reason, original=original, ref=str(item.message_id))
         try:
             await self.imap.append(self.upstream.inbox_folder, report, [], [keyword("op", item.operator), "$mw_bounce"])
         except TemporaryFailure as exc:

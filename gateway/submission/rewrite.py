@@ -7,7 +7,6 @@ original bytes, so a 50 MB message is not copied here.  Pure functions of bytes,
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import hmac
 import re
 from collections.abc import Sequence
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from email.headerregistry import Address
 from functools import lru_cache
 
-from mailwarden.gateway.headers import LOOP_HEADER, header_field, decoded, split_headers
+from mailwarden.gateway.headers import LOOP_HEADER, decoded, header_field, loop_token, split_headers
 
 BLANK_LINE = re.compile(rb"\n\r?\n")  # the end of a line, then an empty one
 # Headers the client may not set: ours (no spoofing of operator or customer),
@@ -30,10 +29,6 @@ class MessageRejected(Exception):
     def __init__(self, smtp_reply: str) -> None:
         super().__init__(smtp_reply)
         self.smtp_reply = smtp_reply
-
-
-def loop_token(key: bytes, message_id: str) -> str:
-    return hmac.new(key, message_id.encode("utf-8", "replace"), hashlib.sha256).hexdigest()[:24]
 
 
 @lru_cache(maxsize=1024)

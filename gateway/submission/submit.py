@@ -278,7 +278,7 @@ class Submitter:
 
     def _write_files(self, ident: Identity, prepared: Prepared) -> Blobs:
         rw, verdict = prepared.rw, prepared.verdict
-        notices = [build_notice(shared=self.upstream.username, operator=ident.login, subject=subj, text=text,
+        notices = [build_notice(key=self.store.audit.key, shared=self.upstream.username, operator=ident.login, subject=subj, text=text,
                                 original=bytes(rw.head), kind=kind, ref=rw.message_id)
                    for kind, subj, text in verdict.notices]
         return write_blobs(self.store.spool_dir, rw.chunks(), notices, verdict.original, sync_dir=False)

@@ -98,7 +98,7 @@ async def test_rejected_mail_is_never_sent_and_the_sender_is_told(gateway):
     assert r.exit_code == 0, r.output
     gateway.gw.relay.wake()
     [notice] = await asyncio.to_thread(gateway.upstream.wait_for, SHARED, 1, timeout=20,
-                                       containing=f"X-Mailwarden-Notice: rejected; ref={msg_id}\r\n".encode())
+                                       containing=f"X-Mailwarden-Notice: rejected; ref={msg_id}; for=".encode())
     text_ = email.message_from_bytes(notice.raw, policy=email.policy.default).get_content()
     assert f"will not be sent.\nReason: no side deals {t}" in text_ and "max@buyer.test" in text_
     with Session(gateway.store.engine) as s:

@@ -18,7 +18,7 @@ def parse(data: bytes) -> email.message.EmailMessage:
 
 
 def test_a_bounce_is_readable_quotes_only_the_headers_and_is_tagged_for_the_operator():
-    data = build_bounce(shared="sales@company.test", operator="zhang", rcpts=["max@buyer.test", "eva@buyer.test"],
+    data = build_bounce(key=b"k" * 32, shared="sales@company.test", operator="zhang", rcpts=["max@buyer.test", "eva@buyer.test"],
                         reason="550 5.1.1 <max@buyer.test>: mailbox\r\nunknown", original=ORIGINAL)
     msg = parse(data)
     assert msg["X-Mailwarden-Operator"] == "zhang" and msg["To"] == "sales@company.test"
@@ -36,7 +36,7 @@ def test_a_bounce_is_readable_quotes_only_the_headers_and_is_tagged_for_the_oper
 
 
 def test_a_bounce_of_something_without_headers_quotes_nothing():
-    data = build_bounce(shared="sales@company.test", operator="li", rcpts=["a@b.test"], reason="x",
+    data = build_bounce(key=b"k" * 32, shared="sales@company.test", operator="li", rcpts=["a@b.test"], reason="x",
                         original=b"no header block at all")
     assert b"no header block" not in data and parse(data)["X-Mailwarden-Operator"] == "li"
 

@@ -1,0 +1,139 @@
+"""Putting fetched messages into the store: bytes to a blob, the header facts and search text
+read, the mail filed, and its place upstream recorded -- a batch in one transaction, with the
+folder's progress mark, so an import killed at any moment starts again where it stopped and
+never stores a message twice (a mail is its bytes: the same bytes found again only gain a
+location).
+
+Runs in a worker thread (it parses and writes); the asyncio side hands it batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from mailwarden.store import StoreHandle
+from mailwarden.store.blobs import name_of
+from mailwarden.store.mails import Filing, add_location, add_mail, find_mail, stale_locations
+from mailwarden.store.models import DEFAULT_MAILBOX, Folder, MailLocation, utcnow
+
+from mailwarden.gateway.sync.filing import FilingPolicy, file_mail
+from mailwarden.gateway.sync.reading import read_mail
+
+log = logging.getLogger(__name__)
+
+Describe = Callable[[bytes], "str | None"]  # a message's bytes -> what IMAP FETCH will serve (JSON)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One message as fetched from a folder upstream."""
+
+    uid: int
+    raw: bytes
+    flags: tuple[str, ...] = ()
+    internal_date: datetime | None = None
+    modseq: int | None = None
+
+
+@dataclass(frozen=True)
+class Imported:
+    uid: int
+    mail_id: int
+    new: bool  # False: the same bytes were in the store already (another folder, an earlier run)
+    filing: Filing | None
+
+
+class Importer:
+    """Stores batches of fetched messages for one company mailbox."""
+
+    def __init__(self, store: StoreHandle, policy: FilingPolicy, *, mailbox_id: int = DEFAULT_MAILBOX,
+                 describe: Describe | None = None) -> None:
+        self.store, self.policy, self.mailbox_id, self.describe = store, policy, mailbox_id, describe
+
+    def store_batch(self, folder_id: int, uidvalidity: int, items: Sequence[Incoming]) -> list[Imported]:
+        """Store ``items`` of the folder (under ``uidvalidity``) and move its progress mark past
+        them, all in one transaction.  Bytes are written (and made durable) before the rows that
+        name them are committed."""
+        if not items:
+            return []
+        names = [name_of(it.raw) for it in items]
+        for it, name in zip(items, names):
+            if not self.store.blobs.exists(name):
+                self.store.blobs.put(it.raw)
+        self.store.blobs.sync()
+        out: list[Imported] = []
+        with self.store.session() as s:
+            folder = s.get(Folder, folder_id)
+            assert folder is not None
+            if folder.uidvalidity != uidvalidity:  # changed under us: the caller re-reads the folder
+                raise RuntimeError(f"folder {folder.name!r} changed UIDVALIDITY during the import")
+            for it, name in zip(items, names):
+                mail = find_mail(session=s, blob=name, mailbox_id=self.mailbox_id)
+                filing = None
+                if mail is None:
+                    new, headers = read_mail(it.raw, internal_date=it.internal_date, folder_role=folder.role,
+                                             facts=self._facts(it.raw))
+                    filing = file_mail(session=s, new=new, headers=headers, policy=self.policy)
+                    if filing.filed_by == "notice":
+                        new.direction = "notice"
+                    elif filing.filed_by == "sent":
+                        new.direction = "out"
+                    mail = add_mail(session=s, new=new, filing=filing, mailbox_id=self.mailbox_id)
+                    s.flush()
+                    created = True
+                else:
+                    created = False
+                assert mail.id is not None
+                add_location(session=s, mail_id=mail.id, folder_id=folder_id, uidvalidity=uidvalidity, uid=it.uid,
+                             flags=it.flags, modseq=it.modseq)
+                out.append(Imported(it.uid, mail.id, created, filing))
+            folder.uid_next = max(folder.uid_next, max(it.uid for it in items) + 1)
+            folder.synced_at = utcnow()
+            s.add(folder)
+        return out
+
+    def _facts(self, raw: bytes) -> str | None:
+        if self.describe is None:
+            return None
+        try:
+            return self.describe(raw)
+        except Exception:  # noqa: BLE001 - the message is stored all the same; the server computes on demand
+            log.exception("cannot describe a %d-byte message for IMAP", len(raw))
+            return None
+
+    def remap(self, folder_id: int, uidvalidity: int, found: dict[int, tuple[str | None, int]]) -> set[int]:
+        """After the folder's UIDVALIDITY changed to ``uidvalidity``: give each mail known under
+        the old one its new UID, matched by Message-ID and size (``found``: new UID ->
+        (Message-ID, size), from the headers alone), so nothing is downloaded again that the store
+        has.  Returns the new UIDs matched; the others are fetched as new (and, being the same
+        bytes, still only gain a location)."""
+        matched: set[int] = set()
+        with self.store.session() as s:
+            folder = s.get(Folder, folder_id)
+            assert folder is not None
+            folder.uidvalidity, folder.uid_next, folder.highest_modseq = uidvalidity, 1, None
+            s.add(folder)
+            s.flush()
+            by_key: dict[tuple[str, int], list[MailLocation]] = {}
+            for loc, mail in stale_locations(session=s, folder=folder):
+                if mail.message_id:
+                    by_key.setdefault((mail.message_id, mail.size), []).append(loc)
+            now = utcnow()
+            for uid in sorted(found):
+                message_id, size = found[uid]
+                olds = by_key.get((message_id or "", size))
+                if not olds:
+                    continue
+                old = olds.pop(0)
+                add_location(session=s, mail_id=old.mail_id, folder_id=folder_id, uidvalidity=uidvalidity, uid=uid,
+                             flags=old.flags.split())
+                matched.add(uid)
+            for loc, _mail in stale_locations(session=s, folder=folder):
+                loc.gone_at = now  # the old UIDs mean nothing any more; the mails stay in the store
+                s.add(loc)
+        log.info("folder %d: UIDVALIDITY is now %d; %d of %d messages matched by Message-ID and size",
+                 folder_id, uidvalidity, len(matched), len(found))
+        return matched

@@ -1,0 +1,102 @@
+"""What the sync reads from a message's bytes before it files and stores it: the header fields
+filing and listings need (addresses from the headers themselves, never a provider's
+ENVELOPE), the thread ids, and the text SEARCH looks in.  Pure functions of bytes.
+
+The text comes from the product's one mail model (:class:`mailwarden.rules.mail.Mail`):
+headers and every decoded text part, case-folded, cut at :data:`TEXT_LIMIT` characters.  A
+message whose text cannot be read in :data:`TEXT_BUDGET_MS` is indexed by its headers only.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import re
+import unicodedata
+from datetime import datetime, timezone
+
+from mailwarden.rules.budget import Deadline, EvaluationTimeout
+from mailwarden.rules.mail import Mail
+from mailwarden.store.blobs import name_of
+from mailwarden.store.mails import NewMail
+
+from mailwarden.gateway.headers import Headers, decoded, split_headers
+
+log = logging.getLogger(__name__)
+
+TEXT_LIMIT = 200_000  # characters of searchable text kept per mail
+TEXT_BUDGET_MS = 2000.0
+_MSGID = re.compile(r"<[^<>\s]{1,900}>")
+
+
+def message_ids(value: str | None) -> list[str]:
+    """The ``<id>`` tokens of a Message-ID, In-Reply-To or References field, in order."""
+    return _MSGID.findall(value or "")
+
+
+def addresses(h: Headers, name: str) -> list[str]:
+    """The addresses of a header field, lower case, as written in the header (groups flattened)."""
+    values = [decoded(v) for v in h.get_all(name)]
+    out = []
+    for _display, addr in email.utils.getaddresses(values):
+        addr = addr.strip().lower()
+        if "@" in addr and addr not in out:
+            out.append(addr)
+    return out
+
+
+def header_date(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        ts = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if ts is None:
+        return None
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
+
+
+def searchable(text: str) -> str:
+    """Text as SEARCH compares it: NFKC (full-width forms become ASCII), case-folded, runs of
+    white space made one space."""
+    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
+
+
+def body_text(raw: bytes) -> str:
+    """The decoded text of every part, as the rules read it (headers not included)."""
+    try:
+        parsed = Mail(raw).segments(is_company_signature=lambda _s: False, deadline=Deadline(TEXT_BUDGET_MS))
+    except EvaluationTimeout:
+        log.info("text of a %d-byte message not indexed: it took longer than %.0f ms", len(raw), TEXT_BUDGET_MS)
+        return ""
+    except Exception as exc:  # noqa: BLE001 - malformed mail is stored and filed all the same
+        log.info("text of a %d-byte message not indexed: %s", len(raw), type(exc).__name__)
+        return ""
+    out, total = [], 0
+    for seg in parsed.segments:
+        out.append(seg.text)
+        total += len(seg.text)
+        if total > TEXT_LIMIT:
+            break
+    return "\n".join(out)
+
+
+def read_mail(raw: bytes, *, internal_date: datetime | None, folder_role: str, facts: str | None = None) -> tuple[NewMail, Headers]:
+    """The :class:`NewMail` of ``raw`` and its parsed header block."""
+    h = split_headers(raw)
+    subject = decoded(h.get("subject"))
+    senders = addresses(h, "from")
+    head = " ".join([subject, *(decoded(v) for n in ("from", "to", "cc") for v in h.get_all(n))])
+    refs = message_ids(h.get("references"))
+    in_reply_to = message_ids(h.get("in-reply-to"))
+    ids = message_ids(h.get("message-id"))
+    new = NewMail(
+        blob=name_of(raw), size=len(raw),
+        internal_date=internal_date or header_date(h.get("date")) or datetime.now(timezone.utc),
+        sent_date=header_date(h.get("date")), message_id=ids[0] if ids else None,
+        in_reply_to=in_reply_to[-1] if in_reply_to else None, refs=refs, subject=subject[:2000],
+        from_addr=senders[0] if senders else "", to_addrs=addresses(h, "to"), cc_addrs=addresses(h, "cc"),
+        direction="out" if folder_role == "sent" else "in", folder_role=folder_role, facts=facts,
+        text=searchable(head + "\n" + body_text(raw))[:TEXT_LIMIT])
+    return new, h
