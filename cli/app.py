@@ -19,6 +19,7 @@ from . import (
     rules_cmd,
     serve_cmd,
     signature_cmd,
+    sync_cmd,
     user_cmd,
 )
 from .common import fail
@@ -53,6 +54,7 @@ app.add_typer(db_cmd.app, name="db")
 app.add_typer(quarantine_cmd.app, name="quarantine")
 app.add_typer(queue_cmd.app, name="queue")
 app.add_typer(mail_cmd.app, name="mail")
+app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(signature_cmd.app, name="signature")
 app.command("serve")(serve_cmd.serve)

@@ -1,5 +1,5 @@
 """``mailwarden serve``: the listeners and the watchers on one event loop; the
-relay in the delivery process (:mod:`.delivery`), or on the same loop."""
+relay and the inbound sync in the delivery process (:mod:`.delivery`), or on the same loop."""
 
 from __future__ import annotations
 
@@ -18,15 +18,16 @@ from sqlmodel import Session
 from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.gateway.config import Config, HostPort
 from mailwarden.gateway.dbwriter import BatchWriter
-from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_relay
+from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_budget, make_relay
 from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
 from mailwarden.gateway.submission.smtp import SubmissionHandler, listen
+from mailwarden.gateway.sync.service import MailboxSync, start_sync
 from mailwarden.gateway.submission.submit import Submitter
 from mailwarden.gateway.tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
-SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth"}
+SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth", "sync", "filing"}
 
 
 class Gateway:
@@ -42,6 +43,8 @@ class Gateway:
         self.registry = SessionRegistry()
         self.auth = Authenticator(store, cfg.auth)
         self.relay: Relay | None = None
+        self.sync: MailboxSync | None = None
+        self._sync_lock: int | None = None
         self.delivery: DeliveryProcess | None = DeliveryProcess(cfg, SECTIONS) if delivery_process else None
         self._delivery_lock: int | None = None
         settings, company = signature_inputs(cfg)
@@ -89,8 +92,11 @@ class Gateway:
             await self.delivery.start()
         else:
             self._delivery_lock = await hold_delivery_lock(self.store.data_dir)
-            self.relay = make_relay(cfg, self.store, self.writer)
+            budget = make_budget(cfg)
+            self.relay = make_relay(cfg, self.store, self.writer, budget)
             await self.relay.start()
+            if cfg.sync is not None:
+                self.sync, self._sync_lock = start_sync(cfg, self.store, budget)
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
 
     def _sweep(self) -> None:
@@ -112,6 +118,11 @@ class Gateway:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.sync is not None:
+            await self.sync.stop()
+        if self._sync_lock is not None:
+            os.close(self._sync_lock)
+            self._sync_lock = None
         if self.relay is not None:
             await self.relay.stop()
         if self.delivery is not None:

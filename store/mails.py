@@ -22,7 +22,7 @@ from sqlmodel import Session, col, select
 
 from .directory import DirectoryError, require_customer, require_user
 from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, MailText, Message, \
-    MessageCustomer, User, utcnow
+    MessageCustomer, SyncStatus, User, utcnow
 
 FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin")
 
@@ -139,6 +139,47 @@ def stale_locations(*, session: Session, folder: Folder) -> Sequence[tuple[MailL
     return session.exec(select(MailLocation, Mail).join(Mail, col(Mail.id) == MailLocation.mail_id).where(
         MailLocation.folder_id == folder.id, MailLocation.uidvalidity != folder.uidvalidity,
         col(MailLocation.gone_at).is_(None))).all()
+
+
+def mark_gone(*, session: Session, locations: Sequence[MailLocation]) -> None:
+    """The messages at these locations were removed upstream; the mails stay in the store."""
+    now = utcnow()
+    for loc in locations:
+        loc.gone_at = now
+        session.add(loc)
+
+
+def update_flags(*, session: Session, here: dict[int, MailLocation],
+                 flags: dict[int, tuple[tuple[str, ...], int | None]]) -> int:
+    """Record the upstream flags (and modseq) of each UID in ``flags``; returns how many changed."""
+    changed = 0
+    for uid, (names, modseq) in flags.items():
+        loc = here.get(uid)
+        text = " ".join(names)
+        if loc is not None and (loc.flags != text or (modseq is not None and loc.modseq != modseq)):
+            loc.flags, loc.modseq = text, modseq
+            session.add(loc)
+            changed += 1
+    return changed
+
+
+# ---- the running sync's own account of itself ------------------------------------------------
+
+def set_sync_status(*, session: Session, component: str, state: str, detail: str = "", event: bool = False,
+                    mailbox_id: int = DEFAULT_MAILBOX) -> None:
+    row = session.exec(select(SyncStatus).where(SyncStatus.mailbox_id == mailbox_id,
+                                                SyncStatus.component == component)).first()
+    if row is None:
+        row = SyncStatus(mailbox_id=mailbox_id, component=component)
+    now = utcnow()
+    row.state, row.detail, row.updated_at = state, detail[:2000], now
+    if event:
+        row.last_event_at = now
+    session.add(row)
+
+
+def sync_status(*, session: Session, mailbox_id: int = DEFAULT_MAILBOX) -> Sequence[SyncStatus]:
+    return session.exec(select(SyncStatus).where(SyncStatus.mailbox_id == mailbox_id).order_by(SyncStatus.component)).all()
 
 
 # ---- threads ---------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The delivery process: the relay (:mod:`.relay`) in a process of its own.
+"""The delivery process: the relay (:mod:`.relay`), and the inbound sync beside it
+(:mod:`mailwarden.gateway.sync`, sharing its connection budget), in a process of its own.
 
 ``serve`` accepts mail in one process and delivers it from another, as Postfix
 splits smtpd from its queue manager.  The deliverer runs at a lower CPU priority
@@ -39,6 +40,8 @@ from mailwarden.gateway.config import Config, config_from_dict
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.engines import quarantine_expiry
 from mailwarden.gateway.delivery.relay import Relay, upstream_budget
+from mailwarden.gateway.sync.service import start_sync
+from mailwarden.gateway.upstream.budget import ConnectionBudget
 
 log = logging.getLogger(__name__)
 LOCK_NAME = "delivery.lock"
@@ -69,13 +72,19 @@ async def hold_delivery_lock(data_dir: Path, poll: float = 0.25) -> int:
         raise
 
 
-def make_relay(cfg: Config, store: StoreHandle, writer: BatchWriter) -> Relay:
+def make_relay(cfg: Config, store: StoreHandle, writer: BatchWriter, budget: ConnectionBudget | None = None) -> Relay:
+    """The relay; ``budget``: the connections it shares with the inbound sync (see :func:`make_budget`)."""
     assert cfg.upstream and cfg.outbound
     held_timeout, held_action = quarantine_expiry(cfg)
-    # One budget for everything in this process that talks to the company mailbox.
-    budget = upstream_budget(cfg.upstream, cfg.outbound)
+    budget = budget or make_budget(cfg)
     return Relay(store=store, upstream=cfg.upstream, outbound=cfg.outbound, writer=writer,
                  held_timeout=held_timeout, held_timeout_action=held_action, budget=budget)
+
+
+def make_budget(cfg: Config) -> ConnectionBudget:
+    """One budget for everything in this process that talks to the company mailbox."""
+    assert cfg.upstream and cfg.outbound
+    return upstream_budget(cfg.upstream, cfg.outbound)
 
 
 class DeliveryProcess:
@@ -208,12 +217,19 @@ async def _deliver(cfg: Config, store: StoreHandle, fd: int) -> None:
     # Nobody waits on these commits but the deliverer itself: let records gather for a moment.
     writer = BatchWriter(store.engine, before_commit=before_commit, linger=WRITER_LINGER)
     writer.start()
+    sync, sync_lock = None, None
     try:
-        relay = make_relay(cfg, store, writer)
+        budget = make_budget(cfg)
+        relay = make_relay(cfg, store, writer, budget)
         await relay.start()
+        sync, sync_lock = start_sync(cfg, store, budget)
         await stop.wait()
         log.info("delivery process stopping")
+        if sync is not None:
+            await sync.stop()
         await relay.stop(STOP_GRACE)
     finally:
         await writer.stop()
+        if sync_lock is not None:
+            os.close(sync_lock)
         os.close(lock_fd)

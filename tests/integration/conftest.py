@@ -27,20 +27,23 @@ PASSWORDS = {"zhang": "zhang-password", "li": "li-password-1"}
 
 
 def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, rules: dict | None = None,  # type: ignore[no-untyped-def]
-                   **outbound) -> Config:
-    (tmp_path / "upstream.password").write_text(upstream.password_for(SHARED) + "\n")
+                   sync: dict | None = None, address: str = SHARED, **outbound) -> Config:
+    """``sync``: the ``[sync]`` table; off unless given (the shared upstream's INBOX holds every
+    test's mail: the sync is tried on upstreams of its own, see tests/integration/test_sync.py)."""
+    (tmp_path / "upstream.password").write_text(upstream.password_for(address) + "\n")
     raw = {
         "company": {"name": "Bright Lighting", "domains": ["company.test"],
                     "official_phones": ["+86 574 8888 0000"], "official_handles": ["wechat:BrightLightingCN"]},
         "upstream": {"imap": f"localhost:{upstream.imaps_port}", "imap_tls": "implicit",
                      "smtp": f"localhost:{smtp_port or upstream.submission_port}",
                      "smtp_tls": "starttls" if smtp_port is None else "none",
-                     "username": SHARED, "password_file": "upstream.password", "ca_file": str(upstream.ca_file)},
+                     "username": address, "password_file": "upstream.password", "ca_file": str(upstream.ca_file)},
         "listen": {"smtp": "127.0.0.1:0", "smtps": "127.0.0.1:0", "hostname": "localhost"},
         "store": {"data_dir": "data"},
         "outbound": {"retry_initial": "0.5s", **outbound},
         "auth": {"base_delay": "0.05s", "max_delay": "0.4s", "max_failures": 6, "lockout": "60s"},
         "rules": rules or {},
+        "sync": sync if sync is not None else {"enabled": False},
     }
     return config_from_dict(raw, tmp_path / "mailwarden.toml", SECTIONS)
 
