@@ -21,6 +21,7 @@ from sqlalchemy import and_, func, or_
 from sqlmodel import Session, col, select
 
 from .directory import DirectoryError, require_customer, require_user
+from .rawsql import raw
 from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, MailText, Message, \
     MessageCustomer, SyncStatus, User, utcnow
 
@@ -95,35 +96,62 @@ def find_mail(*, session: Session, blob: str, mailbox_id: int = DEFAULT_MAILBOX)
     return session.exec(select(Mail).where(Mail.mailbox_id == mailbox_id, Mail.blob == blob)).first()
 
 
-def add_mail(*, session: Session, new: NewMail, filing: Filing, mailbox_id: int = DEFAULT_MAILBOX) -> Mail:
-    """A new mail row (and its search text), filed; the caller checked :func:`find_mail` first."""
+_INSERT_MAIL = (
+    "INSERT INTO mails (mailbox_id, blob, size, internal_date, sent_date, message_id, in_reply_to, refs, thread_id, "
+    "subject, from_addr, to_addrs, cc_addrs, direction, folder_role, customer_id, user_id, filed_by, filed_at, "
+    "out_message_id, facts, created_at) VALUES (:mailbox_id, :blob, :size, :internal_date, :sent_date, :message_id, "
+    ":in_reply_to, :refs, :thread_id, :subject, :from_addr, :to_addrs, :cc_addrs, :direction, :folder_role, "
+    ":customer_id, :user_id, :filed_by, :now, :out_message_id, :facts, :now)")
+_INSERT_LOCATION = (
+    "INSERT INTO mail_locations (mail_id, folder_id, uidvalidity, uid, flags, modseq) "
+    "VALUES (:mail_id, :folder_id, :uidvalidity, :uid, :flags, :modseq) "
+    "ON CONFLICT (folder_id, uidvalidity, uid) DO NOTHING")
+
+
+def insert_mail(*, session: Session, new: NewMail, filing: Filing, mailbox_id: int = DEFAULT_MAILBOX) -> int:
+    """A new mail row (and its search text), filed; returns its id.  The caller checked that the
+    store has no mail of these bytes yet (:func:`known_blobs`).  Plain SQL: an import writes
+    thousands of these."""
     if filing.filed_by not in FILED_BY:
         raise ValueError(f"filed_by {filing.filed_by!r}")
-    mail = Mail(mailbox_id=mailbox_id, blob=new.blob, size=new.size, internal_date=new.internal_date,
-                sent_date=new.sent_date, message_id=(new.message_id or None) and new.message_id[:998],
-                in_reply_to=new.in_reply_to, refs=" ".join(new.refs) or None, subject=new.subject,
-                from_addr=new.from_addr[:320], to_addrs=", ".join(new.to_addrs), cc_addrs=", ".join(new.cc_addrs),
-                direction=new.direction, folder_role=new.folder_role, customer_id=filing.customer_id,
-                user_id=filing.user_id, filed_by=filing.filed_by, thread_id=filing.thread_id,
-                out_message_id=filing.out_message_id, facts=new.facts)
-    session.add(mail)
-    session.flush()
-    if mail.thread_id is None:
-        mail.thread_id = mail.id
-    session.add(MailText(mail_id=mail.id, body=new.text))  # type: ignore[arg-type]
+    r = raw(session)
+    mail_id = r.insert(_INSERT_MAIL, {
+        "mailbox_id": mailbox_id, "blob": new.blob, "size": new.size, "internal_date": new.internal_date,
+        "sent_date": new.sent_date, "message_id": new.message_id[:998] if new.message_id else None,
+        "in_reply_to": new.in_reply_to, "refs": " ".join(new.refs) or None, "thread_id": filing.thread_id,
+        "subject": new.subject, "from_addr": new.from_addr[:320], "to_addrs": ", ".join(new.to_addrs),
+        "cc_addrs": ", ".join(new.cc_addrs), "direction": new.direction, "folder_role": new.folder_role,
+        "customer_id": filing.customer_id, "user_id": filing.user_id, "filed_by": filing.filed_by, "now": utcnow(),
+        "out_message_id": filing.out_message_id, "facts": new.facts})
+    if filing.thread_id is None:  # the first of its thread
+        r.execute("UPDATE mails SET thread_id = :id WHERE id = :id", {"id": mail_id})
+    r.execute("INSERT INTO mail_text (mail_id, body) VALUES (:id, :body)", {"id": mail_id, "body": new.text})
+    return mail_id
+
+
+def add_mail(*, session: Session, new: NewMail, filing: Filing, mailbox_id: int = DEFAULT_MAILBOX) -> Mail:
+    """:func:`insert_mail`, returning the row."""
+    mail = session.get(Mail, insert_mail(session=session, new=new, filing=filing, mailbox_id=mailbox_id))
+    assert mail is not None
     return mail
+
+
+def known_blobs(*, session: Session, names: Sequence[str], mailbox_id: int = DEFAULT_MAILBOX) -> dict[str, int]:
+    """Which of these blobs are mails of the mailbox already: name -> mail id."""
+    out: dict[str, int] = {}
+    for i in range(0, len(names), 500):
+        chunk = list(names[i:i + 500])
+        out.update(session.exec(select(Mail.blob, Mail.id).where(Mail.mailbox_id == mailbox_id,
+                                                                 col(Mail.blob).in_(chunk))).all())  # type: ignore[arg-type]
+    return out
 
 
 def add_location(*, session: Session, mail_id: int, folder_id: int, uidvalidity: int, uid: int,
                  flags: Sequence[str] = (), modseq: int | None = None) -> bool:
     """Record that ``mail_id`` is at ``uid`` of the folder; False when that was known already."""
-    known = session.exec(select(MailLocation).where(
-        MailLocation.folder_id == folder_id, MailLocation.uidvalidity == uidvalidity, MailLocation.uid == uid)).first()
-    if known is not None:
-        return False
-    session.add(MailLocation(mail_id=mail_id, folder_id=folder_id, uidvalidity=uidvalidity, uid=uid,
-                             flags=" ".join(flags), modseq=modseq))
-    return True
+    cur = raw(session).execute(_INSERT_LOCATION, {"mail_id": mail_id, "folder_id": folder_id, "uidvalidity": uidvalidity,
+                                                  "uid": uid, "flags": " ".join(flags), "modseq": modseq})
+    return bool(cur.rowcount)
 
 
 def locations(*, session: Session, folder: Folder) -> dict[int, MailLocation]:

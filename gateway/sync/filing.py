@@ -26,9 +26,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mailwarden.store.directory import resolve_recipient
+from mailwarden.store.directory import AddressBook
 from mailwarden.store.mails import Filing, NewMail, first_customer, sent_message, thread_of
-from mailwarden.store.models import Contact, Customer, Mail, User
+from mailwarden.store.models import Customer, Mail, User
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -62,8 +62,11 @@ def went_through_gateway(h: Headers, key: bytes) -> bool:
     return False
 
 
-def file_mail(*, session: Session, new: NewMail, headers: Headers, policy: FilingPolicy) -> Filing:
-    """Whose ``new`` is (see the module's documentation)."""
+def file_mail(*, session: Session, new: NewMail, headers: Headers, policy: FilingPolicy,
+              book: AddressBook | None = None) -> Filing:
+    """Whose ``new`` is (see the module's documentation).  ``book``: the directory's addresses,
+    read once for a batch (read here when not given)."""
+    book = book or AddressBook(session)
     notice = sealed_notice(headers, policy.key)
     if notice is not None:
         user = session.exec(select(User).where(User.login == notice[1])).first()
@@ -78,17 +81,17 @@ def file_mail(*, session: Session, new: NewMail, headers: Headers, policy: Filin
     ours = _is_company(new.from_addr, policy)
     parties = [a for a in (new.to_addrs + new.cc_addrs) if not _is_company(a, policy)] if ours else [new.from_addr]
     for address in parties:
-        contact = session.exec(select(Contact).where(Contact.email == address)).first()
-        if contact is not None:
-            return Filing("contact", customer_id=contact.customer_id, thread_id=_thread(session, thread_ids))
+        cid = book.contact(address)
+        if cid is not None:
+            return Filing("contact", customer_id=cid, thread_id=_thread(session, thread_ids))
     hit = thread_of(session=session, ids=thread_ids) if thread_ids else None
     if hit is not None:
         return Filing("thread", customer_id=hit.customer_id, user_id=None if hit.customer_id else hit.user_id,
                       thread_id=hit.thread_id)
     for address in parties:
-        customer = resolve_recipient(session=session, address=address, freemail=tuple(policy.freemail))
-        if customer is not None:
-            return Filing("domain", customer_id=customer.id)
+        cid = book.domain(address, policy.freemail)
+        if cid is not None:
+            return Filing("domain", customer_id=cid)
     if policy.unknown == "round-robin" and not ours:
         turn = next_on_duty(session=session, on_duty=policy.on_duty)
         if turn is not None:

@@ -16,7 +16,8 @@ from datetime import datetime
 
 from mailwarden.store import StoreHandle
 from mailwarden.store.blobs import name_of
-from mailwarden.store.mails import Filing, add_location, add_mail, find_mail, stale_locations
+from mailwarden.store.directory import AddressBook
+from mailwarden.store.mails import Filing, add_location, insert_mail, known_blobs, stale_locations
 from mailwarden.store.models import DEFAULT_MAILBOX, Folder, MailLocation, utcnow
 
 from mailwarden.gateway.sync.filing import FilingPolicy, file_mail
@@ -61,8 +62,7 @@ class Importer:
             return []
         names = [name_of(it.raw) for it in items]
         for it, name in zip(items, names):
-            if not self.store.blobs.exists(name):
-                self.store.blobs.put(it.raw)
+            self.store.blobs.put(it.raw, name)
         self.store.blobs.sync()
         out: list[Imported] = []
         with self.store.session() as s:
@@ -70,26 +70,23 @@ class Importer:
             assert folder is not None
             if folder.uidvalidity != uidvalidity:  # changed under us: the caller re-reads the folder
                 raise RuntimeError(f"folder {folder.name!r} changed UIDVALIDITY during the import")
+            known = known_blobs(session=s, names=names, mailbox_id=self.mailbox_id)
+            book = AddressBook(s)
             for it, name in zip(items, names):
-                mail = find_mail(session=s, blob=name, mailbox_id=self.mailbox_id)
+                mail_id = known.get(name)
                 filing = None
-                if mail is None:
+                if mail_id is None:
                     new, headers = read_mail(it.raw, internal_date=it.internal_date, folder_role=folder.role,
-                                             facts=self._facts(it.raw))
-                    filing = file_mail(session=s, new=new, headers=headers, policy=self.policy)
+                                             facts=self._facts(it.raw), blob=name)
+                    filing = file_mail(session=s, new=new, headers=headers, policy=self.policy, book=book)
                     if filing.filed_by == "notice":
                         new.direction = "notice"
                     elif filing.filed_by == "sent":
                         new.direction = "out"
-                    mail = add_mail(session=s, new=new, filing=filing, mailbox_id=self.mailbox_id)
-                    s.flush()
-                    created = True
-                else:
-                    created = False
-                assert mail.id is not None
-                add_location(session=s, mail_id=mail.id, folder_id=folder_id, uidvalidity=uidvalidity, uid=it.uid,
+                    mail_id = known[name] = insert_mail(session=s, new=new, filing=filing, mailbox_id=self.mailbox_id)
+                add_location(session=s, mail_id=mail_id, folder_id=folder_id, uidvalidity=uidvalidity, uid=it.uid,
                              flags=it.flags, modseq=it.modseq)
-                out.append(Imported(it.uid, mail.id, created, filing))
+                out.append(Imported(it.uid, mail_id, filing is not None, filing))
             folder.uid_next = max(folder.uid_next, max(it.uid for it in items) + 1)
             folder.synced_at = utcnow()
             s.add(folder)

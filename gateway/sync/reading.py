@@ -2,9 +2,10 @@
 filing and listings need (addresses from the headers themselves, never a provider's
 ENVELOPE), the thread ids, and the text SEARCH looks in.  Pure functions of bytes.
 
-The text comes from the product's one mail model (:class:`mailwarden.rules.mail.Mail`):
-headers and every decoded text part, case-folded, cut at :data:`TEXT_LIMIT` characters.  A
-message whose text cannot be read in :data:`TEXT_BUDGET_MS` is indexed by its headers only.
+The text comes from the product's one mail model (:class:`mailwarden.rules.mail.Mail`): its
+byte-offset structure, and of it the text parts only (plain and HTML, in their charsets), so
+attachments are never opened on import; headers and text are case-folded and cut at
+:data:`TEXT_LIMIT` characters.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import re
 import unicodedata
 from datetime import datetime, timezone
 
-from mailwarden.rules.budget import Deadline, EvaluationTimeout
 from mailwarden.rules.mail import Mail
+from mailwarden.rules.mail.charset import decode_bytes
+from mailwarden.rules.mail.htmltext import html_to_text
+from mailwarden.rules.mail.structure import decode_body
 from mailwarden.store.blobs import name_of
 from mailwarden.store.mails import NewMail
 
@@ -25,7 +28,6 @@ from mailwarden.gateway.headers import Headers, decoded, split_headers
 log = logging.getLogger(__name__)
 
 TEXT_LIMIT = 200_000  # characters of searchable text kept per mail
-TEXT_BUDGET_MS = 2000.0
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 
 
@@ -64,26 +66,31 @@ def searchable(text: str) -> str:
 
 
 def body_text(raw: bytes) -> str:
-    """The decoded text of every part, as the rules read it (headers not included)."""
+    """The decoded text of the message's text parts (not attachments), up to about
+    :data:`TEXT_LIMIT` characters; nothing for a message whose structure cannot be read."""
     try:
-        parsed = Mail(raw).segments(is_company_signature=lambda _s: False, deadline=Deadline(TEXT_BUDGET_MS))
-    except EvaluationTimeout:
-        log.info("text of a %d-byte message not indexed: it took longer than %.0f ms", len(raw), TEXT_BUDGET_MS)
-        return ""
+        parts = Mail(raw).structure.walk()
     except Exception as exc:  # noqa: BLE001 - malformed mail is stored and filed all the same
         log.info("text of a %d-byte message not indexed: %s", len(raw), type(exc).__name__)
         return ""
     out, total = [], 0
-    for seg in parsed.segments:
-        out.append(seg.text)
-        total += len(seg.text)
+    for part in parts:
+        if part.maintype != "text" or part.disposition == "attachment" or part.ctype not in ("text/plain", "text/html"):
+            continue
+        text, _ok = decode_bytes(decode_body(raw, part)[:TEXT_LIMIT * 4], part.param("charset"))
+        if part.ctype == "text/html":
+            text = html_to_text(text)
+        out.append(text)
+        total += len(text)
         if total > TEXT_LIMIT:
             break
     return "\n".join(out)
 
 
-def read_mail(raw: bytes, *, internal_date: datetime | None, folder_role: str, facts: str | None = None) -> tuple[NewMail, Headers]:
-    """The :class:`NewMail` of ``raw`` and its parsed header block."""
+def read_mail(raw: bytes, *, internal_date: datetime | None, folder_role: str, facts: str | None = None,
+              blob: str | None = None) -> tuple[NewMail, Headers]:
+    """The :class:`NewMail` of ``raw`` and its parsed header block (``blob``: the name of
+    ``raw``, when the caller has it)."""
     h = split_headers(raw)
     subject = decoded(h.get("subject"))
     senders = addresses(h, "from")
@@ -92,7 +99,7 @@ def read_mail(raw: bytes, *, internal_date: datetime | None, folder_role: str, f
     in_reply_to = message_ids(h.get("in-reply-to"))
     ids = message_ids(h.get("message-id"))
     new = NewMail(
-        blob=name_of(raw), size=len(raw),
+        blob=blob or name_of(raw), size=len(raw),
         internal_date=internal_date or header_date(h.get("date")) or datetime.now(timezone.utc),
         sent_date=header_date(h.get("date")), message_id=ids[0] if ids else None,
         in_reply_to=in_reply_to[-1] if in_reply_to else None, refs=refs, subject=subject[:2000],
