@@ -34,9 +34,11 @@ from mailwarden.store.mails import ensure_folder, locations, mark_gone, set_sync
 from mailwarden.store.models import DEFAULT_MAILBOX, Folder, utcnow
 
 from mailwarden.gateway.config import Config, Sync, Upstream
+from mailwarden.gateway.config import Filing as FilingConfig
 from mailwarden.gateway.sync.filing import FilingPolicy
 from mailwarden.gateway.sync.folders import find_role
 from mailwarden.gateway.sync.importer import Describe, Importer, Incoming
+from mailwarden.gateway.sync.pool import return_idle_customers
 from mailwarden.gateway.sync.upstream import Backoff, MailboxConnection
 from mailwarden.gateway.upstream.budget import ConnectionBudget
 from mailwarden.gateway.upstream.smtp import upstream_tls
@@ -48,6 +50,7 @@ LOCK_NAME = "sync.lock"
 IDLE_RENEW = 25 * 60.0  # seconds: servers may end an IDLE after 30 minutes (RFC 2177)
 BATCH_BYTES = 8 * 1024 * 1024  # bytes of messages stored in one transaction
 BATCH_COUNT = 200
+POOL_ROUND = 6 * 3600.0  # seconds between looks for customers to return to the pool
 
 
 @dataclass
@@ -87,8 +90,11 @@ class MailboxSync:
     """Keeps the store's copy of one company mailbox current (see the module documentation)."""
 
     def __init__(self, store: StoreHandle, upstream: Upstream, sync: Sync, policy: FilingPolicy,
-                 budget: ConnectionBudget, *, describe: Describe | None = None, mailbox_id: int = DEFAULT_MAILBOX) -> None:
+                 budget: ConnectionBudget, *, describe: Describe | None = None, mailbox_id: int = DEFAULT_MAILBOX,
+                 filing: FilingConfig | None = None) -> None:
         self.store, self.upstream, self.cfg, self.budget = store, upstream, sync, budget
+        self.filing = filing
+        self._next_pool = 0.0
         self.mailbox_id = mailbox_id
         self.importer = Importer(store, policy, mailbox_id=mailbox_id, describe=describe)
         self.pacer = DownloadPacer(sync.daily_download_mb)
@@ -139,6 +145,7 @@ class MailboxSync:
                 while True:
                     await self.catch_up(conn)
                     backoff.reset()
+                    await self._pool_round()
                     await self._status(name, "idle" if self.cfg.idle and conn.has_idle else "polling", event=True)
                     self._news.clear()
                     try:
@@ -158,6 +165,16 @@ class MailboxSync:
             finally:
                 await conn.close()
             await asyncio.sleep(delay)
+
+    async def _pool_round(self) -> None:
+        """Now and then: customers nobody wrote to for ``[filing] return_after_days`` go back to the pool."""
+        if self.filing is None or not self.filing.return_after_days or time.monotonic() < self._next_pool:
+            return
+        self._next_pool = time.monotonic() + POOL_ROUND
+        try:
+            await asyncio.to_thread(return_idle_customers, self.store, self.filing, shared=self.upstream.username)
+        except Exception:  # noqa: BLE001 - the sync goes on; the next round tries again
+            log.exception("cannot return idle customers to the pool")
 
     async def folders(self, conn: MailboxConnection) -> list[Folder]:
         """The folders to keep: INBOX, Sent and ``[sync] folders``, as store rows."""
@@ -346,7 +363,7 @@ def make_sync(cfg: Config, store: StoreHandle, budget: ConnectionBudget) -> Mail
     policy = FilingPolicy(key=store.audit.key, company_domains=cfg.company.domains,
                           freemail=frozenset(freemail_domains(cfg)), unknown=cfg.filing.unknown,
                           on_duty=cfg.filing.on_duty)
-    return MailboxSync(store, cfg.upstream, cfg.sync, policy, budget, describe=describe_for_imap())
+    return MailboxSync(store, cfg.upstream, cfg.sync, policy, budget, describe=describe_for_imap(), filing=cfg.filing)
 
 
 def describe_for_imap() -> Describe | None:
