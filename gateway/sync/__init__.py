@@ -2,5 +2,6 @@
 number of upstream IMAP connections (one IDLE on INBOX, one worker by default).
 
 :mod:`.upstream` is its side of the company mailbox (:class:`~.upstream.MailboxConnection`:
-folders, folder state, new messages, flags, IDLE); :mod:`.folders` what each folder is for.
+folders, a folder's state, new messages, flags and UIDs, IDLE), with the values it returns and
+the pure reading behind them in :mod:`.upstreamdata`; :mod:`.folders` says what each folder is for.
 """

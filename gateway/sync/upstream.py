@@ -17,6 +17,10 @@ A connection that drops, garbles or times out in the middle of a command raises
 :exc:`~mailwarden.gateway.upstream.source.TemporaryFailure` and is closed, its lease given
 back: the caller connects again after a pause (:class:`Backoff`).  A NO or BAD answer raises
 :exc:`~mailwarden.gateway.upstream.imap.Refused` and leaves the connection open.
+
+What it returns (:class:`~.upstreamdata.FolderState`, :class:`~.upstreamdata.Fetched`) and the
+pure helpers (:func:`~.upstreamdata.uid_set`, :func:`~.upstreamdata.plan_batches`,
+:class:`~.upstreamdata.Backoff`) are in :mod:`.upstreamdata`.
 """
 
 from __future__ import annotations
@@ -27,27 +31,27 @@ import email.policy
 import importlib.metadata
 import logging
 import ssl
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
 
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.sync.folders import Folder, folders_from
+from mailwarden.gateway.sync.upstreamdata import (
+    MAX_BATCH, Fetched, FolderState, flags_of, folder_state, internal_date, modseq_of, numbers, plan_batches, uid_set)
 from mailwarden.gateway.upstream.budget import ConnectionBudget, Lease
 from mailwarden.gateway.upstream.imap import CONNECT_TIMEOUT, Refused, login
 from mailwarden.gateway.upstream.imapclient import IMAPClient, Reply
 from mailwarden.gateway.upstream.imapresponse import MAX_LITERAL
 from mailwarden.gateway.upstream.imapwire import (
-    Argument, Continuation, ESearch, Exists, Expunge, Fetch, Flags, ListItem, Raw, Search, Status, Untagged, Value,
-    Vanished, encode_mailbox, parse_set)
+    Argument, Continuation, ESearch, Exists, Expunge, Fetch, ListItem, Raw, Search, Status, Untagged, Vanished,
+    encode_mailbox, parse_set)
 from mailwarden.gateway.upstream.source import TemporaryFailure
 
-__all__ = ["Backoff", "Fetched", "FolderState", "MailboxConnection", "plan_batches", "uid_set"]
+__all__ = ["MailboxConnection"]
 
 log = logging.getLogger(__name__)
 
 MAX_BYTES = 16 * 1024 * 1024  # message bytes fetch_new holds at once, about
-MAX_BATCH = 500  # UIDs in one command: a set of scattered UIDs stays well within a server's line limit
 IDLE_REISSUE = 25 * 60.0  # seconds: RFC 2177 lets a server drop an IDLE after 30 minutes
 IDLE_SETTLE = 0.1  # seconds to gather what comes together (EXISTS, RECENT, FETCH) before returning
 _FETCH_ITEMS = "UID FLAGS INTERNALDATE RFC822.SIZE"
@@ -58,134 +62,6 @@ def _version() -> str:
         return importlib.metadata.version("mailwarden")
     except importlib.metadata.PackageNotFoundError:
         return "unknown"
-
-
-@dataclass(frozen=True)
-class FolderState:
-    """What EXAMINE told about a folder.  ``uidvalidity_changed``: its UIDVALIDITY is not the
-    one the caller knew (or this connection saw last): every UID known for it is void.
-    ``vanished`` and ``changed`` come only with QRESYNC and a known (uidvalidity, modseq): UIDs
-    expunged since (inclusive ranges) and ``uid -> (flags, modseq)`` changed since."""
-
-    name: str
-    wire: str  # the name as SELECT wants it
-    uidvalidity: int
-    uidnext: int | None
-    exists: int
-    highestmodseq: int | None  # None: no CONDSTORE on this server (or NOMODSEQ on this folder)
-    permanentflags: tuple[str, ...]  # an EXAMINEd folder reports none: nothing may be changed
-    flags: tuple[str, ...]
-    uidvalidity_changed: bool = False
-    vanished: tuple[tuple[int, int], ...] = ()
-    changed: Mapping[int, tuple[tuple[str, ...], int | None]] = field(default_factory=dict)
-
-    @property
-    def keywords_allowed(self) -> bool:
-        return "\\*" in self.permanentflags
-
-
-@dataclass(frozen=True)
-class Fetched:
-    """One new message: its bytes exactly as the server holds them, or none when it is larger
-    than a response may carry (``too_large``: report it, do not fetch it)."""
-
-    uid: int
-    size: int
-    flags: tuple[str, ...]
-    internal_date: datetime | None
-    body: bytes | None
-    modseq: int | None = None
-
-    @property
-    def too_large(self) -> bool:
-        return self.body is None
-
-
-def uid_set(uids: Iterable[int]) -> str:
-    """``1:5,7,9:12``: the UIDs ascending, each once, runs compressed (QQ Mail and Exmail
-    refuse any other order)."""
-    ordered = sorted(set(uids))
-    if not ordered:
-        raise ValueError("an IMAP set needs at least one number")
-    if ordered[0] < 1:
-        raise ValueError(f"IMAP numbers start at 1, not {ordered[0]}")
-    parts: list[str] = []
-    start = prev = ordered[0]
-    for n in ordered[1:] + [0]:
-        if n == prev + 1:
-            prev = n
-            continue
-        parts.append(str(start) if start == prev else f"{start}:{prev}")
-        start = prev = n
-    return ",".join(parts)
-
-
-def plan_batches(sizes: Iterable[tuple[int, int]], max_bytes: int, max_message: int = MAX_LITERAL,
-                 max_count: int = MAX_BATCH) -> list[tuple[list[int], bool]]:
-    """``(uid, size)`` pairs, ascending, in groups to fetch together: ``(uids, too_large)``.
-    Small messages go several to a group up to ``max_bytes`` (and ``max_count``), one at least
-    its size goes alone, and one over ``max_message`` alone with ``too_large``."""
-    batches: list[tuple[list[int], bool]] = []
-    group: list[int] = []
-    held = 0
-    for uid, size in sizes:
-        if size > max_message or size >= max_bytes:
-            if group:
-                batches.append((group, False))
-                group, held = [], 0
-            batches.append(([uid], size > max_message))
-            continue
-        if group and (held + size > max_bytes or len(group) >= max_count):
-            batches.append((group, False))
-            group, held = [], 0
-        group.append(uid)
-        held += size
-    if group:
-        batches.append((group, False))
-    return batches
-
-
-class Backoff:
-    """Pauses between reconnects: ``initial`` seconds, doubling up to ``maximum``, back to
-    ``initial`` after :meth:`reset` (a success)."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 300.0) -> None:
-        self.initial, self.maximum = initial, maximum
-        self._next = initial
-
-    def next(self) -> float:
-        """The pause to make now; the one after it is twice as long."""
-        delay, self._next = self._next, min(self._next * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._next = self.initial
-
-    async def wait(self) -> None:
-        await asyncio.sleep(self.next())
-
-
-def internal_date(value: Value) -> datetime | None:
-    """``"17-Jul-1996 02:44:25 -0700"`` (RFC 3501 date-time); None when unreadable."""
-    text = value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
-    try:
-        return datetime.strptime(text.strip(), "%d-%b-%Y %H:%M:%S %z")
-    except ValueError:
-        return None
-
-
-def _flags(value: Value) -> tuple[str, ...]:
-    return tuple(str(f) for f in value) if isinstance(value, tuple) else ()
-
-
-def _modseq(value: Value) -> int | None:
-    if isinstance(value, tuple) and value and isinstance(value[0], int):
-        return value[0]
-    return value if isinstance(value, int) else None
-
-
-def _numbers(ranges: Iterable[tuple[int, int]]) -> set[int]:
-    return {n for lo, hi in ranges for n in range(lo, hi + 1)}
 
 
 _HEADERS = email.parser.BytesHeaderParser(policy=email.policy.compat32)
@@ -350,38 +226,10 @@ class MailboxConnection:
     async def _open(self, command: str, name: str, wire: str, args: list[Argument], known: int | None) -> FolderState:
         self.selected = None  # a failed SELECT leaves none selected (RFC 3501 6.3.1)
         reply = await self._command(command, wire, *args)
-        state = self._state(name, wire, reply, known)
+        state = folder_state(name, wire, reply, known, server=self.server)
         self._uidvalidity[name] = state.uidvalidity
         self.selected, self.exists = state, state.exists
         return state
-
-    def _state(self, name: str, wire: str, reply: Reply, known: int | None) -> FolderState:
-        codes: dict[str, tuple[Value, ...]] = {}
-        exists, flags, vanished = 0, (), []
-        changed: dict[int, tuple[tuple[str, ...], int | None]] = {}
-        for r in reply.untagged:
-            if isinstance(r, Status) and r.code is not None:
-                codes[r.code.name] = r.code.args
-            elif isinstance(r, Exists):
-                exists = r.count
-            elif isinstance(r, Flags):
-                flags = r.flags
-            elif isinstance(r, Vanished):
-                vanished.extend(r.uids)
-            elif isinstance(r, Fetch) and isinstance(r.items.get("UID"), int):
-                changed[r.items["UID"]] = (_flags(r.items.get("FLAGS")), _modseq(r.items.get("MODSEQ")))  # type: ignore[index]
-        if "UIDVALIDITY" not in codes or not isinstance(codes["UIDVALIDITY"][0], int):
-            raise Refused(f"upstream IMAP {self.server} gave no UIDVALIDITY for {name!r}")
-        uidvalidity = codes["UIDVALIDITY"][0]
-
-        def number(code: str) -> int | None:
-            args = codes.get(code, ())
-            return args[0] if args and isinstance(args[0], int) else None
-
-        highest = None if "NOMODSEQ" in codes else number("HIGHESTMODSEQ")
-        permanent = _flags(codes.get("PERMANENTFLAGS", ((),))[0])
-        return FolderState(name, wire, uidvalidity, number("UIDNEXT"), exists, highest, permanent, flags,
-                           known is not None and known != uidvalidity, tuple(vanished), changed)
 
     def _selected(self) -> FolderState:
         if self.selected is None:
@@ -408,10 +256,10 @@ class MailboxConnection:
             for uid in sorted(got):  # type: ignore[type-var]
                 items_ = got.pop(uid).items
                 body = items_.get("BODY[]")
-                yield Fetched(uid, int(items_.get("RFC822.SIZE") or 0), _flags(items_.get("FLAGS")),  # type: ignore[arg-type]
+                yield Fetched(uid, int(items_.get("RFC822.SIZE") or 0), flags_of(items_.get("FLAGS")),  # type: ignore[arg-type]
                               internal_date(items_.get("INTERNALDATE")),
                               None if too_large else body if isinstance(body, bytes) else b"",
-                              _modseq(items_.get("MODSEQ")))
+                              modseq_of(items_.get("MODSEQ")))
 
     async def uids(self) -> set[int]:
         """Every UID in the selected folder (ESEARCH where offered: one compact answer)."""
@@ -419,7 +267,7 @@ class MailboxConnection:
         if "ESEARCH" in self.capabilities:
             reply = await self._command("UID", Raw("SEARCH"), Raw("RETURN"), Raw("(ALL)"), Raw("ALL"))
             found = [r.results["ALL"] for r in reply.untagged if isinstance(r, ESearch) and "ALL" in r.results]
-            return _numbers(r for value in found for r in parse_set(value))
+            return numbers(r for value in found for r in parse_set(value))
         reply = await self._command("UID", Raw("SEARCH"), Raw("ALL"))
         return {n for r in reply.untagged if isinstance(r, Search) for n in r.numbers}
 
@@ -433,7 +281,7 @@ class MailboxConnection:
             fetched = await self._uid_fetch_all("1:*", "UID FLAGS MODSEQ", *modifiers)
         else:
             fetched = await self._uid_fetch_all("1:*", "UID FLAGS")
-        return {f.items["UID"]: (_flags(f.items.get("FLAGS")), _modseq(f.items.get("MODSEQ")))  # type: ignore[misc]
+        return {f.items["UID"]: (flags_of(f.items.get("FLAGS")), modseq_of(f.items.get("MODSEQ")))  # type: ignore[misc]
                 for f in fetched}
 
     async def header_ids(self, uids: Iterable[int]) -> dict[int, tuple[str | None, int, datetime | None]]:

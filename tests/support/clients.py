@@ -96,5 +96,10 @@ class UpstreamClients:
 
     def inject(self, message: bytes, recipients: list[str], sender: str = "someone@buyer.test") -> None:
         """Deliver *message* as inbound mail from the outside world, through ``smtp_port``."""
+        self.inject_many([message], recipients, sender)
+
+    def inject_many(self, messages: list[bytes], recipients: list[str], sender: str = "someone@buyer.test") -> None:
+        """Deliver each of *messages* like :meth:`inject`, over one SMTP connection."""
         with smtplib.SMTP(self.host, self.smtp_port, timeout=30) as client:
-            client.sendmail(sender, recipients, message)
+            for message in messages:
+                client.sendmail(sender, recipients, message)
