@@ -242,8 +242,10 @@ class MailboxConnection:
         with its bytes (``BODY.PEEK[]``).  Their sizes are asked first, so that small messages
         come several to a FETCH and large ones alone, about ``max_bytes`` held at once; one
         over ``max_message`` comes as ``too_large``, without its bytes.  A message expunged
-        meanwhile is left out."""
+        meanwhile is left out.  A NOOP first lets the server show messages that came since
+        the last command (Dovecot adds them to a session's view only between commands)."""
         self._selected()
+        await self._command("NOOP")
         # n:* names the last message even when its UID is below n: keep only the newer ones.
         sized = await self._uid_fetch_all(f"{after_uid + 1}:*", "UID RFC822.SIZE")
         sizes = sorted({(f.items["UID"], f.items.get("RFC822.SIZE")) for f in sized  # type: ignore[misc]

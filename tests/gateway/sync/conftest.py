@@ -17,9 +17,9 @@ from mailwarden.gateway.config import HostPort, Secret, Upstream
 from mailwarden.gateway.sync.upstream import MailboxConnection
 from mailwarden.gateway.tls import client_context
 from mailwarden.gateway.upstream.budget import ConnectionBudget
-from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
+from mailwarden.testing.localupstream import LocalUpstream, MailAccount
 
-from tests.conftest import missing_prerequisite
+from tests.conftest import running
 
 ACCOUNT = MailAccount("sync@company.test", "sync-secret")
 ID_LOG = "imap_id_log = *\n"
@@ -29,18 +29,7 @@ PROVIDER_FOLDERS = (("已发送", None), ("草稿箱", None), ("已删除", None
 
 
 def _started(workdir: Path, **options: object) -> Iterator[LocalUpstream]:
-    server = LocalUpstream(workdir, [ACCOUNT], domains=["company.test", "buyer.test"], **options)  # type: ignore[arg-type]
-    unavailable = ""
-    try:
-        server.start()
-    except UpstreamUnavailable as exc:
-        unavailable = str(exc)
-    if unavailable:
-        missing_prerequisite(unavailable)
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from running(LocalUpstream(workdir, [ACCOUNT], domains=["company.test", "buyer.test"], **options))  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="package")
