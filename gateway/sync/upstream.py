@@ -374,7 +374,8 @@ class MailboxConnection:
                                    f"{exc or type(exc).__name__}") from None
         except Refused:  # answered in step: the connection stays
             raise
-        except BaseException:  # cancelled in the middle of IDLE: out of step
+        except BaseException:  # cancelled in the middle of IDLE: out of step, no LOGOUT either
+            client.abort()
             await self.close()
             raise
         finally:

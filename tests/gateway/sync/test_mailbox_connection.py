@@ -127,7 +127,9 @@ async def test_batches_keep_large_messages_alone_and_memory_bounded(lab, connect
     batches = [{n for lo, hi in parse_set(s) for n in range(lo, hi + 1)} for s in sets]
     assert sorted(n for b in batches for n in b) == list(range(start + 1, start + len(sizes) + 1))
     assert all(len(b) == 1 for b in batches if b & large)  # large ones alone
-    assert [len(b) for b in batches if not b & large] == [6, 6]  # small ones together
+    small = [b for b in batches if not b & large]
+    assert all(sum(len(delivered[n].raw) for n in b) <= 1_000_000 for b in small)
+    assert sum(len(b) for b in small) == 12 and max(len(b) for b in small) > 1  # small ones together
     assert peak < total / 2, (peak, total)  # a few copies of one large message, not all of them
 
 
