@@ -377,3 +377,24 @@ async def test_starttls_and_a_closed_port(lab, connection):
     with pytest.raises(TemporaryFailure, match="cannot reach the upstream IMAP server localhost:1"):
         await conn.connect()
     assert not conn.connected
+
+
+async def test_idle_is_issued_again_within_the_servers_limit(lab, connection, monkeypatch):
+    monkeypatch.setattr("mailwarden.gateway.sync.upstream.IDLE_REISSUE", 0.2)  # for 25 minutes
+    t = token()
+    async with connection(lab) as conn:
+        await conn.select("INBOX")
+        sent: list[bytes] = []
+        send = conn.client.send  # type: ignore[union-attr]
+
+        def recording(data: bytes) -> None:
+            sent.append(data)
+            send(data)
+
+        conn.client.send = recording  # type: ignore[method-assign,union-attr]
+        assert await conn.idle(0.7) == []
+        assert sum(b" IDLE\r\n" in d for d in sent) >= 3 and sent.count(b"DONE\r\n") == sum(b" IDLE\r\n" in d for d in sent)
+        waiting = asyncio.ensure_future(conn.idle(30))
+        await asyncio.sleep(0.5)  # some cycles later
+        await asyncio.to_thread(lab.inject, message(t, 0), [ME])
+        assert any(isinstance(e, Exists) for e in await asyncio.wait_for(waiting, 30))
