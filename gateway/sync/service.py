@@ -39,7 +39,8 @@ from mailwarden.gateway.sync.filing import FilingPolicy
 from mailwarden.gateway.sync.folders import find_role
 from mailwarden.gateway.sync.importer import Describe, Importer, Incoming
 from mailwarden.gateway.sync.pool import return_idle_customers
-from mailwarden.gateway.sync.upstream import Backoff, MailboxConnection
+from mailwarden.gateway.sync.upstream import MailboxConnection
+from mailwarden.gateway.sync.upstreamdata import Backoff
 from mailwarden.gateway.upstream.budget import ConnectionBudget
 from mailwarden.gateway.upstream.smtp import upstream_tls
 from mailwarden.gateway.upstream.source import TemporaryFailure

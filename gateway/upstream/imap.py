@@ -20,10 +20,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.upstream.imapclient import IMAPClient, Reply
-from mailwarden.gateway.upstream.imapwire import Raw, Search, Status, encode_mailbox
+from mailwarden.gateway.upstream.imapwire import Raw, Search, Status, Untagged, encode_mailbox
 from mailwarden.gateway.upstream.source import Source, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,33 @@ _BROKEN = (OSError, asyncio.TimeoutError)  # the connection is gone (Dropped is 
 
 
 class Refused(TemporaryFailure):
-    """The upstream answered the APPEND with NO or BAD (the connection is fine)."""
+    """The upstream answered a command (APPEND, SELECT...) with NO or BAD (the connection is fine)."""
+
+
+async def login(upstream: Upstream, tls: ssl.SSLContext, *,
+                on_untagged: Callable[[Untagged | Status], None] | None = None) -> IMAPClient:
+    """A connection to the upstream IMAP server, logged in with the shared account: TLS as
+    ``imap_tls`` says (implicit, STARTTLS or none), then LOGIN, and the capabilities as they
+    are after it.  A refusal raises :exc:`TemporaryFailure` naming the server."""
+    u = upstream
+    client = await IMAPClient.connect(u.imap.host, u.imap.port, tls=tls if u.imap_tls == "implicit" else None,
+                                      on_untagged=on_untagged)
+    try:
+        if u.imap_tls == "starttls":
+            reply = await client.starttls(tls, u.imap.host)
+            if not reply.ok:
+                raise TemporaryFailure(f"upstream IMAP {u.imap} refused STARTTLS: {reply.status}")
+            await client.capability()
+        reply = await client.command("LOGIN", u.username, u.password.reveal())
+        if not reply.ok:
+            raise TemporaryFailure(f"upstream IMAP {u.imap} refused the shared account's login: {reply.status}")
+        # After LOGIN: most servers name MULTIAPPEND only then (in the answer, or when asked).
+        if reply.status.code is None or reply.status.code.name != "CAPABILITY":
+            await client.capability()
+    except BaseException:
+        await client.logout()
+        raise
+    return client
 
 
 class IMAPConnection:
@@ -47,24 +74,7 @@ class IMAPConnection:
         self._search_refused: dict[str, bool] = {}
 
     async def _connect(self) -> IMAPClient:
-        u = self.upstream
-        client = await IMAPClient.connect(u.imap.host, u.imap.port, tls=self.tls if u.imap_tls == "implicit" else None)
-        try:
-            if u.imap_tls == "starttls":
-                reply = await client.starttls(self.tls, u.imap.host)
-                if not reply.ok:
-                    raise TemporaryFailure(f"upstream IMAP refused STARTTLS: {reply.status}")
-                await client.capability()
-            reply = await client.command("LOGIN", u.username, u.password.reveal())
-            if not reply.ok:
-                raise TemporaryFailure(f"upstream IMAP refused the shared account's login: {reply.status}")
-            # After LOGIN: most servers name MULTIAPPEND only then (in the answer, or when asked).
-            if reply.status.code is None or reply.status.code.name != "CAPABILITY":
-                await client.capability()
-        except BaseException:
-            await client.logout()
-            raise
-        return client
+        return await login(self.upstream, self.tls)
 
     async def _connected(self) -> IMAPClient:
         """The open connection, or a new one when there is none yet or it was dropped."""

@@ -293,7 +293,7 @@ class _Reader:
                     raise self.fail("VANISHED wants (EARLIER)")
                 self.space()
             return Vanished(earlier, parse_set(self.value()))
-        if name in ("LIST", "LSUB"):
+        if name in ("LIST", "LSUB", "XLIST"):  # XLIST: old Gmail, QQ Mail
             return self.list_item(name)
         return Data(name, None, self.values())
 

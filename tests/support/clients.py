@@ -56,14 +56,18 @@ class UpstreamClients:
 
     def fetch_all(self, address: str, folder: str = "INBOX") -> list[FetchedMessage]:
         """Every message in *folder* of *address*, oldest first, without marking it read."""
+        return list(self.fetch_by_uid(address, folder).values())
+
+    def fetch_by_uid(self, address: str, folder: str = "INBOX", after_uid: int = 0) -> dict[int, FetchedMessage]:
+        """The messages of *folder* with a UID above *after_uid*, by UID, without marking them read."""
         with self.imap(address) as client:
             typ, data = client.select(osx.quote_mailbox(folder), readonly=True)
             if typ != "OK":
                 raise UpstreamError(f"cannot select {folder!r} of {address}: {data!r}")
-            typ, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[])")
+            typ, data = client.uid("FETCH", f"{after_uid + 1}:*", "(FLAGS BODY.PEEK[])")
             if typ != "OK":
                 raise UpstreamError(f"FETCH failed in {folder!r} of {address}: {data!r}")
-        return [FetchedMessage(raw, flags) for raw, flags in osx.parse_fetch(data)]
+        return {uid: FetchedMessage(raw, flags) for uid, raw, flags in osx.parse_fetch_uids(data) if uid > after_uid}
 
     def wait_for(
         self,
@@ -96,5 +100,10 @@ class UpstreamClients:
 
     def inject(self, message: bytes, recipients: list[str], sender: str = "someone@buyer.test") -> None:
         """Deliver *message* as inbound mail from the outside world, through ``smtp_port``."""
+        self.inject_many([message], recipients, sender)
+
+    def inject_many(self, messages: list[bytes], recipients: list[str], sender: str = "someone@buyer.test") -> None:
+        """Deliver each of *messages* like :meth:`inject`, over one SMTP connection."""
         with smtplib.SMTP(self.host, self.smtp_port, timeout=30) as client:
-            client.sendmail(sender, recipients, message)
+            for message in messages:
+                client.sendmail(sender, recipients, message)

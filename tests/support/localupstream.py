@@ -18,6 +18,10 @@ receives mail for every address of the domain that is not an account, so a test 
 customer received by logging in as ``catchall@buyer.test``. Both servers use one certificate,
 signed by a throwaway CA written to ``ca_file``; clients verify against it.
 
+Every mailbox has the folders ``mailboxes`` names (Sent, Drafts, Trash and Junk with their
+special-use attributes by default); ``dovecot_extra`` adds configuration lines, e.g.
+``imap_capability = IMAP4rev1 IDLE`` for a server that advertises less, like a provider.
+
 Configuration, certificates and logs live in ``workdir``; the mail, the queue and the sockets
 live in ``workdir/run``. When other users cannot reach ``workdir`` (pytest's 0700 temporary
 directories) ``run`` is a symlink to a private directory under ``/tmp`` that ``stop()`` deletes.
@@ -80,11 +84,15 @@ class LocalUpstream(UpstreamClients):
         *,
         domains: list[str] | None = None,
         host: str = "127.0.0.1",
+        mailboxes: Iterable[tuple[str, str | None]] = conf.DEFAULT_MAILBOXES,
+        dovecot_extra: str = "",
     ) -> None:
         if not osx.is_ip(host):
             raise ValueError(f"host must be an IP address, not {host!r}")
         self.workdir = Path(workdir).absolute()
         self.host = host
+        self._mailboxes = tuple(mailboxes)
+        self._dovecot_extra = dovecot_extra
         self.ca_file: Path = self.workdir / "tls" / "ca.pem"
         self._log_dir = self.workdir / "logs"
         self._run_dir = self.workdir / "run"
@@ -210,6 +218,16 @@ class LocalUpstream(UpstreamClients):
         """The master process of each server (``postfix``, ``dovecot``), None where none runs."""
         return {"postfix": osx.read_pidfile(self._postfix_pidfile), "dovecot": osx.read_pidfile(self._dovecot_pidfile)}
 
+    def kick(self, address: str) -> None:
+        """Cut every IMAP connection of *address* at the server (``doveadm kick``), as a
+        provider's restart or a network failure would."""
+        doveadm = osx.find_binary("doveadm")
+        if doveadm is None:
+            raise UpstreamUnavailable("doveadm is not installed (it comes with dovecot-core)")
+        rc = self._command([doveadm, "-c", str(self.workdir / "dovecot.conf"), "kick", address])
+        if rc != 0:
+            raise UpstreamError(f"doveadm kick {address} exited with status {rc}:\n{self.log_tail('commands')}")
+
     def log_tail(self, component: Literal["dovecot", "postfix", "commands"], lines: int = 40) -> str:
         """The last *lines* lines that *component* logged since the last :meth:`start`."""
         return osx.tail(self._log_dir / f"{component}.log", lines, since=self._log_marks.get(component, 0))
@@ -254,6 +272,7 @@ class LocalUpstream(UpstreamClients):
             dovecot_base_dir=run / "dovecot", dovecot_state_dir=run / "dovecot-state",
             dovecot_users=run / "users", mail_root=run / "mail",
             postfix_queue_dir=run / "postfix-queue", postfix_data_dir=run / "postfix-data",
+            mailboxes=self._mailboxes, dovecot_extra=self._dovecot_extra,
         )
 
     def _write_config(self) -> None:

@@ -235,6 +235,11 @@ def quote_mailbox(name: str) -> str:
 
 def parse_fetch(data: Sequence[object]) -> list[tuple[bytes, list[str]]]:
     """imaplib's answer to ``UID FETCH 1:* (FLAGS BODY.PEEK[])`` as (raw, flags), by UID."""
+    return [(raw, names) for _, raw, names in parse_fetch_uids(data)]
+
+
+def parse_fetch_uids(data: Sequence[object]) -> list[tuple[int, bytes, list[str]]]:
+    """Like :func:`parse_fetch`, each with its UID: (uid, raw, flags), by UID."""
     found: list[tuple[int, bytes, list[str]]] = []
     for i, item in enumerate(data):
         if not isinstance(item, tuple):
@@ -247,4 +252,4 @@ def parse_fetch(data: Sequence[object]) -> list[tuple[bytes, list[str]]]:
         uid = _UID.search(head) or _UID.search(after)
         names = flags.group(1).decode().split() if flags else []
         found.append((int(uid.group(1)) if uid else i, raw, names))
-    return [(raw, names) for _, raw, names in sorted(found, key=lambda entry: entry[0])]
+    return sorted(found, key=lambda entry: entry[0])

@@ -15,6 +15,11 @@ MESSAGE_SIZE_LIMIT = 100 * 1024 * 1024
 """Largest message the upstream accepts (bytes); big enough for a 50 MB attachment test."""
 
 
+DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
+    ("Sent", "\\Sent"), ("Drafts", "\\Drafts"), ("Trash", "\\Trash"), ("Junk", "\\Junk"))
+"""The folders of every mailbox of the local upstream, with their special-use attributes."""
+
+
 @dataclass(frozen=True)
 class UpstreamSettings:
     """Everything the configuration writers need: addresses, ports and paths."""
@@ -40,6 +45,9 @@ class UpstreamSettings:
     mail_root: Path
     postfix_queue_dir: Path
     postfix_data_dir: Path
+    # The folders every mailbox has, with their special-use attribute (None: a name only).
+    mailboxes: tuple[tuple[str, str | None], ...] = DEFAULT_MAILBOXES
+    dovecot_extra: str = ""  # more dovecot.conf lines, last: to make it behave like a provider
 
     @property
     def lmtp_socket(self) -> Path:
@@ -96,23 +104,7 @@ mail_fsync = never
 namespace inbox {
   inbox = yes
   separator = /
-  mailbox Sent {
-    auto = subscribe
-    special_use = \\Sent
-  }
-  mailbox Drafts {
-    auto = subscribe
-    special_use = \\Drafts
-  }
-  mailbox Trash {
-    auto = subscribe
-    special_use = \\Trash
-  }
-  mailbox Junk {
-    auto = subscribe
-    special_use = \\Junk
-  }
-}
+$mailboxes}
 protocol imap {
   mail_max_userip_connections = 200
 }
@@ -153,7 +145,7 @@ service stats {
     mode = 0666
   }
 }
-"""
+$extra"""
 )
 
 
@@ -164,7 +156,17 @@ def dovecot_conf(s: UpstreamSettings) -> str:
         log_dir=s.log_dir, host=s.host, domain=s.domains[0], tls_chain=s.tls_chain,
         tls_key=s.tls_key, users=s.dovecot_users, mail_uid=s.mail_uid, mail_gid=s.mail_gid,
         mail_root=s.mail_root, imap_port=s.imap_port, imaps_port=s.imaps_port,
+        mailboxes="".join(_mailbox(name, special_use) for name, special_use in s.mailboxes),
+        extra=s.dovecot_extra + ("\n" if s.dovecot_extra and not s.dovecot_extra.endswith("\n") else ""),
     )
+
+
+def _mailbox(name: str, special_use: str | None) -> str:
+    """A ``mailbox`` section of the inbox namespace: made (and subscribed) for every account."""
+    if any(c in name for c in '"\\\n'):
+        raise ValueError(f"mailbox name {name!r} cannot go in dovecot.conf")
+    use = f"    special_use = {special_use}\n" if special_use else ""
+    return f'  mailbox "{name}" {{\n    auto = subscribe\n{use}  }}\n'
 
 
 def dovecot_passwd(accounts: Mapping[str, str]) -> str:

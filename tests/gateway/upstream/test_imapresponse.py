@@ -25,6 +25,7 @@ WIRE = (
     b"* VANISHED (EARLIER) 300:310,405\r\n* VANISHED 7\r\n"
     b"* LIST (\\HasNoChildren \\Sent) \"/\" \"Sent Items\"\r\n* LIST () NIL INBOX\r\n"
     b"* LIST () \".\" {7}\r\nA \"b\" c\r\n"
+    b"* XLIST (\\HasNoChildren \\Inbox) \"/\" \"Inbox\"\r\n"
     b"* STATUS blurdybloop (MESSAGES 231 UIDNEXT 44292)\r\n"
     b"+ Ready for literal data\r\n+\r\n"
     b"mw1 OK [APPENDUID 38505 3955] Append completed.\r\n"
@@ -53,6 +54,7 @@ EXPECTED = [
     Vanished(True, ((300, 310), (405, 405))), Vanished(False, ((7, 7),)),
     ListItem(("\\HasNoChildren", "\\Sent"), "/", "Sent Items"), ListItem((), None, "INBOX"),
     ListItem((), ".", 'A "b" c'),
+    ListItem(("\\HasNoChildren", "\\Inbox"), "/", "Inbox"),  # XLIST (QQ Mail, old Gmail)
     Data("STATUS", None, ("blurdybloop", ("MESSAGES", 231, "UIDNEXT", 44292))),
     Continuation("Ready for literal data"), Continuation(""),
     Status("mw1", "OK", Code("APPENDUID", (38505, 3955), "APPENDUID 38505 3955"), "Append completed."),
