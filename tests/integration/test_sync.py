@@ -245,3 +245,13 @@ def _toml(gw) -> str:
             f'[upstream]\nimap = "{up.imap}"\nimap_tls = "implicit"\nsmtp = "{up.smtp}"\nusername = "{up.username}"\n'
             f'password_file = "upstream.password"\nca_file = "{up.ca_file}"\n[store]\ndata_dir = "data"\n')
 
+
+
+async def test_serve_syncs_from_its_delivery_process(own_upstream, tmp_path):
+    """As `mailwarden serve` runs it: the sync in the delivery process, beside the relay."""
+    async with running_gateway(own_upstream, tmp_path, sync=SYNC, delivery_process=True) as gw:
+        subject = f"via the deliverer {uuid.uuid4().hex[:6]}"
+        await asyncio.to_thread(own_upstream.inject, inbound("eva@buyer.test", subject), [SHARED])
+        row = await wait_for_mail(gw.store, subject, timeout=30)
+        assert (row.owner, row.filed_by) == ("zhang", "domain")
+        assert gw.gw.sync is None  # not in this process
