@@ -27,14 +27,16 @@ PASSWORDS = {"zhang": "zhang-password", "li": "li-password-1"}
 
 
 def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, rules: dict | None = None,  # type: ignore[no-untyped-def]
-                   sync: dict | None = None, address: str = SHARED, **outbound) -> Config:
-    """``sync``: the ``[sync]`` table; off unless given (the shared upstream's INBOX holds every
+                   sync: dict | None = None, address: str = SHARED, imap_port: int | None = None,
+                   **outbound) -> Config:
+    """``imap_port``: where the gateway finds the upstream's IMAPS (a fault proxy's port);
+    ``sync``: the ``[sync]`` table; off unless given (the shared upstream's INBOX holds every
     test's mail: the sync is tried on upstreams of its own, see tests/integration/test_sync.py)."""
     (tmp_path / "upstream.password").write_text(upstream.password_for(address) + "\n")
     raw = {
         "company": {"name": "Bright Lighting", "domains": ["company.test"],
                     "official_phones": ["+86 574 8888 0000"], "official_handles": ["wechat:BrightLightingCN"]},
-        "upstream": {"imap": f"localhost:{upstream.imaps_port}", "imap_tls": "implicit",
+        "upstream": {"imap": f"localhost:{imap_port or upstream.imaps_port}", "imap_tls": "implicit",
                      "smtp": f"localhost:{smtp_port or upstream.submission_port}",
                      "smtp_tls": "starttls" if smtp_port is None else "none",
                      "username": address, "password_file": "upstream.password", "ca_file": str(upstream.ca_file)},

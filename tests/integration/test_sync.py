@@ -255,3 +255,30 @@ async def test_serve_syncs_from_its_delivery_process(own_upstream, tmp_path):
         row = await wait_for_mail(gw.store, subject, timeout=30)
         assert (row.owner, row.filed_by) == ("zhang", "domain")
         assert gw.gw.sync is None  # not in this process
+
+
+async def test_an_upstream_outage_loses_nothing_and_shows_in_the_status(own_upstream, tmp_path):
+    from mailwarden.testing.faultproxy import FaultProxy
+
+    from mailwarden.store.mails import sync_status
+
+    proxy = await FaultProxy("127.0.0.1", own_upstream.imaps_port).start()
+    try:
+        async with running_gateway(own_upstream, tmp_path, sync=SYNC, imap_port=proxy.port) as gw:
+            tag = uuid.uuid4().hex[:6]
+            await asyncio.to_thread(own_upstream.inject, inbound("eva@buyer.test", f"before {tag}"), [SHARED])
+            await wait_for_mail(gw.store, f"before {tag}")
+            await proxy.cut()
+            for i in range(10):  # mail keeps arriving at the provider while the gateway cannot reach it
+                await asyncio.to_thread(own_upstream.inject, inbound("eva@buyer.test", f"during {tag} {i}"), [SHARED])
+            await asyncio.sleep(12)
+            with Session(gw.store.engine) as s:
+                states = {st.component: (st.state, st.detail) for st in sync_status(session=s)}
+            assert states["worker"][0] == "retrying" and "upstream IMAP" in states["worker"][1], states
+            await proxy.restore()
+            for i in range(10):
+                await wait_for_mail(gw.store, f"during {tag} {i}", timeout=60)
+            subjects = [m.subject for m in mails(gw.store) if tag in m.subject]
+            assert sorted(subjects) == sorted([f"before {tag}", *(f"during {tag} {i}" for i in range(10))])
+    finally:
+        await proxy.close()
