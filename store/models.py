@@ -218,6 +218,10 @@ class Mail(SQLModel, table=True):
     filed_at: datetime = _ts()  # type: ignore[assignment]
     out_message_id: int | None = Field(default=None, foreign_key="messages.id", index=True)
     facts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # what IMAP FETCH serves (JSON)
+    # The rendition roles that may not see a customer's private contacts are served (None: the
+    # same as the original): its blob and facts.
+    masked_blob: str | None = Field(default=None, max_length=64)
+    masked_facts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     created_at: datetime = _ts(index=True)  # type: ignore[assignment]
 
 

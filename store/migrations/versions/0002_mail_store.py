@@ -89,6 +89,8 @@ def upgrade() -> None:
     sa.Column('filed_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('out_message_id', sa.Integer(), nullable=True),
     sa.Column('facts', sa.Text(), nullable=True),
+    sa.Column('masked_blob', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('masked_facts', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
     sa.ForeignKeyConstraint(['mailbox_id'], ['mailboxes.id'], ),
