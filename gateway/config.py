@@ -87,10 +87,12 @@ class Outbound:
 
 @dataclass(frozen=True)
 class Auth:
-    max_failures: int
+    max_failures: int          # one login from one address
     base_delay: float
     max_delay: float
     lockout_seconds: float
+    max_failures_address: int = 100  # any login from one address (an office behind one NAT address)
+    max_failures_login: int = 50     # one login from any address
 
 
 @dataclass
@@ -313,10 +315,19 @@ def _outbound(r: TableReader) -> Outbound:
 
 
 def _auth(r: TableReader) -> Auth:
-    r.unknown_keys({"max_failures", "base_delay", "max_delay", "lockout"})
+    r.unknown_keys({"max_failures", "max_failures_address", "max_failures_login", "base_delay", "max_delay",
+                    "lockout"})
+    pair = r.get("max_failures", int, 10)
+    bounds = {"max_failures": pair, "max_failures_address": r.get("max_failures_address", int, pair * 10),
+              "max_failures_login": r.get("max_failures_login", int, pair * 5)}
+    for key, value in bounds.items():
+        if value < 1:
+            raise r.fail(key, "must be at least 1")
     return Auth(
-        max_failures=r.get("max_failures", int, 10),
+        max_failures=pair,
         base_delay=r.duration("base_delay", "0.5s"),
         max_delay=r.duration("max_delay", "8s"),
         lockout_seconds=r.duration("lockout", "15m"),
+        max_failures_address=bounds["max_failures_address"],
+        max_failures_login=bounds["max_failures_login"],
     )

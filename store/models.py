@@ -132,3 +132,14 @@ class AuditEvent(SQLModel, table=True):
     prev_mac: str = Field(max_length=64)
     mac: str = Field(max_length=64)
 
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed logins counted per (login, address), per login (``ip`` "") and per address
+    (``login`` ""), shared by every process on the store; see :mod:`mailwarden.store.throttle`."""
+
+    __tablename__ = "login_failures"
+    login: str = Field(primary_key=True, max_length=128)
+    ip: str = Field(primary_key=True, max_length=64)
+    count: int = Field(default=0)
+    last_at: float = Field(default=0.0)  # seconds since the epoch: comparable across machines

@@ -16,7 +16,8 @@ import ssl
 import time
 from typing import Any
 
-from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry
+from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry, masked
+from mailwarden.gateway.logsetup import limited_log
 from mailwarden.gateway.submission.smtpevents import (
     NEED_DATA,
     AuthAttempt,
@@ -151,13 +152,15 @@ class SubmissionConnection:
             return last[1]
         outcome = await handler.auth.check(login, password, self.peer)
         if outcome.identity is None:
-            await handler.audit("auth.failed", actor=login[:64] or "?", peer=self.peer, mechanism=attempt.mechanism,
+            # A name that is no user's may be a password typed into the wrong field.
+            who = login.strip().lower()[:64] if outcome.known else masked(login)
+            await handler.audit("auth.failed", actor=who, peer=self.peer, mechanism=attempt.mechanism,
                                 reason=outcome.reason, locked=outcome.locked)
-            log.info("login failed peer=%s login=%r reason=%s", self.peer, login[:64], outcome.reason)
+            limited_log(log, "login failed", "login failed peer=%s login=%r reason=%s", self.peer, who, outcome.reason)
             if outcome.delay:
                 await asyncio.sleep(outcome.delay)
             if outcome.locked:
-                return f"454 4.7.0 Too many failed logins: {outcome.reason}"
+                return f"454 4.7.0 {outcome.reason[:1].upper()}{outcome.reason[1:]} (登录失败次数过多，请稍后再试)"
             # The same answer for a disabled account: a different one would tell whoever tries
             # passwords that they found the right one (the audit event has the reason).
             reply = "535 5.7.8 Login or password wrong (登录名或密码错误)"
