@@ -65,6 +65,9 @@ class Listen:
     tls_cert: Path
     tls_key: Path
     hostname: str
+    max_connections: int | None = None   # None: derived from the descriptor limit at start
+    max_connections_per_address: int = 20  # not yet logged in, from one client address
+    login_timeout: float = 60.0          # seconds from connect to AUTH
 
 
 @dataclass(frozen=True)
@@ -267,7 +270,17 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
 
 
 def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
-    r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname"})
+    r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname", "max_connections",
+                    "max_connections_per_address", "login_timeout"})
+    total = r.get("max_connections", int, 0)
+    per_address = r.get("max_connections_per_address", int, 20)
+    if total < 0:
+        raise r.fail("max_connections", "must be 0 (derived from the open-files limit) or more")
+    if per_address < 1:
+        raise r.fail("max_connections_per_address", "must be at least 1")
+    login_timeout = r.duration("login_timeout", "60s")
+    if login_timeout <= 0:
+        raise r.fail("login_timeout", "must be more than 0")
     smtp = r.hostport("smtp", "127.0.0.1:587")
     smtps = r.hostport("smtps", "")
     if smtp is None and smtps is None:
@@ -283,6 +296,9 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
         tls_cert=cert,
         tls_key=key,
         hostname=r.get("hostname", str, "localhost"),
+        max_connections=total or None,
+        max_connections_per_address=per_address,
+        login_timeout=login_timeout,
     )
 
 

@@ -21,6 +21,7 @@ from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_relay
 from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
+from mailwarden.gateway.submission.limits import ConnectionLimits, derived_total, descriptor_limit
 from mailwarden.gateway.submission.smtp import SubmissionHandler, listen
 from mailwarden.gateway.submission.submit import Submitter
 from mailwarden.gateway.tls import ensure_self_signed, server_context
@@ -74,7 +75,8 @@ class Gateway:
         tls = server_context(cfg.listen.tls_cert, cfg.listen.tls_key)
         await asyncio.to_thread(self._sweep)
         self.writer.start()
-        handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry)
+        handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry, self._limits(),
+                                                   login_timeout=cfg.listen.login_timeout)
         for name, addr, implicit in (("smtp", cfg.listen.smtp, False), ("smtps", cfg.listen.smtps, True)):
             if addr is None:
                 continue
@@ -92,6 +94,16 @@ class Gateway:
             self.relay = make_relay(cfg, self.store, self.writer)
             await self.relay.start()
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
+
+    def _limits(self) -> ConnectionLimits:
+        cfg = self.cfg
+        assert cfg.listen and cfg.upstream and cfg.outbound
+        descriptors = descriptor_limit()
+        total = cfg.listen.max_connections or derived_total(
+            descriptors, relay_connections=cfg.outbound.relay_connections, imap_connections=cfg.upstream.imap_connections)
+        log.info("at most %d submission connections (%d open files allowed), %d not logged in per address",
+                 total, descriptors, cfg.listen.max_connections_per_address)
+        return ConnectionLimits(total=total, per_address=cfg.listen.max_connections_per_address)
 
     def _sweep(self) -> None:
         with Session(self.store.engine) as s:
