@@ -11,7 +11,7 @@ from contextlib import suppress
 
 from mailwarden.rules import load_policy
 from mailwarden.signatures import load_signatures
-from mailwarden.store import StoreHandle
+from mailwarden.store import StoreHandle, loose_permissions
 from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
 from sqlmodel import Session
 
@@ -68,7 +68,9 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.cfg
-        assert cfg.listen and cfg.upstream and cfg.outbound
+        assert cfg.listen and cfg.upstream and cfg.outbound and cfg.store
+        for problem in loose_permissions(cfg.store):
+            log.warning("%s", problem)
         if ensure_self_signed(cfg.listen.tls_cert, cfg.listen.tls_key, cfg.listen.hostname):
             log.warning("no TLS certificate configured: made a self-signed one at %s; mail clients will ask "
                         "users to accept it (set [listen] tls_cert and tls_key for a real one)", cfg.listen.tls_cert)
