@@ -126,7 +126,10 @@ class Authenticator:
                 return cached[1], True
             self._cache.pop(login, None)
         user = await asyncio.to_thread(self._lookup, login)
-        ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+        # Bytes, not text: what a client sent need not be UTF-8 (it is kept as surrogates), and a
+        # password that is not cannot match a hash of one that is.
+        secret = password.encode("utf-8", "surrogateescape")
+        ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, secret)
         # argon2 took a while: the account may have been disabled (or its password changed)
         # meanwhile, and the watcher would cut the session only in its next round.
         if ok and user is not None and user.enabled and await asyncio.to_thread(self._current, login, user.generation):

@@ -124,7 +124,7 @@ class SubmissionWire:
             else:
                 line = self._next_line()
                 if line is None:
-                    return NEED_DATA
+                    return Hangup() if self.closed else NEED_DATA
                 event = self._auth_line(line) if self._auth is not None else self._command(line)
             if event is not None:
                 if not isinstance(event, (StartTLS, Hangup)):
@@ -162,6 +162,9 @@ class SubmissionWire:
             end = self._in.find(b"\n")
             if end < 0:
                 if len(self._in) > LINE_CAP:
+                    if not self.authenticated:
+                        self._in += b"\n"  # no need to wait for its end: refused at once (below)
+                        continue
                     self._overlong = True
                     self._in.clear()
                 return None
@@ -170,6 +173,13 @@ class SubmissionWire:
             if self._overlong or len(line) > LINE_CAP:
                 self._overlong = False
                 self._auth = None
+                if not self.authenticated:
+                    # Before login nothing legitimate is that long (an AUTH answer is a few
+                    # hundred bytes): what follows it is not read as commands.
+                    self.reply("500 5.5.2 Line too long; closing the connection")
+                    self.closed = True
+                    self._in.clear()
+                    return None
                 self.reply("500 Command line too long")
                 continue
             return line
