@@ -82,8 +82,12 @@ class Gateway:
         for name, addr, implicit in (("smtp", cfg.listen.smtp, False), ("smtps", cfg.listen.smtps, True)):
             if addr is None:
                 continue
-            server = await listen(handler, addr.host, addr.port, hostname=cfg.listen.hostname, tls=tls,
-                                  implicit=implicit, size_limit=cfg.outbound.max_message_size)
+            try:
+                server = await listen(handler, addr.host, addr.port, hostname=cfg.listen.hostname, tls=tls,
+                                      implicit=implicit, size_limit=cfg.outbound.max_message_size)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {addr} ([listen] {name}): "
+                                         f"{exc.strerror or exc}") from exc
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             self.bound[name] = HostPort(addr.host, port)
