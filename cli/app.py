@@ -10,6 +10,7 @@ from mailwarden.gateway import logsetup
 
 from . import (
     audit_cmd,
+    check_cmd,
     customer_cmd,
     db_cmd,
     demo_cmd,
@@ -53,6 +54,7 @@ app.add_typer(quarantine_cmd.app, name="quarantine")
 app.add_typer(queue_cmd.app, name="queue")
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(signature_cmd.app, name="signature")
+app.command("check")(check_cmd.check)
 app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
 

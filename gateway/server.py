@@ -11,7 +11,7 @@ from contextlib import suppress
 
 from mailwarden.rules import load_policy
 from mailwarden.signatures import load_signatures
-from mailwarden.store import StoreHandle, loose_permissions
+from mailwarden.store import StoreHandle
 from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
 from sqlmodel import Session
 
@@ -19,6 +19,7 @@ from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.gateway.config import Config, HostPort
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_relay
+from mailwarden.gateway.health import check_store, check_tls, watch_upstream
 from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
 from mailwarden.gateway.submission.limits import ConnectionLimits, derived_total, descriptor_limit
@@ -36,7 +37,8 @@ class Gateway:
     ``delivery_process``: relay from a process of its own (what ``serve`` does);
     otherwise the relay runs on this event loop (tests look inside it)."""
 
-    def __init__(self, cfg: Config, store: StoreHandle, *, delivery_process: bool = False) -> None:
+    def __init__(self, cfg: Config, store: StoreHandle, *, delivery_process: bool = False,
+                 check_upstream: bool = True) -> None:
         assert cfg.company and cfg.upstream and cfg.listen and cfg.outbound and cfg.auth
         self.cfg = cfg
         self.store = store
@@ -59,6 +61,7 @@ class Gateway:
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.handler: SubmissionHandler | None = None
+        self.check_upstream = check_upstream  # log in to the upstream at start, retrying until it works
 
     def _wake(self) -> None:
         if self.relay is not None:
@@ -69,12 +72,14 @@ class Gateway:
     async def start(self) -> None:
         cfg = self.cfg
         assert cfg.listen and cfg.upstream and cfg.outbound and cfg.store
-        for problem in loose_permissions(cfg.store):
-            log.warning("%s", problem)
         if ensure_self_signed(cfg.listen.tls_cert, cfg.listen.tls_key, cfg.listen.hostname):
             log.warning("no TLS certificate configured: made a self-signed one at %s; mail clients will ask "
                         "users to accept it (set [listen] tls_cert and tls_key for a real one)", cfg.listen.tls_cert)
         tls = server_context(cfg.listen.tls_cert, cfg.listen.tls_key)
+        # What `mailwarden check` finds wrong is logged; only the upstream is tried again (below).
+        for finding in await asyncio.to_thread(check_store, self.store, cfg) + check_tls(cfg.listen):
+            if not finding.ok:
+                log.warning("%s", finding.line())
         await asyncio.to_thread(self._sweep)
         self.writer.start()
         handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry, self._limits(),
@@ -100,6 +105,8 @@ class Gateway:
             self.relay = make_relay(cfg, self.store, self.writer)
             await self.relay.start()
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
+        if self.check_upstream:
+            self._tasks.append(asyncio.create_task(watch_upstream(cfg.upstream), name="upstream-check"))
 
     def _limits(self) -> ConnectionLimits:
         cfg = self.cfg
