@@ -18,6 +18,7 @@ Commands may come several at once (RFC 2920 pipelining): each is answered in ord
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from mailwarden.gateway.submission.data import DataReader
@@ -41,6 +42,7 @@ LINE_CAP: Final = 1001       # a line longer than this is dropped unread, then r
 BOGUS_LIMIT: Final = 5       # unknown commands before the connection is closed
 BEFORE_STARTTLS: Final = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})  # RFC 3207 4
 
+_UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 AUTH_NEEDED: Final = "530 5.7.0 Authentication required"
 LINE_TOO_LONG: Final = ("552 5.3.4 The message has a line longer than 1000 characters (RFC 5321); "
                         "it was not sent (邮件中有超长行，未发送)")
@@ -104,8 +106,12 @@ class SubmissionWire:
         return out
 
     def reply(self, text: str) -> None:
-        """Queue one reply line (the text without CRLF)."""
-        self._out.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        """Queue one reply line (the text without CRLF).  What a reply quotes of the client's
+        bytes (a verb, a VRFY argument) cannot break the line: controls and bytes that are not
+        UTF-8 become "?"."""
+        if not text.isprintable():
+            text = _UNPRINTABLE.sub("?", text)
+        self._out.append(text.encode("utf-8", "replace") + b"\r\n")
 
     # --- events --------------------------------------------------------------------------
 
