@@ -14,6 +14,7 @@ the caller answers it with :meth:`~SubmissionWire.respond` before asking for the
 * :class:`Hangup` — send what is pending, then close the connection.
 
 Commands may come several at once (RFC 2920 pipelining): each is answered in order.
+The verbs the protocol answers on its own (EHLO, HELP, …) are in :mod:`.smtpverbs`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Final
 from mailwarden.gateway.submission.data import DataReader
 from mailwarden.gateway.submission.smtpaddress import mail_params_refusal, parse_params, parse_path
 from mailwarden.gateway.submission.sasl import MECHANISMS, SaslExchange
+from mailwarden.gateway.submission.smtpverbs import HELP, SessionVerbs
 from mailwarden.gateway.submission.smtpevents import (
     NEED_DATA,
     AuthAttempt,
@@ -48,14 +50,9 @@ LINE_TOO_LONG: Final = ("552 5.3.4 The message has a line longer than 1000 chara
                         "it was not sent (邮件中有超长行，未发送)")
 
 
-HELP: Final = {  # what HELP <verb> says
-    "AUTH": "AUTH <mechanism>", "DATA": "DATA", "EHLO": "EHLO hostname", "HELO": "HELO hostname",
-    "HELP": "HELP [command]", "MAIL": "MAIL FROM: <address>", "NOOP": "NOOP [ignored]", "QUIT": "QUIT",
-    "RCPT": "RCPT TO: <address>", "RSET": "RSET", "STARTTLS": "STARTTLS", "VRFY": "VRFY <address>",
-}
 
 
-class SubmissionWire:
+class SubmissionWire(SessionVerbs):
     """One SMTP submission session's protocol state (see the module docstring).
 
     ``offer_starttls``: the port offers STARTTLS and requires it before anything else
@@ -238,87 +235,7 @@ class SubmissionWire:
             return True
         return False
 
-    # --- verbs ---------------------------------------------------------------------------
-
-    def _ehlo(self, arg: str) -> None:
-        if not arg:
-            self.reply("501 Syntax: EHLO hostname")
-            return
-        self._reset()
-        self.helo, self.extended = arg, True
-        lines = [self.hostname]
-        if self.size_limit:
-            lines.append(f"SIZE {self.size_limit}")
-        lines += ["8BITMIME", "SMTPUTF8"]
-        if self.offer_starttls and not self.tls:
-            lines.append("STARTTLS")
-        if self.tls:
-            lines.append("AUTH " + " ".join(MECHANISMS))
-        lines.append("HELP")
-        for line in lines[:-1]:
-            self.reply("250-" + line)
-        self.reply("250 " + lines[-1])
-
-    def _helo(self, arg: str) -> None:
-        if not arg:
-            self.reply("501 Syntax: HELO hostname")
-            return
-        self._reset()
-        self.helo, self.extended = arg, False
-        self.reply(f"250 {self.hostname}")
-
-    def _starttls(self, arg: str) -> StartTLS | None:
-        if arg:
-            self.reply("501 Syntax: STARTTLS")
-            return None
-        if not self.offer_starttls or self.tls:
-            self.reply("454 TLS not available")
-            return None
-        self.reply("220 Ready to start TLS")
-        self._in.clear()  # nothing sent before the handshake may count as sent under TLS (RFC 3207 5)
-        return StartTLS()
-
-    def _noop(self, arg: str) -> None:
-        self.reply("250 OK")
-
-    def _quit(self, arg: str) -> Hangup | None:
-        if arg:
-            self.reply("501 Syntax: QUIT")
-            return None
-        self.reply("221 Bye")
-        return self._hangup()
-
-    def _rset(self, arg: str) -> None:
-        if arg:
-            self.reply("501 Syntax: RSET")
-            return
-        self._reset()
-        self.reply("250 OK")
-
-    def _help(self, arg: str) -> None:
-        if self._need_auth():
-            return
-        offered = {verb: text for verb, text in HELP.items() if verb != "STARTTLS" or self.offer_starttls}
-        text = offered.get(arg.upper()) if arg else None
-        if text is not None:
-            if self.extended and arg.upper() in ("MAIL", "RCPT"):
-                text += " [SP <mail-parameters>]"
-            self.reply("250 Syntax: " + text)
-            return
-        self.reply(f"{501 if arg else 250} Supported commands: {' '.join(sorted(offered))}")
-
-    def _vrfy(self, arg: str) -> None:
-        if self._need_auth():
-            return
-        if not arg:
-            self.reply("501 Syntax: VRFY <address>")
-        elif parse_path(arg)[0] is None:
-            self.reply("502 Could not VRFY " + arg)
-        else:
-            self.reply("252 Cannot VRFY user, but will accept message and attempt delivery")
-
-    def _expn(self, arg: str) -> None:
-        self.reply("502 EXPN not implemented")
+    # --- the transaction's verbs (the session's own are in SessionVerbs) ---------------
 
     def _path(self, arg: str, keyword: str, syntax: str) -> tuple[str, str] | None:
         """The address of MAIL/RCPT and the parameters' text, or None once refused."""
