@@ -12,8 +12,10 @@ from .common import err, out, store
 
 
 def check(ctx: typer.Context) -> None:
-    """Check the config, the store (schema, file permissions), the clock, the TLS certificate
-    and the shared account's upstream SMTP and IMAP logins: one line each, exit 1 on any failure."""
+    """Check what the gateway needs: one line each, exit 1 on any failure.
+
+    The config, the store (schema, file permissions), the clock, the TLS certificate and the
+    shared account's upstream SMTP and IMAP logins."""
     with store(ctx, SECTIONS, migrate=False) as (cfg, st):  # the config was validated on the way in
         found = asyncio.run(run_checks(cfg, st))
     out.print(f"ok    config: {cfg.path}")
