@@ -128,6 +128,8 @@ class SubmissionConnection:
     async def _flush(self) -> None:
         out = self.wire.data_to_send()
         if out:
+            if self.writer.is_closing():  # closed under it (shutdown, giving way): a TLS
+                raise ConnectionResetError("closed by the gateway")  # transport cannot take it
             self.writer.write(out)
             await self.writer.drain()
 
@@ -206,6 +208,8 @@ class SubmissionConnection:
     def close(self) -> None:
         """Close the connection (on shutdown); :meth:`serve` then ends.  A TLS client that does
         not answer the close_notify at once (an idle one is not reading) is cut off shortly after."""
+        if self.writer.is_closing():  # closing a TLS transport twice breaks it for its own cleanup
+            return
         self.writer.close()
         asyncio.get_running_loop().call_later(CLOSE_GRACE, self.writer.transport.abort)
 
@@ -298,7 +302,8 @@ class SubmissionHandler:
             self.connections.discard(conn)
             if conn.identity is not None:
                 self.registry.remove(conn.identity.login, id(conn))
-            writer.close()
+            if not writer.is_closing():
+                writer.close()
             try:
                 await writer.wait_closed()
             except (ConnectionError, ssl.SSLError, OSError):
