@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -70,6 +71,11 @@ def demo(
     root.setLevel(min(root.level, logging.INFO))
     from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
 
+    for port, option in ((smtp_port, "--smtp-port"), (smtps_port, "--smtps-port")):
+        problem = _port_taken(port)
+        if problem:
+            fail(f"port {port} ({option}) cannot be used on 127.0.0.1: {problem}; stop what listens there "
+                 f"or pass {option} with another port")
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):
         fail(f"{directory} is not empty: remove it or pass --dir NEW_FOLDER")
@@ -103,9 +109,23 @@ def demo(
                              f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n").encode(),
                             ["sales@company.test"], sender.split("<")[1].rstrip(">"))
         _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port, company_password)
-        asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
+        try:
+            asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
+        except OSError as exc:  # taken between the check above and now
+            fail(f"cannot start the demo gateway: {exc}")
     finally:
         upstream.stop()
+
+
+def _port_taken(port: int) -> str:
+    """Why the gateway could not listen on ``port`` ("" when it can), tried the way it listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
 
 
 def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str], smtp: int, smtps: int,

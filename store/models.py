@@ -270,3 +270,14 @@ class SyncStatus(SQLModel, table=True):
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     last_event_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
     updated_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed logins counted per (login, address), per login (``ip`` "") and per address
+    (``login`` ""), shared by every process on the store; see :mod:`mailwarden.store.throttle`."""
+
+    __tablename__ = "login_failures"
+    login: str = Field(primary_key=True, max_length=128)
+    ip: str = Field(primary_key=True, max_length=64)
+    count: int = Field(default=0)
+    last_at: float = Field(default=0.0)  # seconds since the epoch: comparable across machines

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.upstream.imapclient import IMAPClient, Reply
-from mailwarden.gateway.upstream.imapwire import Raw, Search, Status, Untagged, encode_mailbox
+from mailwarden.gateway.upstream.imapwire import ProtocolError, Raw, Search, Status, Untagged, encode_mailbox
 from mailwarden.gateway.upstream.source import Source, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,16 @@ class IMAPConnection:
         if self.client is None or self.client.closed:
             self.client = await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
         return self.client
+
+    async def login(self) -> None:
+        """Connect and log in now (``mailwarden check``); raises :class:`TemporaryFailure`."""
+        try:
+            await self._connected()
+        except TemporaryFailure:
+            raise
+        except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
+            raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: "
+                                   f"{exc or type(exc).__name__}") from None
 
     @property
     def multiappend(self) -> bool:

@@ -112,3 +112,17 @@ def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> No
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_demo_with_a_busy_port_names_the_port(tmp_path: Path) -> None:
+    smtp_port, smtps_port = free_ports("127.0.0.1", 2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", smtps_port))
+        busy.listen()
+        r = subprocess.run([sys.executable, "-m", "mailwarden.cli", "demo", "--dir", str(tmp_path / "demo"),
+                            "--smtp-port", str(smtp_port), "--smtps-port", str(smtps_port)],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    said = " ".join((r.stdout + r.stderr).split())
+    assert f"port {smtps_port} (--smtps-port) cannot be used" in said and "Traceback" not in said, said
+    assert not (tmp_path / "demo").exists()  # nothing started, nothing written
