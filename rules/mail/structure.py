@@ -153,9 +153,11 @@ def _scan_children(raw: bytes, part: Part, boundary: bytes, depth: int) -> None:
         part.children.append(_part_at(raw, child_start, end, part, depth + 1))
 
 
-def scan(raw: bytes) -> Part:
-    """Scan the MIME structure of ``raw``. message/rfc822 parts are not descended into."""
-    return _part_at(raw, 0, len(raw), None, 0)
+def scan(raw: bytes, start: int = 0, end: int | None = None) -> Part:
+    """Scan the MIME structure of ``raw`` (or of the entity in ``raw[start:end]``, such as the
+    body of a message/rfc822 part: offsets stay those of ``raw``). message/rfc822 parts are
+    not descended into."""
+    return _part_at(raw, start, len(raw) if end is None else end, None, 0)
 
 
 def from_spans(span: Span, parent: Part | None = None, depth: int = 0) -> Part:
