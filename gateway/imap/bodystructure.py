@@ -301,23 +301,65 @@ def _kind(reading: _Reading, parent: PartFacts | None) -> str:
 
 
 def _facts(raw: bytes, part: Part, parent: PartFacts | None, nesting: int, *, top: bool = False) -> PartFacts:
-    facts = PartFacts(part.start, part.body_start, part.end, "text")
+    facts = PartFacts(part.start, min(part.body_start, part.end), part.end, "text")
     if top or (parent is not None and parent.kind == "message"):
         facts.envelope = Envelope()
     reading = _read_part(raw, facts, parent, top=top)
     facts.kind = _kind(reading, parent)
     if facts.kind == "multipart":
         facts.children = [_facts(raw, child, facts, nesting) for child in part.children]
+        _after_close_delimiter(raw, facts, part)
     elif facts.kind == "message":
         if nesting >= MAX_MESSAGE_NESTING:
             facts.kind = "opaque"
         else:
-            inner = scan(raw, part.body_start, part.end)
-            facts.children = [_facts(raw, inner, facts, nesting + 1)]
+            inner = _facts(raw, scan(raw, facts.body_start, facts.end), facts, nesting + 1)
+            facts.children = [inner]
+            facts.end = inner.end
+    if facts.body_start == facts.end:
+        _empty_body(raw, facts)
     if facts.kind in ("text", "message"):
-        facts.lines = raw.count(b"\n", part.body_start, part.end)
+        facts.lines = raw.count(b"\n", facts.body_start, facts.end)
     facts.binary_size = _binary_size(raw, facts)
     return facts
+
+
+# The line ending before a boundary line belongs to the boundary (RFC 2046 5.1.1), and the
+# structure scanner leaves it out of the part before; but where the boundary line is the
+# first line the MIME parser reads in a new state (right after a part's header, or right
+# after a close boundary line), Dovecot leaves that line ending where it is: in the header,
+# or in the multipart that just closed. The two functions below move those ends so the
+# sizes and sections are Dovecot's.
+
+def _newline_at(raw: bytes, pos: int) -> int:
+    return 2 if raw.startswith(b"\r\n", pos) else 1 if raw.startswith(b"\n", pos) else 0
+
+
+def _boundary_line_after(raw: bytes, pos: int) -> int:
+    """The length of the line ending at *pos* when a boundary line follows it, else 0."""
+    nl = _newline_at(raw, pos)
+    return nl if nl and raw.startswith(b"--", pos + nl) else 0
+
+
+def _empty_body(raw: bytes, facts: PartFacts) -> None:
+    """A part cut off at an empty line: that line ends its header, and the body is empty."""
+    end = facts.end
+    if end == facts.start or raw[end - 1:end] == b"\n":
+        nl = _boundary_line_after(raw, end)
+        if nl and raw.startswith(b"--", end + nl):
+            facts.body_start = facts.end = end + nl
+
+
+def _after_close_delimiter(raw: bytes, facts: PartFacts, part: Part) -> None:
+    """A multipart whose close boundary line is its last line keeps that line's ending."""
+    boundary = part.param("boundary")
+    if not facts.children or not boundary:
+        return
+    pos = facts.children[-1].end
+    pos += _newline_at(raw, pos)
+    close = b"--" + boundary.encode("ascii", "surrogateescape") + b"--"
+    if raw.startswith(close, pos) and not raw[pos + len(close):facts.end].strip(b" \t"):
+        facts.end += _boundary_line_after(raw, facts.end)
 
 
 def _binary_size(raw: bytes, part: PartFacts) -> int | None:
