@@ -313,11 +313,15 @@ def _facts(raw: bytes, part: Part, parent: PartFacts | None, nesting: int, *, to
         if nesting >= MAX_MESSAGE_NESTING:
             facts.kind = "opaque"
         else:
-            inner = _facts(raw, scan(raw, facts.body_start, facts.end), facts, nesting + 1)
+            scanned = scan(raw, facts.body_start, facts.end)
+            inner = _facts(raw, scanned, facts, nesting + 1)
             facts.children = [inner]
             facts.end = inner.end
-    if facts.body_start == facts.end:
-        _empty_body(raw, facts)
+            if part.header_end < part.body_start and (
+                    scanned.start == scanned.end or scanned.header_end == scanned.body_start):
+                # the embedded header cut off by a boundary line: the line ending before that
+                # line is the message part's (its header's own empty line, or the last field's)
+                facts.end += _boundary_line_after(raw, facts.end)
     if facts.kind in ("text", "message"):
         facts.lines = raw.count(b"\n", facts.body_start, facts.end)
     facts.binary_size = _binary_size(raw, facts)
@@ -325,11 +329,9 @@ def _facts(raw: bytes, part: Part, parent: PartFacts | None, nesting: int, *, to
 
 
 # The line ending before a boundary line belongs to the boundary (RFC 2046 5.1.1), and the
-# structure scanner leaves it out of the part before; but where the boundary line is the
-# first line the MIME parser reads in a new state (right after a part's header, or right
-# after a close boundary line), Dovecot leaves that line ending where it is: in the header,
-# or in the multipart that just closed. The two functions below move those ends so the
-# sizes and sections are Dovecot's.
+# structure scanner leaves it out of the part before; but where the boundary line comes
+# right after a close boundary line (an empty epilogue), Dovecot leaves that line ending in
+# the multipart that just closed, and so in the parts around it that end there too.
 
 def _newline_at(raw: bytes, pos: int) -> int:
     return 2 if raw.startswith(b"\r\n", pos) else 1 if raw.startswith(b"\n", pos) else 0
@@ -339,15 +341,6 @@ def _boundary_line_after(raw: bytes, pos: int) -> int:
     """The length of the line ending at *pos* when a boundary line follows it, else 0."""
     nl = _newline_at(raw, pos)
     return nl if nl and raw.startswith(b"--", pos + nl) else 0
-
-
-def _empty_body(raw: bytes, facts: PartFacts) -> None:
-    """A part cut off at an empty line: that line ends its header, and the body is empty."""
-    end = facts.end
-    if end == facts.start or raw[end - 1:end] == b"\n":
-        nl = _boundary_line_after(raw, end)
-        if nl and raw.startswith(b"--", end + nl):
-            facts.body_start = facts.end = end + nl
 
 
 def _after_close_delimiter(raw: bytes, facts: PartFacts, part: Part) -> None:

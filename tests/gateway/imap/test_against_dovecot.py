@@ -25,7 +25,17 @@ from .corpus import CORPUS
 
 pytestmark = pytest.mark.integration
 
-NAMES = [name for name, _raw in CORPUS]
+# Where the gateway knowingly answers differently from Dovecot (each is an RFC 2046 violation
+# in the message, and the gateway's answer is consistent with its bytes; the rules and the
+# signature engine read the same part tree, so what they checked is what the IMAP side serves).
+KNOWN_DIFFERENCES = {
+    "boundary_lookalikes": "Dovecot takes any line that starts with --boundary as a boundary line "
+                           "(\"--lookalike …\" splits the part); the mail model wants only blanks after it",
+    "same_boundary_nested": "a multipart inside a multipart with the same boundary: Dovecot gives the lines "
+                            "to the inner one, the mail model to the outer one (RFC 2046 forbids the reuse)",
+}
+NAMES = [pytest.param(name, marks=pytest.mark.xfail(reason=KNOWN_DIFFERENCES[name], strict=True))
+         if name in KNOWN_DIFFERENCES else name for name, _raw in CORPUS]
 
 
 def _answer(client: imaplib.IMAP4, seq: int, items: str) -> bytes:
