@@ -17,6 +17,7 @@ ranges of the parts nest and add up.
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ __all__ = ["JSON_VERSION", "MessageFacts", "PartFacts", "describe"]
 log = logging.getLogger(__name__)
 
 JSON_VERSION = 1
-MAX_MESSAGE_NESTING = MAX_DEPTH  # message/rfc822 inside message/rfc822 … deeper: an opaque part
+MAX_NESTING = 2 * MAX_DEPTH  # parts nested deeper (multiparts, embedded messages) are not followed
 
 Params = list[tuple[bytes, bytes]]
 
@@ -300,21 +301,22 @@ def _kind(reading: _Reading, parent: PartFacts | None) -> str:
     return "text"
 
 
-def _facts(raw: bytes, part: Part, parent: PartFacts | None, nesting: int, *, top: bool = False) -> PartFacts:
+def _facts(raw: bytes, part: Part, parent: PartFacts | None, depth: int, *, top: bool = False) -> PartFacts:
     facts = PartFacts(part.start, min(part.body_start, part.end), part.end, "text")
     if top or (parent is not None and parent.kind == "message"):
         facts.envelope = Envelope()
     reading = _read_part(raw, facts, parent, top=top)
     facts.kind = _kind(reading, parent)
     if facts.kind == "multipart":
-        facts.children = [_facts(raw, child, facts, nesting) for child in part.children]
+        if depth < MAX_NESTING:  # deeper, a multipart without parts (the structure's MAX_DEPTH does the same)
+            facts.children = [_facts(raw, child, facts, depth + 1) for child in part.children]
         _after_close_delimiter(raw, facts, part)
     elif facts.kind == "message":
-        if nesting >= MAX_MESSAGE_NESTING:
+        if depth >= MAX_NESTING:
             facts.kind = "opaque"
         else:
             scanned = scan(raw, facts.body_start, facts.end)
-            inner = _facts(raw, scanned, facts, nesting + 1)
+            inner = _facts(raw, scanned, facts, depth + 1)
             facts.children = [inner]
             facts.end = inner.end
             if part.header_end < part.body_start and (
@@ -362,11 +364,12 @@ def _binary_size(raw: bytes, part: PartFacts) -> int | None:
     encoding = part.encoding.lower()
     start, end = part.body_start, part.end
     if encoding == b"base64":
-        blanks = sum(raw.count(c, start, end) for c in (b"\r", b"\n", b" ", b"\t"))
-        chars = end - start - blanks - raw.count(b"=", start, end)
+        # line breaks are the only bytes that are not data (spaces and junk are rare enough
+        # to be counted as data); padding is only at the end
+        tail = max(start, end - 80)
+        chars = end - start - raw.count(b"\n", start, end) - raw.count(b"\r", start, end) \
+            - raw.count(b"=", tail, end)
         return chars * 3 // 4
     if encoding == b"quoted-printable":
-        import binascii
-
         return len(binascii.a2b_qp(raw[start:end]))
     return None

@@ -25,13 +25,8 @@ for _c in list(range(0x30, 0x3A)) + list(range(0x41, 0x5B)) + list(range(0x61, 0
 ATEXT = bytes(_ATEXT)
 
 
-def is_atext(c: int) -> bool:
-    """An RFC 5322 atext byte (8-bit bytes count as atext)."""
-    return ATEXT[c] != 0
-
-
-def _is_token(c: int) -> bool:
-    return (ATEXT[c] & 3) != 0 or c == 0x2E  # "."
+_TOKEN = bytes((ATEXT[c] & 3) != 0 or c == 0x2E for c in range(256))  # MIME token, and "."
+_ATEXT_OR_DOT = bytes(ATEXT[c] != 0 or c == 0x2E for c in range(256))
 
 
 class Tokenizer:
@@ -50,44 +45,58 @@ class Tokenizer:
         """The byte at the cursor; 0 at the end (the C code reads the terminating NUL)."""
         return self.data[self.pos] if self.pos < self.end else 0
 
-    def skip_comment(self) -> int:
-        data, end, comment = self.data, self.end, self.last_comment
-        if comment is not None:
-            del comment[:]
+    def _enclosed(self, out: bytearray | None, close: int, *, nests: bool = False, forbidden: int = -1,
+                  keep_backslash: bool = False, keep_brackets: bool = False) -> bool:
+        """From the opening byte at the cursor to its *close* (past it when found): the
+        content into *out* without folding line breaks, quoted pairs undone unless
+        *keep_backslash*, NULs replaced; False when the value ends first (or *forbidden* comes)."""
+        data, end = self.data, self.end
+        start = self.pos if keep_brackets else self.pos + 1
         self.pos += 1
-        start = self.pos
         level = 1
         while self.pos < end:
             c = data[self.pos]
-            if c == 0 and comment is not None and self.nul_replacement is not None:
-                comment += data[start:self.pos] + self.nul_replacement
-                start = self.pos + 1
-            elif c == 0x28:  # (
-                level += 1
-            elif c == 0x29:  # )
+            if c == 0:
+                if out is not None and self.nul_replacement is not None:
+                    out += data[start:self.pos] + self.nul_replacement
+                    start = self.pos + 1
+            elif c == close:
                 level -= 1
                 if level == 0:
-                    if comment is not None:
-                        comment += data[start:self.pos]
+                    if out is not None:
+                        out += data[start:self.pos + 1 if keep_brackets else self.pos]
                     self.pos += 1
-                    return 1 if self.pos < end else 0
+                    return True
+            elif nests and c == 0x28:  # (
+                level += 1
+            elif c == forbidden:
+                return False
             elif c == 0x0A:
-                if comment is not None:
-                    stop = self.pos - 1 if self.pos > start and data[self.pos - 1] == 0x0D else self.pos
-                    comment += data[start:stop]
+                if out is not None:
+                    out += data[start:self.pos - 1 if self.pos > start and data[self.pos - 1] == 0x0D else self.pos]
                     start = self.pos + 1
             elif c == 0x5C:  # backslash
                 self.pos += 1
                 if self.pos >= end:
-                    return -1
-                if data[self.pos] in (0x0D, 0x0A, 0):
+                    return False
+                if data[self.pos] in (0x0D, 0x0A, 0):  # not a quoted pair: read the byte again
+                    if keep_backslash and out is not None:
+                        out += data[start:self.pos]
+                        start = self.pos
                     self.pos -= 1
-                else:
-                    if comment is not None:
-                        comment += data[start:self.pos - 1]
+                elif not keep_backslash:
+                    if out is not None:
+                        out += data[start:self.pos - 1]
                     start = self.pos
             self.pos += 1
-        return -1  # no ")"
+        return False
+
+    def skip_comment(self) -> int:
+        if self.last_comment is not None:
+            del self.last_comment[:]
+        if not self._enclosed(self.last_comment, 0x29, nests=True):
+            return -1  # no ")"
+        return 1 if self.pos < self.end else 0
 
     def skip_lwsp(self) -> int:
         data, end = self.data, self.end
@@ -102,19 +111,20 @@ class Tokenizer:
                 return -1
         return 1 if self.pos < end else 0
 
-    def atom(self, out: bytearray) -> int:
+    def _run(self, out: bytearray, accept: bytes) -> int:
+        """The bytes of the class *accept* at the cursor into *out*; then the blanks and
+        comments after them skipped (0 when the value ends in the run)."""
         data, end = self.data, self.end
-        if self.pos >= end or not ATEXT[data[self.pos]]:
-            return -1
         start = self.pos
-        self.pos += 1
-        while self.pos < end:
-            if not ATEXT[data[self.pos]]:
-                out += data[start:self.pos]
-                return self.skip_lwsp()
+        while self.pos < end and accept[data[self.pos]]:
             self.pos += 1
         out += data[start:self.pos]
-        return 0
+        return self.skip_lwsp() if self.pos < end else 0
+
+    def atom(self, out: bytearray) -> int:
+        if self.pos >= self.end or not ATEXT[self.data[self.pos]]:
+            return -1
+        return self._run(out, ATEXT)
 
     def dot_atom(self, out: bytearray) -> int:
         data, end = self.data, self.end
@@ -143,57 +153,13 @@ class Tokenizer:
         return 0
 
     def mime_token(self, out: bytearray) -> int:
-        data, end = self.data, self.end
-        start = self.pos
-        while self.pos < end:
-            if not _is_token(data[self.pos]):
-                out += data[start:self.pos]
-                return self.skip_lwsp()
-            self.pos += 1
-        out += data[start:self.pos]
-        return 0
+        return self._run(out, _TOKEN)
 
     def quoted_string(self, out: bytearray) -> int:
-        data, end = self.data, self.end
-        self.pos += 1
-        start = self.pos
-        while self.pos < end:
-            c = data[self.pos]
-            if c == 0:
-                if self.nul_replacement is not None:
-                    out += data[start:self.pos] + self.nul_replacement
-                    start = self.pos + 1
-            elif c == 0x22:
-                out += data[start:self.pos]
-                self.pos += 1
-                return self.skip_lwsp()
-            elif c == 0x0A:
-                stop = self.pos - 1 if self.pos > start and data[self.pos - 1] == 0x0D else self.pos
-                out += data[start:stop]
-                start = self.pos + 1
-            elif c == 0x5C:
-                self.pos += 1
-                if self.pos >= end:
-                    return -1
-                if data[self.pos] in (0x0D, 0x0A, 0):
-                    self.pos -= 1
-                else:
-                    out += data[start:self.pos - 1]
-                    start = self.pos
-            self.pos += 1
-        return -1  # no closing quote
+        return self.skip_lwsp() if self._enclosed(out, 0x22) else -1
 
     def _atom_or_dot(self, out: bytearray) -> int:
-        data, end = self.data, self.end
-        start = self.pos
-        while self.pos < end:
-            c = data[self.pos]
-            if not (ATEXT[c] or c == 0x2E):
-                out += data[start:self.pos]
-                return self.skip_lwsp()
-            self.pos += 1
-        out += data[start:self.pos]
-        return 0
+        return self._run(out, _ATEXT_OR_DOT)
 
     def phrase(self, out: bytearray) -> int:
         if self.pos >= self.end:
@@ -211,35 +177,9 @@ class Tokenizer:
         return self.skip_lwsp()
 
     def _domain_literal(self, out: bytearray) -> int:
-        data, end = self.data, self.end
-        start = self.pos
-        self.pos += 1
-        while self.pos < end:
-            c = data[self.pos]
-            if c == 0:
-                if self.nul_replacement is not None:
-                    out += data[start:self.pos] + self.nul_replacement
-                    start = self.pos + 1
-            elif c == 0x5B:
-                return -1
-            elif c == 0x5D:
-                out += data[start:self.pos + 1]
-                self.pos += 1
-                return self.skip_lwsp()
-            elif c == 0x0A:
-                stop = self.pos - 1 if self.pos > start and data[self.pos - 1] == 0x0D else self.pos
-                out += data[start:stop]
-                start = self.pos + 1
-            elif c == 0x5C:  # the backslash stays in the output
-                self.pos += 1
-                if self.pos >= end:
-                    return -1
-                if data[self.pos] in (0x0D, 0x0A, 0):
-                    out += data[start:self.pos]
-                    start = self.pos
-                    self.pos -= 1
-            self.pos += 1
-        return -1
+        # the brackets and backslashes stay in the output
+        closed = self._enclosed(out, 0x5D, forbidden=0x5B, keep_backslash=True, keep_brackets=True)
+        return self.skip_lwsp() if closed else -1
 
     def domain(self, out: bytearray) -> int:
         """After "@": a dot-atom or a domain literal."""
