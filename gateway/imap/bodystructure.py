@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mailwarden.rules.mail import Mail
-from mailwarden.rules.mail.structure import MAX_DEPTH, Part, scan
+from mailwarden.rules.mail.structure import MAX_DEPTH, Part, scan, scan_parts
 
 from .envelope import Envelope
 from .fields import fields
@@ -308,9 +308,15 @@ def _facts(raw: bytes, part: Part, parent: PartFacts | None, depth: int, *, top:
     reading = _read_part(raw, facts, parent, top=top)
     facts.kind = _kind(reading, parent)
     if facts.kind == "multipart":
+        boundary = _boundary(facts)
+        children = part.children
+        if part.maintype != "multipart" or part.param("boundary") != boundary:
+            # the mail model read the Content-Type field otherwise (a line that is no field
+            # ends a header for it, not for IMAP servers): split by the boundary read here
+            children = scan_parts(raw, part, boundary or "")
         if depth < MAX_NESTING:  # deeper, a multipart without parts (the structure's MAX_DEPTH does the same)
-            facts.children = [_facts(raw, child, facts, depth + 1) for child in part.children]
-        _after_close_delimiter(raw, facts, part)
+            facts.children = [_facts(raw, child, facts, depth + 1) for child in children]
+        _after_close_delimiter(raw, facts, boundary)
     elif facts.kind == "message":
         if depth >= MAX_NESTING:
             facts.kind = "opaque"
@@ -345,9 +351,16 @@ def _boundary_line_after(raw: bytes, pos: int) -> int:
     return nl if nl and raw.startswith(b"--", pos + nl) else 0
 
 
-def _after_close_delimiter(raw: bytes, facts: PartFacts, part: Part) -> None:
+def _boundary(facts: PartFacts) -> str | None:
+    """The boundary parameter of a multipart, as text (bytes as they are)."""
+    for name, value in facts.params:
+        if name.lower() == b"boundary":
+            return value.decode("ascii", "surrogateescape")
+    return None
+
+
+def _after_close_delimiter(raw: bytes, facts: PartFacts, boundary: str | None) -> None:
     """A multipart whose close boundary line is its last line keeps that line's ending."""
-    boundary = part.param("boundary")
     if not facts.children or not boundary:
         return
     pos = facts.children[-1].end

@@ -223,3 +223,13 @@ CORPUS += [
                                     "", "MIME-Version: 1.0", "Content-Type: multipart/mixed; boundary=in", "",
                                     "--in", "", "x", "--in--", "--e--")),
 ]
+# Header lines that are no fields: the email package ends the header there, IMAP servers do not.
+CORPUS += [
+    ("non_field_lines_in_headers", msg("From: a@x.test", "this line has no colon", "Subject : spaced name",
+                                       "MIME-Version: 1.0", "--looks like a boundary",
+                                       "Content-Type: multipart/mixed; boundary=n", "", "--n",
+                                       "Content-Type: text/plain", "no colon here either",
+                                       "Content-Disposition: attachment; filename=a.txt", "", "x", "--n",
+                                       "From someone on a line of its own", "Content-Type: text/html", "", "<p>y</p>",
+                                       "--n--")),
+]
