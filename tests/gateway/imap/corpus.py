@@ -233,3 +233,26 @@ CORPUS += [
                                        "From someone on a line of its own", "Content-Type: text/html", "", "<p>y</p>",
                                        "--n--")),
 ]
+
+
+def mutations(seed: int, count: int, *, max_size: int = 20_000) -> list[bytes]:
+    """*count* corpus messages with bytes cut, inserted and doubled at random places."""
+    import random
+
+    rng = random.Random(seed)
+    sources = [raw for _name, raw in CORPUS if len(raw) < max_size]
+    out = []
+    for _ in range(count):
+        raw = bytearray(rng.choice(sources))
+        for _ in range(rng.randint(1, 6)):
+            i = rng.randrange(len(raw) or 1)
+            op = rng.random()
+            if op < 0.3:
+                del raw[i:i + rng.randint(1, 40)]
+            elif op < 0.6:
+                raw[i:i] = rng.choice([b"\r\n", b"\n", b"--", b"\r\n--", b";", b'"', b"(", b"<", b":", b",", b" ",
+                                       b"\t", b"\x00", b"\xff"])
+            else:
+                raw[i:i] = raw[i:i + rng.randint(1, 200)]
+        out.append(bytes(raw))
+    return out
