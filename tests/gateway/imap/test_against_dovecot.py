@@ -197,7 +197,7 @@ def test_mutated_messages_match_dovecot(upstream, upstream_account):
         taken = []
         for raw in candidates:
             typ, data = client.append(folder, None, None, raw)
-            assert typ == "OK" or b"\0" in raw, data
+            assert typ == "OK" or b"\0" in raw or not raw, data  # Dovecot refuses empty messages
             if typ == "OK":
                 taken.append(raw)
         # Dovecot parses a message with NUL bytes as it has them but serves them as 0x80 in
