@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 JSON_VERSION = 1
 MAX_NESTING = 2 * MAX_DEPTH  # parts nested deeper (multiparts, embedded messages) are not followed
+MAX_PARTS = 10_000  # Dovecot's limit: no boundary line counts after it, the last part runs to the end
 
 Params = list[tuple[bytes, bytes]]
 
@@ -45,8 +46,8 @@ class PartFacts:
     """One MIME part: its header is ``raw[start:body_start]`` (the empty line included), its
     body ``raw[body_start:end]``. ``kind``: ``multipart`` (``children`` are its parts),
     ``message`` (message/rfc822: ``children`` is the one embedded message, whose ``envelope``
-    is set), ``text`` (text/*: counts ``lines``), ``basic`` or ``opaque`` (a part nested too
-    deep to follow, served as application/octet-stream)."""
+    is set), ``text`` (text/*: counts ``lines``), ``basic`` or ``opaque`` (a message/rfc822
+    part not followed, nested too deep or past :data:`MAX_PARTS`: application/octet-stream)."""
 
     start: int
     body_start: int
@@ -188,57 +189,64 @@ def _part_from_doc(doc: dict[str, Any]) -> PartFacts:
 def describe(raw: bytes) -> MessageFacts:
     """The facts of the message *raw* (never raises on malformed MIME; never copies the body)."""
     try:
-        structure: Part | None = Mail(raw).structure
-    except Exception as e:  # noqa: BLE001 - the scanner should not fail, but the import must not
-        log.warning("MIME structure unreadable (%s): described as one text part", type(e).__name__)
-        structure = None
-    if structure is None:
-        root = PartFacts(0, len(raw), len(raw), "text", envelope=Envelope())
-        _read_part(raw, root, None, top=True)
-    else:
-        root = _facts(raw, structure, None, 0, top=True)
+        budget = _Budget()
+        root = _facts(raw, Mail(raw).structure, None, 0, budget, top=True)
+        if budget.overflow:
+            _run_to_the_end(raw, root)
+    except Exception as e:  # noqa: BLE001 - nothing should fail here, but an import must not
+        log.warning("MIME structure unreadable (%s): described as one part", type(e).__name__)
+        root = PartFacts(0, 0, len(raw), "text", lines=raw.count(b"\n"), envelope=Envelope())
     return MessageFacts(len(raw), raw.count(b"\n"), root)
 
 
 @dataclass
-class _Reading:
-    """The Content-* fields of a part as the MIME parser and the part data see them."""
+class _Budget:
+    """The parts made so far, and whether a part was left out for :data:`MAX_PARTS`."""
 
-    is_mime: bool = False
-    seen_type: bool = False
-    flags_type: bytes = b""  # type/subtype of the first Content-Type, for the part's kind
+    parts: int = 0
+    overflow: bool = False
+
+    def spent(self) -> bool:
+        if self.parts >= MAX_PARTS:
+            self.overflow = True
+        return self.overflow
 
 
-def _read_part(raw: bytes, part: PartFacts, parent: PartFacts | None, *, top: bool) -> _Reading:
-    """Fill the header-derived fields of *part* from ``raw[part.start:part.body_start]``."""
-    reading = _Reading(is_mime=parent is not None and parent.kind == "multipart")
-    envelope = part.envelope if top or (parent is not None and parent.kind == "message") else None
+def _run_to_the_end(raw: bytes, root: PartFacts) -> None:
+    """Past :data:`MAX_PARTS` the last part made, and every part around it, end where the
+    message ends (boundary lines no longer count)."""
+    part: PartFacts | None = root
+    while part is not None:
+        part.end = len(raw)
+        if part.kind in ("text", "message"):
+            part.lines = raw.count(b"\n", part.body_start, part.end)
+        part.binary_size = _binary_size(raw, part)
+        part = part.children[-1] if part.children else None
+
+
+def _read_part(raw: bytes, part: PartFacts, parent: PartFacts | None) -> None:
+    """Fill the header-derived fields of *part* from ``raw[part.start:part.body_start]`` (and
+    its envelope, when it has one)."""
+    is_mime = parent is not None and parent.kind == "multipart"
+    envelope = part.envelope
     for name, value in fields(raw, part.start, part.body_start):
         lname = name.lower()
         if envelope is not None:
             envelope.add_field(lname, value)
         if lname == b"mime-version":
-            reading.is_mime = True
-        elif not lname.startswith(b"content-"):
-            continue
-        else:
-            _content_field(part, reading, lname[8:], value)
-    if not reading.is_mime:  # without MIME-Version the Content-* fields mean nothing
+            is_mime = True
+        elif lname.startswith(b"content-"):
+            is_mime = is_mime or lname == b"content-type"
+            _content_field(part, lname[8:], value)
+    if not is_mime:  # without MIME-Version (or Content-Type) the Content-* fields mean nothing
         for name in _SCALARS:
             setattr(part, name, None)
         part.params, part.disposition_params, part.language = [], [], None
-    return reading
 
 
-def _content_field(part: PartFacts, reading: _Reading, name: bytes, value: bytes) -> None:
+def _content_field(part: PartFacts, name: bytes, value: bytes) -> None:
     if name == b"type":
-        reading.is_mime = True
-        if not reading.seen_type:
-            reading.seen_type = True
-            out = bytearray()
-            Tokenizer(value).content_type(out)
-            reading.flags_type = bytes(out)
-        if part.ctype is None:
+        if part.ctype is None:  # the first one counts; broken, it still says "not text"
             tok = Tokenizer(value)
             tok.skip_lwsp()
             out = bytearray()
@@ -285,28 +293,29 @@ def _content_field(part: PartFacts, reading: _Reading, name: bytes, value: bytes
         part.language = langs or None
 
 
-def _kind(reading: _Reading, parent: PartFacts | None) -> str:
-    ctype = reading.flags_type.lower()
-    if reading.is_mime and reading.seen_type:
-        if ctype == b"message/rfc822":
+def _kind(part: PartFacts, parent: PartFacts | None) -> str:
+    if part.ctype is not None:
+        ctype, subtype = part.ctype.lower(), (part.subtype or b"").lower()
+        if ctype == b"message" and subtype == b"rfc822":
             return "message"
-        if ctype == b"text" or ctype.startswith(b"text/"):
+        if ctype == b"text":
             return "text"
-        if ctype.startswith(b"multipart/"):
+        if ctype == b"multipart":
             return "multipart"
         return "basic"
-    if parent is not None and parent.kind == "multipart" and parent.subtype is not None \
-            and parent.subtype.lower() == b"digest" and parent.ctype is not None:
+    if parent is not None and parent.kind == "multipart" and (parent.subtype or b"").lower() == b"digest":
         return "message"  # no Content-Type inside multipart/digest: message/rfc822
     return "text"
 
 
-def _facts(raw: bytes, part: Part, parent: PartFacts | None, depth: int, *, top: bool = False) -> PartFacts:
+def _facts(raw: bytes, part: Part, parent: PartFacts | None, depth: int, budget: _Budget, *,
+           top: bool = False) -> PartFacts:
+    budget.parts += 1
     facts = PartFacts(part.start, min(part.body_start, part.end), part.end, "text")
     if top or (parent is not None and parent.kind == "message"):
         facts.envelope = Envelope()
-    reading = _read_part(raw, facts, parent, top=top)
-    facts.kind = _kind(reading, parent)
+    _read_part(raw, facts, parent)
+    facts.kind = _kind(facts, parent)
     if facts.kind == "multipart":
         boundary = _boundary(facts)
         children = part.children
@@ -315,14 +324,17 @@ def _facts(raw: bytes, part: Part, parent: PartFacts | None, depth: int, *, top:
             # ends a header for it, not for IMAP servers): split by the boundary read here
             children = scan_parts(raw, part, boundary or "")
         if depth < MAX_NESTING:  # deeper, a multipart without parts (the structure's MAX_DEPTH does the same)
-            facts.children = [_facts(raw, child, facts, depth + 1) for child in children]
+            for child in children:
+                if budget.spent():
+                    break
+                facts.children.append(_facts(raw, child, facts, depth + 1, budget))
         _after_close_delimiter(raw, facts, boundary)
     elif facts.kind == "message":
-        if depth >= MAX_NESTING:
+        if depth >= MAX_NESTING or budget.spent():
             facts.kind = "opaque"
         else:
             scanned = scan(raw, facts.body_start, facts.end)
-            inner = _facts(raw, scanned, facts, depth + 1)
+            inner = _facts(raw, scanned, facts, depth + 1, budget)
             facts.children = [inner]
             facts.end = inner.end
             if part.header_end < part.body_start and (

@@ -10,6 +10,9 @@ passes through unchanged); every function answers -1 (broken), 0 (end of value r
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 __all__ = ["NUL_REPLACEMENT", "Tokenizer", "parse_params"]
 
 NUL_REPLACEMENT = "\ufffd".encode()
@@ -25,8 +28,13 @@ for _c in list(range(0x30, 0x3A)) + list(range(0x41, 0x5B)) + list(range(0x61, 0
 ATEXT = bytes(_ATEXT)
 
 
-_TOKEN = bytes((ATEXT[c] & 3) != 0 or c == 0x2E for c in range(256))  # MIME token, and "."
-_ATEXT_OR_DOT = bytes(ATEXT[c] != 0 or c == 0x2E for c in range(256))
+def _run_of(accept: Callable[[int], bool]) -> re.Pattern[bytes]:
+    return re.compile(b"[" + b"".join(re.escape(bytes([c])) for c in range(256) if accept(c)) + b"]*")
+
+
+_ATEXT_RUN = _run_of(lambda c: ATEXT[c] != 0)
+_TOKEN_RUN = _run_of(lambda c: (ATEXT[c] & 3) != 0 or c == 0x2E)  # a MIME token, and "."
+_ATEXT_OR_DOT_RUN = _run_of(lambda c: ATEXT[c] != 0 or c == 0x2E)
 
 
 class Tokenizer:
@@ -111,20 +119,18 @@ class Tokenizer:
                 return -1
         return 1 if self.pos < end else 0
 
-    def _run(self, out: bytearray, accept: bytes) -> int:
-        """The bytes of the class *accept* at the cursor into *out*; then the blanks and
+    def _run(self, out: bytearray, run: re.Pattern[bytes]) -> int:
+        """The bytes of the class *run* matches at the cursor into *out*; then the blanks and
         comments after them skipped (0 when the value ends in the run)."""
-        data, end = self.data, self.end
         start = self.pos
-        while self.pos < end and accept[data[self.pos]]:
-            self.pos += 1
-        out += data[start:self.pos]
-        return self.skip_lwsp() if self.pos < end else 0
+        self.pos = run.match(self.data, start, self.end).end()  # type: ignore[union-attr]
+        out += self.data[start:self.pos]
+        return self.skip_lwsp() if self.pos < self.end else 0
 
     def atom(self, out: bytearray) -> int:
         if self.pos >= self.end or not ATEXT[self.data[self.pos]]:
             return -1
-        return self._run(out, ATEXT)
+        return self._run(out, _ATEXT_RUN)
 
     def dot_atom(self, out: bytearray) -> int:
         data, end = self.data, self.end
@@ -134,7 +140,7 @@ class Tokenizer:
         self.pos += 1
         while self.pos < end:
             if ATEXT[data[self.pos]]:
-                self.pos += 1
+                self.pos = _ATEXT_RUN.match(data, self.pos, end).end()  # type: ignore[union-attr]
                 continue
             if start == self.pos:
                 return -1
@@ -153,13 +159,13 @@ class Tokenizer:
         return 0
 
     def mime_token(self, out: bytearray) -> int:
-        return self._run(out, _TOKEN)
+        return self._run(out, _TOKEN_RUN)
 
     def quoted_string(self, out: bytearray) -> int:
         return self.skip_lwsp() if self._enclosed(out, 0x22) else -1
 
     def _atom_or_dot(self, out: bytearray) -> int:
-        return self._run(out, _ATEXT_OR_DOT)
+        return self._run(out, _ATEXT_OR_DOT_RUN)
 
     def phrase(self, out: bytearray) -> int:
         if self.pos >= self.end:

@@ -211,6 +211,11 @@ CORPUS += [
     ("thousands_of_parts", msg(*HEAD, "Subject: 2100 parts", "MIME-Version: 1.0",
                                "Content-Type: multipart/mixed; boundary=t", "",
                                *[x for i in range(2100) for x in ("--t", "", str(i))], "--t--")),
+    ("past_the_part_limit", msg(*HEAD, "Subject: 10050 parts", "MIME-Version: 1.0",
+                                "Content-Type: multipart/mixed; boundary=o", "", "--o",
+                                "Content-Type: multipart/mixed; boundary=t", "",
+                                *[x for i in range(10050) for x in ("--t", "", str(i))], "--t--", "--o",
+                                "Content-Type: text/plain", "", "after the limit", "--o--")),
     ("headers_only", b"From: a@x.test\r\nSubject: no empty line\r\n"),
     ("crlf_only", b"\r\n"),
 ]
