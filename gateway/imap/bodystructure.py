@@ -239,8 +239,8 @@ def _read_part(raw: bytes, part: PartFacts, parent: PartFacts | None) -> None:
             is_mime = is_mime or lname == b"content-type"
             _content_field(part, lname[8:], value)
     if not is_mime:  # without MIME-Version (or Content-Type) the Content-* fields mean nothing
-        for name in _SCALARS:
-            setattr(part, name, None)
+        for attr in _SCALARS:
+            setattr(part, attr, None)
         part.params, part.disposition_params, part.language = [], [], None
 
 

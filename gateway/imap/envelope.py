@@ -100,10 +100,7 @@ class _Parser:
 
     def local_part(self) -> int:
         out = bytearray()
-        if self.tok.peek() == 0x22:
-            ret = self.tok.quoted_string(out)
-        else:
-            ret = self._nonstrict_dot_atom(out)
+        ret = self.tok.quoted_string(out) if self.tok.peek() == 0x22 else self._nonstrict_dot_atom(out)
         self.text = bytes(out)
         if ret < 0:
             return -1

@@ -37,8 +37,8 @@ def _field_end(raw: bytes, pos: int, stop: int) -> int:
 def fields(raw: bytes, start: int, stop: int) -> Iterator[tuple[bytes, bytes]]:
     """(name, value) of every IMAP-relevant field in ``raw[start:stop]``, in order; the name
     as written."""
-    first = _FIRST.match(raw, start, stop)
-    for m in chain((first,) if first else (), _NEXT.finditer(raw, start, stop)):
+    head = _FIRST.match(raw, start, stop)
+    for m in chain((head,) if head else (), _NEXT.finditer(raw, start, stop)):
         end = _field_end(raw, m.end(), stop)
         value = raw[m.end():end]
         if value.endswith(b"\n"):

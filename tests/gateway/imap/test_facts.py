@@ -114,7 +114,8 @@ MALFORMED = {
     "8bit_gbk_headers": msg("Subject: 报价".encode("gbk"), "From: 王 <w@x>".encode("gbk"),
                             'Content-Type: text/plain; name="报价.txt"'.encode("gbk"), b"", "正文".encode("gbk")),
     "nul_bytes": b"From: a\x00b@x\r\nSubject: n\x00l\r\nContent-Type: text/plain; a=\"\x00\"\r\n\r\nbody\x00\r\n",
-    "lf_then_crlf": b"Subject: mixed\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\n\r\n--m\n\nx\r\n--m--",
+    "lf_then_crlf": (b"Subject: mixed\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=m\n\r\n"
+                     b"--m\n\nx\r\n--m--"),
     "bare_cr_lines": b"Subject: cr\rFrom: a@b\r\rbody\r",
     "rfc822_garbage": msg("Content-Type: message/rfc822", "", "\x01\x02 not a message", "--", "-- --"),
     "rfc822_empty": msg("Content-Type: message/rfc822", ""),
@@ -188,7 +189,7 @@ def test_json_is_compact_versioned_ascii():
     raw = dict(CORPUS)["gbk_8bit_headers"]
     text = describe(raw).to_json()
     assert text.isascii() and "\n" not in text and ": " not in text
-    assert text.startswith('{"v":%d,' % JSON_VERSION)
+    assert text.startswith(f'{{"v":{JSON_VERSION},')
     facts = MessageFacts.from_json(text)
     assert facts.envelope.subject == "报价单 第二版".encode("gbk")
 
