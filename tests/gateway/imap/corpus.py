@@ -261,3 +261,33 @@ def mutations(seed: int, count: int, *, max_size: int = 20_000) -> list[bytes]:
                 raw[i:i] = raw[i:i + rng.randint(1, 200)]
         out.append(bytes(raw))
     return out
+
+
+def _made_by_the_email_package() -> list[tuple[str, bytes]]:
+    """Shapes real clients send, as the standard library writes them (its own boundaries)."""
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    alt = EmailMessage()
+    alt["From"], alt["To"], alt["Subject"] = "Zhang San <zhang@buyer.test>", "sales@company.test", "报价 / quote"
+    alt.set_content("Plain text, 你好\n")
+    alt.add_alternative("<p>HTML, 你好</p>\n", subtype="html")
+    alt.get_payload()[1].add_related(PNG, "image", "png", cid="<img1@buyer.test>")
+    alt.add_attachment(b"%PDF-1.4 quote", maintype="application", subtype="pdf", filename="报价单.pdf")
+    alt.add_attachment("名称,价格\n椅子,12\n".encode("gbk"), maintype="text", subtype="csv", filename="prices.csv")
+    fwd = EmailMessage()
+    fwd["From"], fwd["To"], fwd["Subject"] = "sales@company.test", "boss@company.test", "Fwd: 报价 / quote"
+    fwd.set_content("See the forwarded message.\n")
+    fwd.add_attachment(alt)
+    return [("email_package_mixed", alt.as_bytes(policy=SMTP)), ("email_package_forward", fwd.as_bytes(policy=SMTP))]
+
+
+CORPUS += _made_by_the_email_package()
+CORPUS += [
+    ("gbk_attachment_names", msg(b"From: a@x.test", b"Subject: gbk names", b"MIME-Version: 1.0",
+                                 b"Content-Type: multipart/mixed; boundary=g8", b"", b"--g8",
+                                 'Content-Type: application/vnd.ms-excel; name="报价单.xls"'.encode("gbk"),
+                                 'Content-Disposition: attachment; filename="报价单.xls"'.encode("gbk"),
+                                 "Content-Description: 价格表".encode("gbk"), b"Content-ID: <a@x>\r\n <folded>",
+                                 b"Content-Transfer-Encoding: base64", b"", b64(b"xls"), b"--g8--")),
+]
