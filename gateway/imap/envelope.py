@@ -42,7 +42,7 @@ class Envelope:
     message_id: bytes | None = None
 
     def add_field(self, lname: bytes, value: bytes) -> None:
-        """Take one header field (*lname* lower case, *value* as :func:`.headers.fields` gives it)."""
+        """Take one header field (*lname* lower case, *value* as :func:`.fields.fields` gives it)."""
         attr = _STRING_FIELDS.get(lname)
         if attr is not None:
             setattr(self, attr, value.replace(b"\0", NUL_REPLACEMENT))

@@ -209,3 +209,19 @@ def test_describe_keeps_offsets_not_copies():
     assert len(facts.to_json()) < 2000
     (part,) = facts.root.children
     assert part.size == len(body) and raw[slice(*locate(facts, "1"))] == body
+
+
+def test_structure_scans_an_embedded_message_in_place():
+    """``scan`` over a range (what describe uses for message/rfc822) keeps the offsets of the
+    whole message, and ``scan_parts`` splits by a boundary given from outside."""
+    from mailwarden.rules.mail.structure import scan, scan_parts
+
+    inner = msg("Subject: in", "Content-Type: multipart/mixed; boundary=i", "", "--i", "", "one", "--i--")
+    raw = msg("Content-Type: message/rfc822", "") + inner
+    start = raw.index(b"Subject: in")
+    part = scan(raw, start, len(raw))
+    assert (part.start, part.end) == (start, len(raw)) and part.maintype == "multipart"
+    assert [raw[c.body_start:c.end] for c in part.children] == [b"one"]
+    assert scan_parts(raw, part, "nope") == [] and len(part.children) == 1
+    (again,) = scan_parts(raw, part, "i")
+    assert again.parent is part and raw[again.body_start:again.end] == b"one"
