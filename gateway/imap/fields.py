@@ -40,11 +40,11 @@ def fields(raw: bytes, start: int, stop: int) -> Iterator[tuple[bytes, bytes]]:
     head = _FIRST.match(raw, start, stop)
     for m in chain((head,) if head else (), _NEXT.finditer(raw, start, stop)):
         end = _field_end(raw, m.end(), stop)
-        value = raw[m.end():end]
+        value = raw[m.end():end].replace(b"\r\n", b"\n")
         if value.endswith(b"\n"):
-            value = value[:-2] if value.endswith(b"\r\n") else value[:-1]
+            value = value[:-1]
         first_end = value.find(b"\n")
         first = value if first_end == -1 else value[:first_end]
         stripped = first.lstrip(b" \t")
         skip = len(first) - len(stripped) if stripped or not first else 1  # only blanks: drop one
-        yield m.group(1), value[skip:].replace(b"\r\n", b"\n")
+        yield m.group(1), value[skip:]

@@ -291,3 +291,35 @@ CORPUS += [
                                  "Content-Description: 价格表".encode("gbk"), b"Content-ID: <a@x>\r\n <folded>",
                                  b"Content-Transfer-Encoding: base64", b"", b64(b"xls"), b"--g8--")),
 ]
+
+
+_ADDRESS_TOKENS = [b'"', b"\\", b"<", b">", b"@", b".", b",", b":", b";", b"(", b")", b" ", b"  ", b"\t", b"[", b"]",
+                   b"joe", b"x.test", b"Li Wei", "王".encode(), b"=?utf-8?b?5p2O?=", b"\r\n ", b"'", b"a@b.c",
+                   b"<a@b.c>", b'"q q"']
+_MIME_TOKENS = [b"text/plain", b"multipart/mixed", b";", b"=", b'"', b"charset", b"utf-8", b" ", b"(c)", b"name*0",
+                b"name*1*", b"''", b"%41", b"\r\n ", b"/", b"boundary", b"x", b"*", b"\xe6", b"attachment", b","]
+
+
+def header_soup(seed: int, count: int) -> list[bytes]:
+    """*count* messages whose envelope and Content-* fields are random strings of the tokens
+    address and MIME parsers trip over (a fixed seed gives the same messages)."""
+    import random
+
+    rng = random.Random(seed)
+
+    def value(tokens: list[bytes], most: int) -> bytes:
+        return b"".join(rng.choice(tokens) for _ in range(rng.randint(0, most)))
+
+    out = []
+    for _ in range(count):
+        lines = [b"From: " + value(_ADDRESS_TOKENS, 12), b"To: " + value(_ADDRESS_TOKENS, 16),
+                 b"Cc: " + value(_ADDRESS_TOKENS, 8), b"Sender: " + value(_ADDRESS_TOKENS, 6),
+                 b"Reply-To: " + value(_ADDRESS_TOKENS, 6), b"Subject: " + value(_ADDRESS_TOKENS, 8),
+                 b"Date: " + value(_ADDRESS_TOKENS, 4), b"Message-ID: " + value(_ADDRESS_TOKENS, 5),
+                 b"In-Reply-To: " + value(_ADDRESS_TOKENS, 3), b"MIME-Version: 1.0",
+                 b"Content-Type: " + value(_MIME_TOKENS, 10), b"Content-Disposition: " + value(_MIME_TOKENS, 8),
+                 b"Content-Language: " + value(_ADDRESS_TOKENS, 5), b"Content-Location: " + value(_MIME_TOKENS, 3),
+                 b"Content-Transfer-Encoding: " + value(_MIME_TOKENS, 3)]
+        rng.shuffle(lines)
+        out.append(b"\r\n".join(lines) + b"\r\n\r\nbody\r\n")
+    return out

@@ -21,7 +21,7 @@ from mailwarden.gateway.imap.bodystructure import MessageFacts, describe
 from mailwarden.gateway.imap.sections import locate, partial, section_map
 from mailwarden.gateway.imap.wire import render_body, render_bodystructure, render_envelope
 
-from .corpus import CORPUS, mutations
+from .corpus import CORPUS, header_soup, mutations
 
 pytestmark = pytest.mark.integration
 
@@ -218,5 +218,28 @@ def test_mutated_messages_match_dovecot(upstream, upstream_account):
             assert _answer(client, seq, "BODY") == b"%d (BODY %s)" % (seq, render_body(facts))
             compared += 1
         assert compared > 200
+    finally:
+        client.logout()
+
+
+@pytest.mark.parametrize("seed", [7, 3501])
+def test_header_soup_matches_dovecot(upstream, upstream_account, seed):
+    """Envelope and Content-* fields made of random address and MIME tokens: ENVELOPE and
+    BODYSTRUCTURE as Dovecot writes them, every one."""
+    folder = f"soup-{seed}-" + uuid.uuid4().hex[:8]
+    messages = header_soup(seed, 250)
+    client = upstream.imap(upstream_account.address)
+    try:
+        assert client.create(folder)[0] == "OK"
+        for raw in messages:
+            assert client.append(folder, None, None, raw)[0] == "OK"
+        assert client.select(folder, readonly=True)[0] == "OK"
+        for seq in range(1, len(messages) + 1):
+            stored = _section_value(client, seq, "BODY.PEEK[]")
+            assert stored is not None
+            facts = describe(stored)
+            assert _answer(client, seq, "ENVELOPE") == b"%d (ENVELOPE %s)" % (seq, render_envelope(facts)), stored
+            assert _answer(client, seq, "BODYSTRUCTURE") == b"%d (BODYSTRUCTURE %s)" % (
+                seq, render_bodystructure(facts)), stored
     finally:
         client.logout()
