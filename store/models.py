@@ -115,6 +115,9 @@ class SpoolItem(SQLModel, table=True):
     next_attempt: datetime = _ts(index=True)  # type: ignore[assignment]
     created_at: datetime = _ts()  # type: ignore[assignment]
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    # SHA-256 (hex) of the spool file when it was accepted, checked before it is sent; None for
+    # rows from before digests (sent as they are) and for notices.
+    digest: str | None = Field(default=None, max_length=64)
 
 
 class AuditEvent(SQLModel, table=True):
