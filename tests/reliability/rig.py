@@ -142,10 +142,10 @@ class Serve:
 
     def spool_stages(self, run: str) -> dict[str, str]:
         """Each subject of ``run`` → the stage of its message's first spool item, read straight
-        from the database file (read-only; serve may be dead)."""
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as db:
+        from the database file (serve may be dead)."""
+        with sqlite3.connect(self.db) as db:
             rows = db.execute("SELECT m.subject, s.stage FROM spool s JOIN messages m ON m.id = s.message_id "
-                              "WHERE m.subject LIKE ? AND s.stage != 'notice' ORDER BY s.id", (f"{run}-%",)).fetchall()
+                              "WHERE m.subject LIKE ? AND s.stage != 'notice' ORDER BY s.id", (f"{run}%",)).fetchall()
         out: dict[str, str] = {}
         for subject, stage in rows:
             out.setdefault(subject, stage)
