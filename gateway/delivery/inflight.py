@@ -18,6 +18,7 @@ that cannot write costs one attempt per pause, not a loop.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -34,13 +35,16 @@ RECORD_RETRY_INITIAL = 0.5  # seconds before a record the store refused is writt
 RECORD_RETRY_MAX = 30.0  # … up to this
 
 
+STORE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)  # a spool file the store could not write
+
+
 def store_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` says the store cannot write now (and may later), rather than that the
     record itself is wrong: SQLAlchemy's and the drivers' ``OperationalError`` (locked, disk
-    full, read-only, I/O error, connection lost) and the operating system's errors."""
-    if isinstance(exc, ConnectionAbortedError):  # the writer is stopping: nobody will write it
-        return False
-    return isinstance(exc, OSError) or any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)
+    full, read-only, I/O error, connection lost) and a full or read-only file system."""
+    if isinstance(exc, OSError):
+        return exc.errno in STORE_ERRNOS
+    return any(cls.__name__ == "OperationalError" for cls in type(exc).__mro__)
 
 
 class InFlight:

@@ -205,6 +205,32 @@ def settled(upstream, address: str, run: str, folder: str = "INBOX", quiet: floa
         time.sleep(0.2)
 
 
+def kill_rounds(serve: Serve, upstream, run: str, kills: int, before_kill: int = 15,  # type: ignore[no-untyped-def]
+                timeout: float = 30.0) -> tuple[list[str], list[set[str]]]:
+    """Start ``serve`` under load and kill -9 it once ``before_kill`` messages of the round reached
+    the customer, ``kills`` times (it is left stopped).  Returns what was accepted, and for each kill
+    what was in flight: the messages the upstream has while the store still has them in ``relay``
+    (the upstream's 250 was not recorded), counted once Postfix delivered what it took."""
+    accepted: list[str] = []
+    in_flight: list[set[str]] = []
+    for k in range(kills):
+        serve.start()
+        load = Load(serve, f"{run}r{k}")
+        deadline = time.monotonic() + timeout
+        while len(subjects(upstream.fetch_all(CUSTOMER), f"{run}r{k}-")) < before_kill:
+            if time.monotonic() > deadline:
+                serve.kill()
+                load.stop()
+                raise AssertionError(f"round {k}: nothing delivered:\n{serve.log.read_text()[-3000:]}")
+            time.sleep(0.1)
+        serve.kill()
+        accepted += load.stop()
+        delivered = settled(upstream, CUSTOMER, run)
+        stages = serve.spool_stages(run)
+        in_flight.append({s for s in delivered if stages.get(s) == "relay"})
+    return accepted, in_flight
+
+
 def _toml(path: Path) -> dict:
     import tomllib
 

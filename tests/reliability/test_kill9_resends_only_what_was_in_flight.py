@@ -11,12 +11,10 @@ recorded).  Nothing accepted is lost; the Sent folder has each message once.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.integration.conftest import SHARED, token
-from tests.reliability.rig import CUSTOMER, RELAY_CONNECTIONS, Load, Serve, settled, subjects
+from tests.reliability.rig import CUSTOMER, RELAY_CONNECTIONS, Serve, kill_rounds, settled
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
@@ -27,21 +25,8 @@ BEFORE_KILL = 15  # messages of a round at the customer before the kill: deliver
 def test_kill9_under_load_resends_only_what_was_in_flight(upstream, tmp_path):
     serve = Serve(upstream, tmp_path / "gateway")
     run = token()
-    accepted: list[str] = []
-    in_flight: list[set[str]] = []
     try:
-        for k in range(KILLS):
-            serve.start()
-            load = Load(serve, f"{run}r{k}")
-            deadline = time.monotonic() + 30
-            while len(subjects(upstream.fetch_all(CUSTOMER), f"{run}r{k}-")) < BEFORE_KILL:
-                assert time.monotonic() < deadline, f"round {k}: nothing delivered:\n{serve.log.read_text()[-3000:]}"
-                time.sleep(0.1)
-            serve.kill()
-            accepted += load.stop()
-            delivered = settled(upstream, CUSTOMER, run)
-            stages = serve.spool_stages(run)
-            in_flight.append({s for s in delivered if stages.get(s) == "relay"})
+        accepted, in_flight = kill_rounds(serve, upstream, run, KILLS, BEFORE_KILL)
         serve.start()
         want = set(accepted)
         delivered = settled(upstream, CUSTOMER, run, want=len(want), quiet=2.0, timeout=90)
