@@ -113,8 +113,10 @@ def disk_full(b: Bench) -> Row:
     try:
         serve, run = Serve(b.upstream, serve_root), uuid.uuid4().hex[:10]
         serve.start()
-        load = Load(serve, run, clients=3, per_client=max(1, b.n // 3))
-        time.sleep(1.0)
+        load = Load(serve, run, clients=3, per_client=100 * b.n)  # until stopped
+        deadline = time.monotonic() + 30
+        while len(load.accepted) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
         filler = data / "filler"
         with open(filler, "wb") as f:  # to the last byte: the spool and the database refuse writes
             try:
@@ -126,9 +128,13 @@ def disk_full(b: Bench) -> Row:
         full_for = 6.0
         time.sleep(full_for)
         filler.unlink()
+        before = len(load.accepted)
+        time.sleep(3)  # accepting again
         accepted = load.stop()
         try:
-            return b.count(run, accepted, f"data directory full for {full_for:g} s under load")
+            return b.count(run, accepted, f"data directory full for {full_for:g} s under load; {load.refused} refused, "
+                                          f"{len(accepted) - before} accepted after; client errors: "
+                                          f"{', '.join(sorted({type(e).__name__ for e in load.errors})) or 'none'}")
         finally:
             serve.stop()
     finally:

@@ -158,6 +158,8 @@ class Load:
 
     def __init__(self, serve: Serve, run: str, clients: int = 3, per_client: int = 400) -> None:
         self.accepted: list[str] = []
+        self.errors: list[BaseException] = []
+        self.refused = 0  # answered with an error (e.g. 4xx while the disk is full)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._client, args=(serve, run, k * 100000, per_client), daemon=True)
@@ -177,8 +179,10 @@ class Load:
                     if c.data(message(subject))[0] == 250:
                         with self._lock:
                             self.accepted.append(subject)
-        except (OSError, smtplib.SMTPException):
-            return  # the gateway was killed under this client
+                    else:
+                        self.refused += 1
+        except (OSError, smtplib.SMTPException) as exc:
+            self.errors.append(exc)  # the gateway was killed under this client, or refused it
 
     def stop(self) -> list[str]:
         self._stop.set()
