@@ -115,6 +115,21 @@ async def test_a_copy_tried_before_is_looked_for_first(copies):
     assert archived(copies) == ["a", "b", "c"]
 
 
+async def test_a_copy_spooled_without_a_ref_is_looked_for_by_its_message_id(copies):
+    """Spooled before the gateway tagged copies with a ref: its Message-ID says whether it is there."""
+    def old(name: str) -> DueItem:
+        it = spooled(copies.work.store, stage="append", attempts=1,
+                     body=f"Message-ID: <{name}@company.test>\r\nSubject: x\r\n\r\nx\r\n".encode())
+        copies.imap.names[it.blob] = name  # type: ignore[attr-defined]
+        return it
+    copies.imap.there = {"<b@company.test>"}
+    items = [old("a"), old("b")]
+    await run_copies(copies, items)
+    assert copies.imap.asked == [["Message-ID: <a@company.test>", "Message-ID: <b@company.test>"]]
+    assert calls(copies) == [["a"]] and stages(copies, items) == ["done"] * 2
+    assert archived(copies) == ["a", "b"]
+
+
 async def test_copies_due_since_before_the_start_are_looked_for(tmp_path, store):
     """A new deliverer does not know whether the one before it stored a copy it had not yet
     recorded: copies due since before it started are looked for; later ones are not."""
