@@ -25,7 +25,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from mailwarden.store import StoreHandle
-from mailwarden.store.spool import DueItem, failed, file_sent, retry_later
+from mailwarden.store.spool import DueItem, damage, failed, file_sent, needs_thread, retry_later
 from sqlmodel import Session
 
 from mailwarden.gateway.dbwriter import BatchWriter
@@ -110,6 +110,14 @@ class InFlight:
                 log.warning("the store records again after %.0f s: relaying resumes",
                             time.monotonic() - self._paused_at)
             return result
+
+    async def damage(self, item: DueItem) -> str | None:
+        """What is wrong with the item's spool file compared with its digest (see
+        :func:`mailwarden.store.spool.damage`); a large file is read on a thread."""
+        if item.digest is None:
+            return None
+        path = self.store.spool_dir / item.blob
+        return await asyncio.to_thread(damage, path, item.digest) if needs_thread(path) else damage(path, item.digest)
 
     def file_sent(self, blob: str) -> None:
         file_sent(self.store.spool_dir, blob)

@@ -44,11 +44,9 @@ from mailwarden.store.spool import (
     bounce_later,
     bounce_reason,
     bounced,
-    damage,
     damaged,
     delivered,
     due,
-    needs_thread,
     next_stage,
     retry_later,
     shunt,
@@ -245,12 +243,10 @@ class Relay:
         if item.stage == st.BOUNCE:  # given up: never sent, only reported
             await self._bounce(item, rcpts, bounce_reason(item.last_error), await spool_head(path, tags))
             return None
-        if item.digest is not None:
-            reason = await asyncio.to_thread(damage, path, item.digest) if needs_thread(path) else damage(
-                path, item.digest)
-            if reason is not None:
-                await self._damaged(item, rcpts, reason)
-                return None
+        reason = await self.work.damage(item)
+        if reason is not None:
+            await self._damaged(item, rcpts, reason)
+            return None
         data = Source(tags, path)
         try:
             await data.open()

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from mailwarden.store import StoreHandle
-from mailwarden.store.spool import DueItem, damage, damaged, needs_thread, sent_copies_filed
+from mailwarden.store.spool import DueItem, damaged, sent_copies_filed
 from mailwarden.store.spool import states as st
 
 from mailwarden.gateway.config import Upstream
@@ -133,7 +133,8 @@ class SentCopies:
         if not check and not by_id:
             return sources, ready
         try:
-            there = (await self.imap.stored(folder, list(check.values())) or set()) if check else set()  # None: cannot tell
+            # None: the server cannot tell
+            there = (await self.imap.stored(folder, list(check.values())) or set()) if check else set()
             if by_id:  # spooled without a ref: its Message-ID says whether it is there
                 found_ids = await self.imap.stored(folder, list(by_id.values()), "Message-ID") or set()
                 check.update({i: mid for i, mid in by_id.items() if mid in found_ids})
@@ -169,8 +170,7 @@ class SentCopies:
     async def _damaged(self, item: DueItem) -> bool:
         """Whether the spool file is not what was accepted: then shunted with the reason (the
         customer has the message; what is missing is its copy in Sent)."""
-        path = self.spool_dir / item.blob
-        reason = await asyncio.to_thread(damage, path, item.digest) if needs_thread(path) else damage(path, item.digest)
+        reason = await self.work.damage(item)
         if reason is None:
             return False
         log.error("Sent copy of message=%s operator=%s not filed: %s", item.message_id, item.operator, reason)
