@@ -141,6 +141,9 @@ class SpoolItem(SQLModel, table=True):
     created_at: datetime = _ts()  # type: ignore[assignment]
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
+    # SHA-256 (hex) of the spool file when it was accepted, checked before it is sent; None for
+    # rows from before digests (sent as they are) and for notices.
+    digest: str | None = Field(default=None, max_length=64)
 
 
 class AuditEvent(SQLModel, table=True):
