@@ -324,8 +324,8 @@ class Relay:
     async def _damaged(self, item: DueItem, rcpts: list[str], reason: str) -> None:
         """The spool file is not what was accepted: shunted with ``reason``, the sender told."""
         subject = await asyncio.to_thread(self._subject, item.message_id)
-        notice = damaged_notice(key=self.store.audit.key, shared=self.upstream.username, operator=item.operator, subject=subject, rcpts=rcpts,
-                                reason=reason, ref=str(item.message_id))
+        notice = damaged_notice(key=self.store.audit.key, shared=self.upstream.username, operator=item.operator,
+                                subject=subject, rcpts=rcpts, reason=reason, ref=str(item.message_id))
         if await self.work.record(lambda s: damaged(session=s, audit=self.store.audit, item=item, reason=reason,
                                                     spool_dir=self.store.spool_dir, notice=notice)):
             log.error("not sent: message=%s operator=%s: %s; shunted (see `mailwarden queue list --state shunt`)",
