@@ -124,24 +124,39 @@ def _decode(body: bytes, charset: str | None) -> tuple[str, str | None]:
 def _leaf(raw: bytes, part: Part, nl: bytes, data: bytes, charset: str | None) -> Splice:
     """The part with ``data`` as its body: its encoding kept where it still holds, the
     Content-Type's charset and the Content-Transfer-Encoding changed where they must."""
-    body, cte = _transfer_encoded(raw, part, data, nl)
+    body, cte = _transfer_encoded(raw, part, data, nl, recoded=charset is not None)
     changes = mime.leaf_changes(part, cte, charset)
     if not changes:
         return part.body_start, part.end, body
     return part.start, part.end, mime.rebuilt_leaf(raw, part, body, changes, nl)
 
 
-def _transfer_encoded(raw: bytes, part: Part, data: bytes, nl: bytes) -> tuple[bytes, str]:
+def _transfer_encoded(raw: bytes, part: Part, data: bytes, nl: bytes, *, recoded: bool = False) -> tuple[bytes, str]:
+    """``data`` encoded for the part's body: base64 and quoted-printable kept; a 7bit or 8bit
+    body as it is unless it now needs more (``recoded``: it is in another charset now, so
+    what the old bytes had says nothing), then quoted-printable."""
     cte = part.cte
     if cte in ("base64", "quoted-printable"):
         body, cte = mime.transfer_encode(data, cte, nl)
         if cte == "base64" and not raw[part.body_start : part.end].endswith(b"\n"):
             body = body.rstrip(b"\r\n")  # the line ending before the boundary is the boundary's
         return body, cte
-    lines_ok = len(data) <= mime.MAX_LINE or max(map(len, data.split(b"\n"))) <= mime.MAX_LINE + 1
-    if lines_ok and (data.isascii() or cte in ("8bit", "binary")):
+    had = set() if recoded else _needs(raw[part.body_start : part.end], cte)
+    if _needs(data, cte) <= had:
         return data, cte  # the body as it was read, line endings and all
     return mime.transfer_encode(data, "quoted-printable", nl)
+
+
+def _needs(data: bytes, cte: str) -> set[str]:
+    """What ``data`` has that a ``cte`` body may not: 8-bit bytes in 7bit, lines too long.
+    A body that had it already keeps its encoding: the rendition changes what it masks, not
+    what the sender wrote."""
+    out = set()
+    if len(data) > mime.MAX_LINE and max(map(len, data.split(b"\n"))) > mime.MAX_LINE + 1:  # +1: CR
+        out.add("long lines")
+    if cte not in ("8bit", "binary") and not data.isascii():
+        out.add("8-bit bytes")
+    return out
 
 
 def _embedded(raw: bytes, part: Part, nl: bytes, masker: Masker, depth: int) -> Splice | None:
