@@ -153,13 +153,14 @@ class Masker:
         seg = Segment(text, "body")
         doc = Doc(ParsedMessage([seg]), self._ctx, self.policy)
         region = self.policy.phone_region
-        taken: list[tuple[int, int]] = []
+        taken: set[int] = set()  # characters of the contacts masked so far
         out: Replacements = {}
 
         def add(start: int, end: int, reps: Replacements) -> None:
-            if any(s < end and start < e for s, e in taken):
+            span = range(start, end)
+            if not taken.isdisjoint(span):
                 return  # one contact seen by two detectors (a WhatsApp number is a phone too)
-            taken.append((start, end))
+            taken.update(span)
             out.update(reps)
 
         for located in handles.located_hits(doc):

@@ -332,3 +332,18 @@ def test_big_message_is_not_copied_when_nothing_is_masked(masker: Masker) -> Non
     assert out is not None and b"138****8000" in out
     assert peak < len(private) + 4 * 1024 * 1024  # the one copy that is the rendition
     assert out.endswith(tail) and len(out) == len(private)
+
+
+@pytest.mark.parametrize(("source", "masked"), [
+    ("<p>手机 138&#48;&#x30;138000</p>", "<p>手机 138****8000</p>"),
+    ('<a href="tel:%2B86%31%33%38%30%30%31%33%38%30%30%30">x</a>', '<a href="tel:%2B86138****8000">x</a>'),
+    ("<tr><td>Zhang</td><td>13800138000</td></tr><tr><td>Li</td><td>13900139000</td></tr>",
+     "<tr><td>Zhang</td><td>138****8000</td></tr><tr><td>Li</td><td>139****9000</td></tr>"),
+    ("<p>WeChat: <b>wx_abcd88</b> &amp; more</p>", "<p>WeChat: <b>wx_****88</b> &amp; more</p>"),
+    ('<img src="cid:13800138000@x" alt="13800138000">', '<img src="cid:13800138000@x" alt="138****8000">'),
+])
+def test_html_masked_in_its_source(masker: Masker, source: str, masked: str) -> None:
+    from mailwarden.gateway.sync.maskhtml import HtmlText  # noqa: PLC0415
+
+    text = HtmlText(source)
+    assert text.apply(masker.find(text.text)) == masked
