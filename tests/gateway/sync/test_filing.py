@@ -165,3 +165,30 @@ def test_a_large_message_is_not_copied_on_import(store):
     print(f"import of {len(raw) / 1e6:.0f} MB allocated at most {peak / 1e6:.1f} MB")
     assert peak < len(raw) * 0.25
     assert store.blobs.read(name_of(raw)) == raw
+
+
+def test_inbound_mail_with_private_contacts_is_stored_with_its_masked_rendition(store):
+    from mailwarden.gateway.imap.bodystructure import MessageFacts
+    from mailwarden.gateway.sync.masker import Masker
+    from mailwarden.gateway.sync.masking import masked_rendition
+    from mailwarden.gateway.sync.service import describe_for_imap
+    from mailwarden.rules.context import CompanyProfile, RulesSettings
+    from mailwarden.store.models import Mail
+    from sqlmodel import select
+
+    masker = Masker.build(CompanyProfile("Bright Lighting", ("company.test",), ("+86 574 8888 0000",), ()),
+                          RulesSettings())
+    importer = Importer(store, _policy(store), describe=describe_for_imap(),
+                        mask=lambda raw: masked_rendition(raw, masker=masker))
+    fid = _folder(store)
+    private = _mail("Max <max@gmail.com>", "call me", msgid="<p@t>").replace(
+        b"Hello\r\n", b"My mobile: +86 138 0013 8000, WeChat: maxweber88\r\n")
+    plain = _mail("eva@buyer.test", "plain", msgid="<q@t>")
+    importer.store_batch(fid, 1, [Incoming(1, private), Incoming(2, plain)])
+    with store.session() as s:
+        rows = {m.subject: m for m in s.exec(select(Mail)).all()}
+    masked = store.blobs.read(rows["call me"].masked_blob)
+    assert b"0013 8000" not in masked and b"maxweber88" not in masked and b"138" in masked
+    assert store.blobs.read(rows["call me"].blob) == private  # the store keeps the original
+    assert MessageFacts.from_json(rows["call me"].masked_facts).size == len(masked)
+    assert rows["plain"].masked_blob is None and rows["plain"].facts
