@@ -16,7 +16,7 @@ from email.message import Message
 from typing import Callable
 
 from ..budget import Deadline
-from .attachments import Extracted, SheetInfo, Uninspectable, extract
+from .attachments import LIMIT, Extracted, SheetInfo, Uninspectable, extract
 from .charset import decode_bytes
 from .htmltext import html_to_text, split_signature_html
 from .mimeparse import parse_bytes
@@ -79,7 +79,7 @@ class Problem:
     """A part that could not be decoded or inspected."""
 
     name: str
-    kind: str  # "undecodable" | "encrypted" | "uninspected"
+    kind: str  # "undecodable" | "encrypted" | "uninspected" | "limit"
     detail: str
 
 
@@ -227,10 +227,10 @@ class _Builder:
         self.parts += 1
         if self.parts > MAX_PARTS:
             if self.parts == MAX_PARTS + 1:
-                self.out.problems.append(Problem("message", "uninspected", "too many MIME parts"))
+                self.out.problems.append(Problem("message", LIMIT, f"limit parts: more than {MAX_PARTS} MIME parts"))
             return
         if depth > MAX_DEPTH:
-            self.out.problems.append(Problem("message", "uninspected", "MIME nesting too deep"))
+            self.out.problems.append(Problem("message", LIMIT, f"limit depth: MIME nesting deeper than {MAX_DEPTH}"))
             return
         ctype = _content_type(part)
         name = _filename(part)
