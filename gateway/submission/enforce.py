@@ -58,13 +58,15 @@ def smtp_reason(decision: Decision, language: str) -> str:
 
 
 def judge(policy: Policy | None, content: bytes, ctx: CheckContext, *, language: str,
-          mail: Mail | None = None) -> Verdict:
+          mail: Mail | None = None, decision: Decision | None = None) -> Verdict:
     """Run the rules and turn the decision into a :class:`Verdict`; raises
     :class:`MessageRejected` for ``block``. *mail*: the model of ``content``, when the
-    caller shares it with the signature engine."""
+    caller shares it with the signature engine; *decision*: the rules' decision, when the
+    caller had it evaluated elsewhere (a scan worker process)."""
     if policy is None:
         return Verdict(None, content)
-    decision = evaluate(policy, content, ctx, mail=mail)
+    if decision is None:
+        decision = evaluate(policy, content, ctx, mail=mail)
     action = decision.enforced_action
     if action == "block":
         raise Blocked(decision, "550 5.7.1 " + smtp_reason(decision, language))

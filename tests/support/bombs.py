@@ -6,6 +6,7 @@ benchmarks send. Each is small on the wire and costly to read naively.
 * :func:`docx_paragraphs` — a .docx with millions of paragraphs (2 million by default);
 * :func:`pdf_slow` — a few KB of PDF whose one page holds millions of text operators;
 * :func:`pdf_pages` — a PDF of many pages of text (200 by default);
+* :func:`xlsx_huge_string` — an .xlsx whose one shared string unpacks to hundreds of MB;
 * :func:`message_with` — any of them attached to a message from the test sender.
 """
 
@@ -16,7 +17,7 @@ import zlib
 import zipfile
 from email.message import EmailMessage
 
-__all__ = ["xlsx_huge_dimension", "xlsx_empty_rows", "docx_paragraphs", "pdf_slow", "pdf_pages",
+__all__ = ["xlsx_huge_dimension", "xlsx_empty_rows", "xlsx_huge_string", "docx_paragraphs", "pdf_slow", "pdf_pages",
            "message_with", "XLSX", "DOCX", "PDF", "ALL"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -64,10 +65,19 @@ def _zip(members: dict[str, bytes | tuple[bytes, bytes, int, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def _xlsx(sheet: bytes | tuple[bytes, bytes, int, bytes]) -> bytes:
-    return _zip({"[Content_Types].xml": _CT_XLSX, "_rels/.rels": _RELS % b"xl/workbook.xml",
-                 "xl/workbook.xml": _WORKBOOK, "xl/_rels/workbook.xml.rels": _WB_RELS,
-                 "xl/worksheets/sheet1.xml": sheet})
+def _xlsx(sheet: bytes | tuple[bytes, bytes, int, bytes], **extra: bytes | tuple[bytes, bytes, int, bytes]) -> bytes:
+    members = {"[Content_Types].xml": _CT_XLSX, "_rels/.rels": _RELS % b"xl/workbook.xml",
+               "xl/workbook.xml": _WORKBOOK, "xl/_rels/workbook.xml.rels": _WB_RELS,
+               "xl/worksheets/sheet1.xml": sheet}
+    if "strings" in extra:
+        members["xl/_rels/workbook.xml.rels"] = _WB_RELS.replace(b"</Relationships>", (
+            b'<Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/sharedStrings" '
+            b'Target="sharedStrings.xml"/></Relationships>'))
+        members["[Content_Types].xml"] = _CT_XLSX.replace(b"</Types>", (
+            b'<Override PartName="/xl/sharedStrings.xml" '
+            b'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/></Types>'))
+        members["xl/sharedStrings.xml"] = extra["strings"]
+    return _zip(members)
 
 
 def xlsx_huge_dimension() -> bytes:
@@ -82,6 +92,13 @@ def xlsx_huge_dimension() -> bytes:
 def xlsx_empty_rows(rows: int = 30_000_000) -> bytes:
     """A sheet of *rows* empty rows (a few hundred KB for 30 million)."""
     return _xlsx((_SHEET_HEAD % b"A1", b"<row/>", rows, _SHEET_TAIL))
+
+
+def xlsx_huge_string(mb: int = 400) -> bytes:
+    """A sheet whose one cell is a shared string of *mb* MB (about *mb* KB on the wire)."""
+    sst = b'<?xml version="1.0" encoding="UTF-8"?><sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" count="1" uniqueCount="1"><si><t>'
+    sheet = _SHEET_HEAD % b"A1" + b'<row r="1"><c r="A1" t="s"><v>0</v></c></row>' + _SHEET_TAIL
+    return _xlsx(sheet, strings=(sst, b"a" * 1024, mb * 1024, b"</t></si></sst>"))
 
 
 _CT_DOCX = (b'<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
