@@ -16,6 +16,7 @@ from .detectors.base import Doc, Hit
 from .findings import Decision, Finding, action_rank, min_action, severity_rank
 from .mail import Mail, ParsedMessage
 from .mail import attachments as _attachments
+from .mail.attachments import ReadersNeeded
 from .policy import Policy, build_policy
 
 __all__ = ["load_policy", "evaluate", "decide", "held_unscanned"]
@@ -70,7 +71,8 @@ def budget_for(settings: RulesSettings, size: int) -> float:
     return settings.budget_ms + settings.budget_ms_per_mb * size / 1_000_000
 
 
-def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | None = None) -> Decision:
+def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | None = None,
+             readers: bool = True) -> Decision:
     """Decide what happens to *message* sent by ``ctx.operator`` to ``ctx.recipients``.
 
     *mail*: the message's model, when the caller built it (to share it with the signature
@@ -79,6 +81,10 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
     above it, see :mod:`.budget`) the decision is ``quarantine`` with an ``EVALUATION_TIMEOUT``
     finding; out of memory (``EVALUATION_MEMORY``) and an internal error (``EVALUATION_ERROR``)
     likewise quarantine rather than pass the message unchecked.
+
+    ``readers=False``: raise :class:`~.mail.attachments.ReadersNeeded` rather than open an
+    attachment (a caller that cannot stop a reader which hangs evaluates such a message
+    elsewhere).
     """
     if mail is None:
         mail = Mail(message)
@@ -90,7 +96,7 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
     doc: Doc | None = None
     try:
         parsed = mail.segments(is_company_signature=policy.extra["signature_check"],
-                               deadline=deadline)
+                               deadline=deadline, readers=readers)
         deadline.check()
         doc = Doc.build(parsed, ctx, policy)
         for det in DETECTORS:
@@ -99,6 +105,8 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
     except EvaluationTimeout:
         found = decide(policy, hits, ctx).findings
         return _decision(policy, [evaluation_finding("timeout", deadline.describe()), *found])
+    except ReadersNeeded:
+        raise
     except MemoryError:
         hits.clear()  # give back what can be given back before building the answer
         doc = None

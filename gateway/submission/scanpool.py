@@ -6,6 +6,8 @@ interpreter lock the event loop needs. So a message that carries anything the at
 readers open (see :func:`needs_worker`) is evaluated in one of ``[rules] scan_workers``
 processes (spawned, each with the policy loaded once):
 
+* each worker runs at a lower CPU priority (:data:`NICENESS`), so a scan that takes seconds
+  does not slow the answers on the other connections;
 * each worker limits its own address space (``RLIMIT_AS``: what it held after loading the
   policy plus ``[rules] scan_memory_mb``); a scan past it fails there with ``MemoryError``
   (quarantined as ``EVALUATION_MEMORY``) or kills the worker;
@@ -45,10 +47,11 @@ __all__ = ["ScanPool", "ScanSettings", "needs_worker", "INLINE_MAX", "GRACE", "d
 
 log = logging.getLogger(__name__)
 
-INLINE_MAX = 512 * 1024  # bytes: a larger message goes to a worker whatever it holds
+INLINE_MAX = 512 * 1024  # bytes of text bodies: more go to a worker
 GRACE = 2.0  # seconds past the evaluation's own wall ceiling before the worker is killed
 WAIT_FOR_WORKER = 300.0  # seconds a scan waits for a free worker before the message is held
 RESPAWN_BACKOFF = (0.5, 2.0, 10.0)  # seconds between attempts to start a replacement
+NICENESS = 5  # scans yield the CPU to the answers salespeople wait for (the delivery process: +10)
 DEFAULT_MEMORY_MB = 1024  # [rules] scan_memory_mb
 _READERLESS = ("image/", "audio/", "video/", "font/")  # carry no text: never opened
 _INLINE_TYPES = ("text/plain", "text/html")
@@ -68,15 +71,16 @@ class ScanSettings:
 
 
 def needs_worker(mail: Mail) -> bool:
-    """True when evaluating *mail* may open a document reader (or it is large): any part
-    that is not an unnamed text/plain or text/html body or a picture, sound, video or font;
-    a structure the scanner cannot read counts as such a part."""
-    if len(mail.raw) > INLINE_MAX:
-        return True
+    """True when evaluating *mail* may open a document reader, or it holds much text: any
+    part that is not an unnamed text/plain or text/html body or a picture, sound, video or
+    font, or text bodies of more than :data:`INLINE_MAX` bytes together; a structure the
+    scanner cannot read counts as such a part. Pictures do not count towards the size: the
+    rules cut them out unread (a quote with a 50 MB photo stays on the thread)."""
     try:
         parts = mail.structure.walk()
     except Exception:  # noqa: BLE001 - unreadable structure: the careful path
         return True
+    text = 0
     for part in parts:
         if part.children:
             continue
@@ -90,6 +94,9 @@ def needs_worker(mail: Mail) -> bool:
         except Exception:  # noqa: BLE001
             return True
         if named:  # an attachment: read by the attachment readers by its name
+            return True
+        text += part.end - part.body_start
+        if text > INLINE_MAX:
             return True
     return False
 
@@ -107,6 +114,7 @@ def _worker_main(conn: Connection, company: CompanyProfile, settings: RulesSetti
     from mailwarden.rules import evaluate, load_policy  # noqa: PLC0415
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for serve; it closes the pipe
+    os.nice(NICENESS)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s scan-worker %(message)s")
     policy = load_policy(company, settings)
     if memory_mb > 0:

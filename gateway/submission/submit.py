@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from mailwarden.rules import CheckContext, Decision, Policy, RecipientInfo
 from mailwarden.rules.mail import Mail
+from mailwarden.rules.mail.attachments import ReadersNeeded
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
 from mailwarden.store import StoreHandle
 from mailwarden.store.directory import add_customer, get_customer, resolve_recipient
@@ -206,12 +207,20 @@ class Submitter:
         left as it is) when the message needs one (:func:`~.scanpool.needs_worker`).
         """
         # One parse, shared: the rules read the model, then the signature works on the same one.
-        if decision is None and self.scanpool is not None and needs_worker(job[0]):
+        inline = decision is None and self.scanpool is not None
+        if inline and needs_worker(job[0]):
             return None
-        mail = job.pop()
+        mail = job[0]
         content = mail.raw
         ctx = self._context(ident, recipients)
-        verdict = judge(self.policy, content, ctx, language=self.language, mail=mail, decision=decision)
+        try:
+            # On this thread no document reader runs (one cannot be stopped here): an
+            # attachment the structure scan did not see still goes to a worker.
+            verdict = judge(self.policy, content, ctx, language=self.language, mail=mail, decision=decision,
+                            readers=not inline)
+        except ReadersNeeded:
+            return None
+        job.pop()
         notes: list[tuple[str, dict[str, Any]]] = []
         if verdict.content is not content:
             mail = Mail(verdict.content)  # redacted: a new message

@@ -22,7 +22,7 @@ from ..budget import EvaluationTimeout
 from .charset import decode_bytes
 from .htmltext import html_to_text
 
-__all__ = ["Uninspectable", "Extracted", "SheetInfo", "extract", "warm_up", "limit", "LIMIT", "MAX_TEXT"]
+__all__ = ["ReadersNeeded", "Uninspectable", "Extracted", "SheetInfo", "extract", "warm_up", "limit", "LIMIT", "MAX_TEXT"]
 
 MAX_TEXT = 5_000_000  # characters read per attachment
 MAX_UNZIPPED = 50_000_000  # bytes read out of one archive (or one Office document's XML)
@@ -39,6 +39,11 @@ _OPAQUE_EXT = {".rar", ".7z", ".doc", ".xls", ".ppt", ".gz", ".tgz", ".bz2", ".x
                ".cab", ".pptx", ".odt", ".ods", ".rtf", ".wps", ".et"}
 _ENCRYPTED_TYPES = {"application/pgp-encrypted", "application/pkcs7-mime",
                     "application/x-pkcs7-mime", "application/pgp-signature+encrypted"}
+
+
+class ReadersNeeded(Exception):
+    """Raised instead of opening an attachment when the evaluation was asked to read none
+    (``evaluate(..., readers=False)``): the caller runs it again where a reader may hang."""
 
 
 class Uninspectable(Exception):
