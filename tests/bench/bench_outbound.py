@@ -27,8 +27,10 @@ Then one 50 MB message through the gateway: its peak RSS rise over the RSS
 before, as a multiple of the message size.  Gateway figures are serve and its delivery process
 together (peak RSS: the sum of each one's peak). Targets (issue 2): ratio >= 0.5 at 10 KB, p99 to
 250 <= 50 ms (gateway rows), a 50 MB message never in memory more than twice; a miss is marked
-MISS. The exit status is non-zero only when the run itself failed (an error reply, a lost or
-duplicated message). ``--profile DIR`` records the gateway with py-spy during each gateway leg
+MISS. A message the gateway held for review (its 250 says so) is not relayed: the leg does not
+wait for it, and each is named after the tables with the reason the rules gave (an ordinary
+quote held there is a defect to look into, not a stall). The exit status is non-zero only when
+the run itself failed (an error reply, a lost or duplicated message). ``--profile DIR`` records the gateway with py-spy during each gateway leg
 as collapsed stacks, DIR/gateway-<size>.txt (render with flamegraph.pl or speedscope).
 """
 
