@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.message import EmailMessage
 
 import pytest
-from mailwarden.gateway.submission.scanpool import INLINE_MAX, needs_worker
+from mailwarden.gateway.submission.scanpool import INLINE_MAX, ScanSettings, needs_worker
 from mailwarden.rules import RulesSettings, evaluate, load_policy
 from mailwarden.rules.mail import Mail
 from mailwarden.rules.mail.attachments import ReadersNeeded
@@ -51,3 +51,18 @@ def test_without_readers_an_attachment_is_refused_not_read() -> None:
         evaluate(policy, raw, CTX, readers=False)
     assert evaluate(policy, raw, CTX).action == "quarantine"
     assert evaluate(policy, _text().as_bytes(), CTX, readers=False).action == "allow"
+
+
+def test_scan_keys_are_read_and_checked(tmp_path) -> None:
+    from mailwarden.gateway.config import ConfigError, load_config
+    from mailwarden.gateway.engines import scan_settings
+
+    p = tmp_path / "mailwarden.toml"
+    p.write_text("[rules]\nscan_workers = 3\nscan_memory_mb = 512\n")
+    assert scan_settings(load_config(p, {"rules"})) == ScanSettings(3, 512)
+    p.write_text("[rules]\nscan_workers = 0\n")
+    with pytest.raises(ConfigError, match=r"\[rules\] scan_workers: must be between 1 and 64"):
+        scan_settings(load_config(p, {"rules"}))
+    p.write_text("[rules]\nscan_memory_mb = 10\n")
+    with pytest.raises(ConfigError, match=r"\[rules\] scan_memory_mb: must be at least 64"):
+        scan_settings(load_config(p, {"rules"}))
