@@ -9,6 +9,7 @@ from mailwarden.gateway.config import ConfigError, _default_data_dir
 from mailwarden.gateway.confread import TableReader
 
 if TYPE_CHECKING:
+    from mailwarden.gateway.submission.scanpool import ScanSettings
     from mailwarden.rules.context import CompanyProfile, RulesSettings
     from mailwarden.signatures import SignatureCompany, SignatureSettings
 
@@ -26,7 +27,7 @@ def company_profile(cfg: "Config") -> "CompanyProfile":
 
 
 RULES_KEYS = {"packs", "word_lists", "mode", "language", "budget_ms", "budget_ms_per_mb", "competitor_domains", "list_threshold",
-              "freemail_domains", "quarantine_timeout", "quarantine_timeout_action"}
+              "freemail_domains", "quarantine_timeout", "quarantine_timeout_action", "scan_workers", "scan_memory_mb"}
 
 
 def quarantine_expiry(cfg: "Config") -> tuple[float | None, str]:
@@ -74,6 +75,21 @@ def rules_settings(cfg: "Config") -> "RulesSettings":
         # word lists added with `mailwarden rules import-words`
         word_dirs=(_default_data_dir(cfg.path, cfg.raw.get("store", {})) / "rules",),
     )
+
+
+def scan_settings(cfg: "Config") -> "ScanSettings":
+    """``[rules] scan_workers`` (default: one per core beyond the first, at least 2) and
+    ``scan_memory_mb`` (memory one scan may take beyond the loaded policy; 0: no limit)."""
+    from mailwarden.gateway.submission.scanpool import DEFAULT_MEMORY_MB, ScanSettings, default_workers
+
+    r = TableReader(str(cfg.path), "rules", cfg.rules_raw)
+    workers = r.get("scan_workers", int, default_workers())
+    if not 1 <= workers <= 64:
+        raise r.fail("scan_workers", "must be between 1 and 64")
+    memory = r.get("scan_memory_mb", int, DEFAULT_MEMORY_MB)
+    if memory != 0 and memory < 64:
+        raise r.fail("scan_memory_mb", "must be at least 64 (or 0: no limit)")
+    return ScanSettings(workers=workers, memory_mb=memory)
 
 
 SIGNATURE_KEYS = {"template_dir", "strip_client_signature", "add_text_alternative", "unalterable"}

@@ -20,7 +20,7 @@ from mailwarden.gateway.config import Config, HostPort
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_budget, make_relay
 from mailwarden.gateway.health import check_store, check_tls, watch_upstream
-from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
+from mailwarden.gateway.engines import company_profile, rules_settings, scan_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
 from mailwarden.gateway.submission.limits import ConnectionLimits, derived_total, descriptor_limit
 from mailwarden.gateway.submission.smtp import SubmissionHandler, listen
@@ -59,7 +59,8 @@ class Gateway:
             store.spool_dir, originals_dir(store.spool_dir)))
         self.submitter = Submitter(store=store, company=cfg.company, upstream=cfg.upstream, outbound=cfg.outbound,
                                    hostname=cfg.listen.hostname, wake=self._wake, signatures=signatures,
-                                   policy=policy, language=rules.language, writer=self.writer)
+                                   policy=policy, language=rules.language, writer=self.writer,
+                                   scan=scan_settings(cfg))
         self.servers: list[asyncio.base_events.Server] = []
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []

@@ -16,9 +16,10 @@ from .detectors.base import Doc, Hit
 from .findings import Decision, Finding, action_rank, min_action, severity_rank
 from .mail import Mail, ParsedMessage
 from .mail import attachments as _attachments
+from .mail.attachments import ReadersNeeded
 from .policy import Policy, build_policy
 
-__all__ = ["load_policy", "evaluate", "decide"]
+__all__ = ["load_policy", "evaluate", "decide", "held_unscanned"]
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,26 @@ def _signature_check(policy: Policy):  # type: ignore[no-untyped-def]
 
 
 def budget_for(settings: RulesSettings, size: int) -> float:
-    """The time budget for a message of ``size`` bytes: ``budget_ms`` plus ``budget_ms_per_mb`` per MB,
-    so a large attachment is inspected rather than quarantined for taking longer than a quote."""
+    """The CPU-time budget (ms) for a message of ``size`` bytes: ``budget_ms`` plus
+    ``budget_ms_per_mb`` per MB, so a large attachment is inspected rather than quarantined
+    for taking longer than a quote."""
     return settings.budget_ms + settings.budget_ms_per_mb * size / 1_000_000
 
 
-def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | None = None) -> Decision:
+def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | None = None,
+             readers: bool = True) -> Decision:
     """Decide what happens to *message* sent by ``ctx.operator`` to ``ctx.recipients``.
 
     *mail*: the message's model, when the caller built it (to share it with the signature
     engine); built here otherwise. Never raises on malformed input. Over its time budget
-    (:func:`budget_for`) the decision is ``quarantine`` with an ``EVALUATION_TIMEOUT``
-    finding; an internal error likewise quarantines (``EVALUATION_ERROR``) rather than
-    passing the message unchecked.
+    (:func:`budget_for`: CPU time of the evaluating thread, wall time only as a ceiling far
+    above it, see :mod:`.budget`) the decision is ``quarantine`` with an ``EVALUATION_TIMEOUT``
+    finding; out of memory (``EVALUATION_MEMORY``) and an internal error (``EVALUATION_ERROR``)
+    likewise quarantine rather than pass the message unchecked.
+
+    ``readers=False``: raise :class:`~.mail.attachments.ReadersNeeded` rather than open an
+    attachment (a caller that cannot stop a reader which hangs evaluates such a message
+    elsewhere).
     """
     if mail is None:
         mail = Mail(message)
@@ -88,7 +96,7 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
     doc: Doc | None = None
     try:
         parsed = mail.segments(is_company_signature=policy.extra["signature_check"],
-                               deadline=deadline)
+                               deadline=deadline, readers=readers)
         deadline.check()
         doc = Doc.build(parsed, ctx, policy)
         for det in DETECTORS:
@@ -96,16 +104,32 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
             deadline.check()
     except EvaluationTimeout:
         found = decide(policy, hits, ctx).findings
-        extra = Finding("EVALUATION_TIMEOUT", "evaluation", "timeout",
-                        f"{deadline.elapsed_ms():.0f} ms > {budget:g} ms", "high", "quarantine",
-                        "message")
-        return _decision(policy, [extra, *found])
+        return _decision(policy, [evaluation_finding("timeout", deadline.describe()), *found])
+    except ReadersNeeded:
+        raise
+    except MemoryError:
+        hits.clear()  # give back what can be given back before building the answer
+        doc = None
+        return held_unscanned(policy, "memory", "the message needs more memory than a scan may use")
     except Exception:  # noqa: BLE001 - never pass a message unchecked because of a bug
         log.exception("rules evaluation failed (operator=%s)", ctx.operator)
-        extra = Finding("EVALUATION_ERROR", "evaluation", "error", "internal error", "high",
-                        "quarantine", "message")
-        return _decision(policy, [extra])
+        return held_unscanned(policy, "error", "internal error")
     return decide(policy, hits, ctx)
+
+
+_EVALUATION_RULES = {"timeout": "EVALUATION_TIMEOUT", "memory": "EVALUATION_MEMORY", "error": "EVALUATION_ERROR"}
+
+
+def evaluation_finding(kind: str, detail: str) -> Finding:
+    """The finding of an evaluation that could not finish (``kind``: ``timeout``, ``memory`` or
+    ``error``): always ``quarantine``, whatever the packs say, so nothing passes unscanned."""
+    return Finding(_EVALUATION_RULES[kind], "evaluation", kind, detail, "high", "quarantine", "message")
+
+
+def held_unscanned(policy: Policy, kind: str, detail: str) -> Decision:
+    """The decision for a message whose scan was stopped from outside (a scan worker killed
+    past its time or memory limit, or dead): quarantined with *detail* as the reason."""
+    return _decision(policy, [evaluation_finding(kind, detail)])
 
 
 def decide(policy: Policy, hits: list[Hit], ctx: CheckContext) -> Decision:

@@ -112,6 +112,9 @@ _KIND_EN = {
     "encrypted": "encrypted part",
     "uninspected": "part that cannot be inspected",
     "timeout": "check took too long",
+    "limit": "content beyond the inspection limits",
+    "memory": "check needed too much memory",
+    "error": "check failed",
 }
 _KIND_ZH = {
     "email": "邮箱地址",
@@ -134,6 +137,9 @@ _KIND_ZH = {
     "encrypted": "加密的部分",
     "uninspected": "无法检查的部分",
     "timeout": "检查超时",
+    "limit": "超出检查范围的内容",
+    "memory": "检查所需内存过大",
+    "error": "检查失败",
 }
 _WHERE_ZH = {
     "body": "正文",

@@ -17,6 +17,7 @@ builds once and shares with the rules.
 from __future__ import annotations
 
 import base64
+import binascii
 import logging
 import re
 import secrets
@@ -369,6 +370,11 @@ def apply_signature(message: bytes, sigs: SignatureSet, user: SignatureUser,
             sign_html_body(job, html, has_plain=plain is not None)
     except _Untouched as exc:
         return SignResult(raw, False, False, exc.reason)
+    except (binascii.Error, UnicodeError, LookupError):  # broken base64 / quoted-printable, bytes
+        # the charset cannot carry back (odd-length UTF-16), a charset Python does not know:
+        # the body is left as it came
+        log.warning("signature not applied for operator %s: undecodable body", user.login)
+        return SignResult(raw, False, False, "undecodable-body")
     if not job.applied:
         return SignResult(raw, False, error is not None, "undecodable-body", detail=error)
     if not joined:

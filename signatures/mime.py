@@ -39,7 +39,8 @@ _DECODE_AS = {"gb2312": "gb18030", "gbk": "gb18030", "big5": "big5hkscs", "cp950
 
 
 def decode_text(data: bytes, charset: str | None) -> tuple[str, str] | None:
-    """Decode a text body: (text, codec name), or None if the charset is unknown to Python.
+    """Decode a text body: (text, codec name), or None if the charset is unknown to Python
+    or the body is not valid in it.
 
     Undecodable bytes become surrogates so they can be written back unchanged.
     """
@@ -49,7 +50,7 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, str] | None:
         return data.decode("ascii"), declared
     try:
         return data.decode(codec, "surrogateescape"), declared
-    except LookupError:
+    except (LookupError, UnicodeDecodeError):  # unknown, or a stateful codec (UTF-7) it is not valid in
         return None
 
 

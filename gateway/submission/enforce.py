@@ -58,13 +58,16 @@ def smtp_reason(decision: Decision, language: str) -> str:
 
 
 def judge(policy: Policy | None, content: bytes, ctx: CheckContext, *, language: str,
-          mail: Mail | None = None) -> Verdict:
+          mail: Mail | None = None, decision: Decision | None = None, readers: bool = True) -> Verdict:
     """Run the rules and turn the decision into a :class:`Verdict`; raises
     :class:`MessageRejected` for ``block``. *mail*: the model of ``content``, when the
-    caller shares it with the signature engine."""
+    caller shares it with the signature engine; *decision*: the rules' decision, when the
+    caller had it evaluated elsewhere (a scan worker process); ``readers=False``: raise
+    :class:`~mailwarden.rules.mail.attachments.ReadersNeeded` rather than open an attachment."""
     if policy is None:
         return Verdict(None, content)
-    decision = evaluate(policy, content, ctx, mail=mail)
+    if decision is None:
+        decision = evaluate(policy, content, ctx, mail=mail, readers=readers)
     action = decision.enforced_action
     if action == "block":
         raise Blocked(decision, "550 5.7.1 " + smtp_reason(decision, language))

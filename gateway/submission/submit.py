@@ -17,8 +17,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mailwarden.rules import CheckContext, Policy, RecipientInfo
+from mailwarden.rules import CheckContext, Decision, Policy, RecipientInfo
 from mailwarden.rules.mail import Mail
+from mailwarden.rules.mail.attachments import ReadersNeeded
 from mailwarden.signatures import SignatureSet, SignatureUser, apply_signature
 from mailwarden.store import StoreHandle
 from mailwarden.store.directory import add_customer, get_customer, resolve_recipient
@@ -33,6 +34,7 @@ from mailwarden.gateway.config import Company, Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.recipients import lookup_recipients
 from mailwarden.gateway.submission.enforce import Blocked, Verdict, decision_detail, judge
+from mailwarden.gateway.submission.scanpool import DEFAULT_MEMORY_MB, ScanPool, ScanSettings, default_workers, needs_worker
 from mailwarden.gateway.delivery.notices import build_notice
 from mailwarden.gateway.submission.rewrite import MessageRejected, Rewritten, header_first, rewrite
 from mailwarden.gateway.headers import keyword, tag_headers
@@ -54,16 +56,18 @@ class Prepared:
     notes: list[tuple[str, dict[str, Any]]]  # further audit events (signature fallback …)
 
 
-# Above these sizes CPU work on a message runs on a worker thread, not the event loop.
-INLINE = 16 * 1024   # with rules on
-BIG = 256 * 1024     # signature and header rewrite only
+# With rules on, the work on a message never runs on the event loop: on a worker thread, and
+# the rules of a message with attachments in a scan worker process (scanpool). Without rules,
+# the signature and header rewrite of a message above this size run on a worker thread.
+BIG = 256 * 1024
 RCPT_CACHE_SECONDS = 5.0
 
 
 class Submitter:
     def __init__(self, *, store: StoreHandle, company: Company, upstream: Upstream, outbound: Outbound,
                  hostname: str, wake: Callable[[], None], signatures: SignatureSet | None = None,
-                 policy: Policy | None = None, language: str = "en", writer: BatchWriter) -> None:
+                 policy: Policy | None = None, language: str = "en", writer: BatchWriter,
+                 scan: ScanSettings | None = None) -> None:
         self.store = store
         # the domains that never name a customer: the rules' own list
         self.freemail = policy.freemail_domains if policy is not None else frozenset()
@@ -77,7 +81,12 @@ class Submitter:
         self.wake = wake
         self.writer = writer
         self._rcpt_cache: dict[str, tuple[float, RecipientInfo]] = {}
-        self.cpu = ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1), thread_name_prefix="mailwarden-cpu")
+        self.scanpool = ScanPool(policy, scan or ScanSettings(default_workers(), DEFAULT_MEMORY_MB)) \
+            if policy is not None else None
+        threads = max(1, (os.cpu_count() or 2) - 1)
+        self.cpu = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailwarden-cpu")
+        # Threads that only wait for a scan worker's answer (they hold no CPU and no lock).
+        self.scan_wait = ThreadPoolExecutor(max_workers=64, thread_name_prefix="mailwarden-scan-wait")
 
     async def audit(self, action: str, *, actor: str, peer: str | None, **detail: Any) -> None:
         def write(s: Session) -> None:
@@ -89,6 +98,9 @@ class Submitter:
             log.exception("cannot record audit event %s for %s", action, actor)
 
     def close(self) -> None:
+        if self.scanpool is not None:
+            self.scanpool.close()
+        self.scan_wait.shutdown(wait=True)
         self.cpu.shutdown(wait=True)
 
     # -- the pipeline ------------------------------------------------------
@@ -98,13 +110,9 @@ class Submitter:
         original can be freed: a large message is held at most twice)."""
         try:
             recipients = self._cached(rcpts) or await asyncio.to_thread(self._lookup, ident, rcpts)
-            if self.policy is not None and len(content) > INLINE or len(content) > BIG:
-                job = [content]
-                del content
-                prepared = await asyncio.get_running_loop().run_in_executor(
-                    self.cpu, self._prepare, ident, recipients, job)
-            else:
-                prepared = self._prepare(ident, recipients, [content])
+            job = [Mail(content)]
+            del content
+            prepared = await self._prepared(ident, recipients, job)
         except Blocked as exc:
             await self.audit("send.blocked", actor=ident.login, peer=peer, rcpts=rcpts,
                              reason=exc.smtp_reply, **decision_detail(exc.decision))
@@ -166,18 +174,53 @@ class Submitter:
                 self._rcpt_cache[rcpt.lower()] = (now + RCPT_CACHE_SECONDS, info)
         return tuple(out)
 
-    def _prepare(self, ident: Identity, recipients: tuple[RecipientInfo, ...], job: list[bytes]) -> Prepared:
+    async def _prepared(self, ident: Identity, recipients: tuple[RecipientInfo, ...], job: list[Mail]) -> Prepared:
+        """:meth:`_prepare` off the event loop; a message with attachments has its rules
+        evaluated in a scan worker process first (waited for on a thread of its own, so that
+        text-only mail keeps the CPU threads while every scan worker is busy)."""
+        loop = asyncio.get_running_loop()
+        if self.scanpool is None:
+            if len(job[0].raw) > BIG:
+                return await loop.run_in_executor(self.cpu, self._prepare, ident, recipients, job)
+            return self._prepare(ident, recipients, job)
+        prepared = await loop.run_in_executor(self.cpu, self._prepare, ident, recipients, job)
+        if prepared is not None:
+            return prepared
+        ctx = self._context(ident, recipients)
+        decision = await loop.run_in_executor(self.scan_wait, self.scanpool.evaluate, job[0].raw, ctx)
+        prepared = await loop.run_in_executor(self.cpu, self._prepare, ident, recipients, job, decision)
+        assert prepared is not None
+        return prepared
+
+    @staticmethod
+    def _context(ident: Identity, recipients: tuple[RecipientInfo, ...]) -> CheckContext:
+        return CheckContext(operator=ident.login, role=ident.role, team=ident.team, recipients=recipients)
+
+    def _prepare(self, ident: Identity, recipients: tuple[RecipientInfo, ...], job: list[Mail],
+                 decision: Decision | None = None) -> Prepared | None:
         """Rules, signature, header rewrite: the pure, CPU-bound part of accepting a message.
 
-        ``job`` holds the only reference to the message, taken out here.  Neither the
-        signature nor the header rewrite copies it: the result is views of the
+        ``job`` holds the only reference to the message (its model), taken out here.  Neither
+        the signature nor the header rewrite copies it: the result is views of the
         message plus the bytes they put in (a redaction alone makes a new copy).
+        *decision*: the rules' decision made in a scan worker; without it, None (and ``job``
+        left as it is) when the message needs one (:func:`~.scanpool.needs_worker`).
         """
-        content = job.pop()
         # One parse, shared: the rules read the model, then the signature works on the same one.
-        mail = Mail(content)
-        ctx = CheckContext(operator=ident.login, role=ident.role, team=ident.team, recipients=recipients)
-        verdict = judge(self.policy, content, ctx, language=self.language, mail=mail)
+        inline = decision is None and self.scanpool is not None
+        if inline and needs_worker(job[0]):
+            return None
+        mail = job[0]
+        content = mail.raw
+        ctx = self._context(ident, recipients)
+        try:
+            # On this thread no document reader runs (one cannot be stopped here): an
+            # attachment the structure scan did not see still goes to a worker.
+            verdict = judge(self.policy, content, ctx, language=self.language, mail=mail, decision=decision,
+                            readers=not inline)
+        except ReadersNeeded:
+            return None
+        job.pop()
         notes: list[tuple[str, dict[str, Any]]] = []
         if verdict.content is not content:
             mail = Mail(verdict.content)  # redacted: a new message

@@ -1,4 +1,8 @@
-"""Parts that could not be decoded or inspected: never skipped in silence."""
+"""Parts that could not be decoded or inspected: never skipped in silence.
+
+Content beyond an inspection limit (parts, nesting depth, archive members, nested archives,
+rows, pages, characters …) is ``INSPECTION_LIMIT``: held by default, since what lies past
+the limit was never read; the finding's match names the limit."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ _RULES = {
     "encrypted": "ATTACHMENT_ENCRYPTED",
     "undecodable": "ATTACHMENT_UNDECODABLE",
     "uninspected": "ATTACHMENT_UNINSPECTED",
+    "limit": "INSPECTION_LIMIT",
 }
 
 

@@ -79,13 +79,15 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
 
     Valid UTF-8 wins over any label (it is self-validating and GBK text is practically never
     valid UTF-8); then the declared charset (mapped to its superset); then charset-normalizer.
+    7-bit data is read in the declared charset too when that reads ASCII differently (UTF-7,
+    HZ-GB-2312, ISO-2022-*, UTF-16): what the recipient's mail program shows is what is
+    scanned, and 7-bit data that is not valid in its declared charset is not ``ok``.
     """
     if not data:
         return "", True
-    if data.isascii():
-        text = data.decode("ascii")
-        return text, not looks_binary(text)
     codec = _codec(declared)
+    if data.isascii():
+        return _ascii_bytes(data, codec, declared)
     if codec not in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
         try:
             text = data.decode("utf-8")
@@ -116,6 +118,37 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
         return text, not looks_binary(text)
     text = data.decode("utf-8", errors="replace")
     return text, False
+
+
+# Codecs that read every 7-bit byte as the same ASCII character: nothing to decode again.
+_ASCII_SAME = {"ascii", "utf-8", "cp1252", "iso8859-1", "iso8859-15", "gb18030", "big5hkscs", "cp949",
+               "euc_jp", "shift_jis", "euc_kr"}
+# Readings of 7-bit text that a mail program may apply to a charset label Python does not know.
+_SEVEN_BIT_READINGS = ("utf-7", "hz")
+
+
+def _ascii_bytes(data: bytes, codec: str | None, declared: str | None) -> tuple[str, bool]:
+    """:func:`decode_bytes` for 7-bit *data*; *codec*: the declared charset's codec (None when
+    none was declared or Python does not know it)."""
+    text = data.decode("ascii")
+    if codec is not None and codec not in _ASCII_SAME:
+        try:
+            read = data.decode(codec)
+        except (UnicodeDecodeError, LookupError):
+            return text, False  # e.g. broken UTF-7: what would the recipient see?
+        return read, not looks_binary(read)
+    if codec is None and declared and declared.strip().strip("\"'"):
+        # A label Python does not know: scan the plain reading and every other one it may get.
+        readings = [text]
+        for other in _SEVEN_BIT_READINGS:
+            try:
+                alt = data.decode(other)
+            except UnicodeDecodeError:
+                continue
+            if alt != text:
+                readings.append(alt)
+        text = "\n".join(readings)
+    return text, not looks_binary(text)
 
 
 _CJK_CODECS = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "hz", "euc_jp", "shift_jis",

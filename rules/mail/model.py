@@ -80,8 +80,11 @@ class Mail:
             self._structure = from_spans(parsed.spans)
         return parsed.tree, raw
 
-    def segments(self, *, is_company_signature: SignatureCheck, deadline: Deadline) -> ParsedMessage:
+    def segments(self, *, is_company_signature: SignatureCheck, deadline: Deadline,
+                 readers: bool = True) -> ParsedMessage:
         """Parse the message and decode its text into segments; never raises on malformed
-        input, but :class:`~mailwarden.rules.budget.EvaluationTimeout` when *deadline* passes."""
+        input, but :class:`~mailwarden.rules.budget.EvaluationTimeout` when *deadline* passes
+        (and, with ``readers=False``, :class:`~.attachments.ReadersNeeded` at an attachment)."""
         tree, raw = self._tree()
-        return build_segments(tree, raw, is_company_signature=is_company_signature, deadline=deadline)
+        return build_segments(tree, raw, is_company_signature=is_company_signature, deadline=deadline,
+                              readers=readers)

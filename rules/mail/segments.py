@@ -16,7 +16,7 @@ from email.message import Message
 from typing import Callable
 
 from ..budget import Deadline
-from .attachments import Extracted, SheetInfo, Uninspectable, extract
+from .attachments import LIMIT, Extracted, ReadersNeeded, SheetInfo, Uninspectable, extract
 from .charset import decode_bytes
 from .htmltext import html_to_text, split_signature_html
 from .mimeparse import parse_bytes
@@ -79,7 +79,7 @@ class Problem:
     """A part that could not be decoded or inspected."""
 
     name: str
-    kind: str  # "undecodable" | "encrypted" | "uninspected"
+    kind: str  # "undecodable" | "encrypted" | "uninspected" | "limit"
     detail: str
 
 
@@ -171,10 +171,11 @@ def _content_type(part: Message) -> str:
 
 
 class _Builder:
-    def __init__(self, is_company_signature: SignatureCheck, deadline: Deadline) -> None:
+    def __init__(self, is_company_signature: SignatureCheck, deadline: Deadline, readers: bool = True) -> None:
         self.out = ParsedMessage()
         self.sig_ok = is_company_signature
         self.deadline = deadline
+        self.readers = readers
         self.parts = 0
 
     # ---- bodies
@@ -227,10 +228,10 @@ class _Builder:
         self.parts += 1
         if self.parts > MAX_PARTS:
             if self.parts == MAX_PARTS + 1:
-                self.out.problems.append(Problem("message", "uninspected", "too many MIME parts"))
+                self.out.problems.append(Problem("message", LIMIT, f"limit parts: more than {MAX_PARTS} MIME parts"))
             return
         if depth > MAX_DEPTH:
-            self.out.problems.append(Problem("message", "uninspected", "MIME nesting too deep"))
+            self.out.problems.append(Problem("message", LIMIT, f"limit depth: MIME nesting deeper than {MAX_DEPTH}"))
             return
         ctype = _content_type(part)
         name = _filename(part)
@@ -280,6 +281,8 @@ class _Builder:
         self.attachment(label, ctype, _payload(part), _charset(part), depth)
 
     def attachment(self, label: str, ctype: str, data: bytes, charset: str | None, depth: int) -> None:
+        if not self.readers:
+            raise ReadersNeeded(label)
         try:
             items = extract(label, ctype, data, declared_charset=charset, check_time=self.deadline.check)
         except Uninspectable as e:
@@ -306,7 +309,7 @@ class _Builder:
     def attached_message(self, msg: Message, label: str, depth: int) -> None:
         """A forwarded message: all its text counts as an attachment of the operator's."""
         where = f"attachment:{label}"
-        sub = _Builder(self.sig_ok, self.deadline)
+        sub = _Builder(self.sig_ok, self.deadline, self.readers)
         sub.parts = self.parts
         subject = _header_str(msg, "Subject")
         if subject:
@@ -345,10 +348,11 @@ def _address_list(raw: str) -> tuple[tuple[str, ...], str]:
 
 
 def build_segments(tree: Message | None, message: bytes, *, is_company_signature: SignatureCheck,
-                   deadline: Deadline) -> ParsedMessage:
+                   deadline: Deadline, readers: bool = True) -> ParsedMessage:
     """The segments of the parsed *tree* of *message* (None: the parser failed, and the bytes
-    are read as one text body); never raises on malformed input."""
-    b = _Builder(is_company_signature, deadline)
+    are read as one text body); never raises on malformed input. ``readers=False``:
+    :class:`~.attachments.ReadersNeeded` instead of reading an attachment."""
+    b = _Builder(is_company_signature, deadline, readers)
     if tree is None:
         text, _ = decode_bytes(message, None)
         b.text_body(text)
