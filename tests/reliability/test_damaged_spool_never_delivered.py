@@ -83,7 +83,7 @@ async def test_damaged_spool_files_are_shunted_with_a_notice_never_sent(upstream
         got = await asyncio.to_thread(settled, up, CUSTOMER, run, want=2)
         assert got == {f"{run}-intact": 1, f"{run}-undigested": 1}, got
         notices = await asyncio.to_thread(up.wait_for, SHARED, 4, containing=b"X-Mailwarden-Notice: damaged")
-        refs = {int(line.split(b"ref=")[1]) for m in notices for line in m.raw.split(b"\r\n")
+        refs = {int(line.split(b"ref=")[1].split(b";")[0]) for m in notices for line in m.raw.split(b"\r\n")
                 if line.startswith(b"X-Mailwarden-Notice: damaged")}
         assert {ids[k] for k in REASONS} <= refs
         assert all(b"$mw_op_zhang" in " ".join(m.flags).encode() for m in notices)
