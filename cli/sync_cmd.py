@@ -62,9 +62,15 @@ def sync(
                     stored = asyncio.run(initial_import(syncer, report))
                 except TemporaryFailure as exc:
                     fail(f"cannot import: {exc} (what was imported is kept; run the command again)", code=1)
+            with st.session() as s:
+                failed = [(f.name, f.last_error) for f in list_folders(session=s) if f.last_error]
         finally:
             os.close(lock)
     out.print(f"imported {stored} new messages")
+    for name, error in failed:
+        err.print(f"folder {name}: {error}", markup=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("status")
@@ -93,7 +99,8 @@ def status(
                            "last_event": iso(p.last_event_at), "updated": iso(p.updated_at)} for p in parts]
                          + [{"kind": "folder", "folder": f.name, "role": f.role, "uidvalidity": f.uidvalidity,
                              "uid_next": f.uid_next, "upstream_count": f.message_count, "stored": counts.get(f.id, 0),
-                             "highest_modseq": f.highest_modseq, "synced": iso(f.synced_at)} for f in folders])
+                             "highest_modseq": f.highest_modseq, "synced": iso(f.synced_at), "problem": f.last_error}
+                            for f in folders])
         return
     if not parts and not folders:
         out.print("nothing synced yet: start `mailwarden serve`, or run `mailwarden sync --initial`")
@@ -102,9 +109,9 @@ def status(
     for p in parts:
         conns.add_row(p.component, p.state, ago(p.last_event_at), ago(p.updated_at), p.detail)
     out.print(conns)
-    table = Table("folder", "role", "UIDVALIDITY", "next UID", "upstream", "stored", "lag", "synced")
+    table = Table("folder", "role", "UIDVALIDITY", "next UID", "upstream", "stored", "lag", "synced", "problem")
     for f in folders:
         lag = max(0, f.message_count - counts.get(f.id, 0))
         table.add_row(f.name, f.role, str(f.uidvalidity or "-"), str(f.uid_next), str(f.message_count),
-                      str(counts.get(f.id, 0)), str(lag), ago(f.synced_at))
+                      str(counts.get(f.id, 0)), str(lag), ago(f.synced_at), f.last_error or "")
     out.print(table)

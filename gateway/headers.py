@@ -82,7 +82,7 @@ def decoded(value: str | None) -> str:
         return value  # nothing encoded: what make_header(decode_header()) would give back
     try:
         return str(make_header(decode_header(value)))
-    except (UnicodeError, LookupError, ValueError, TypeError):
+    except Exception:  # noqa: BLE001 - HeaderParseError, bad charsets, broken base64: the value as written
         return value
 
 

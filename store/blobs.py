@@ -80,8 +80,11 @@ class FileBlobs:
         """Store ``data`` (``name``: its :func:`name_of`, when the caller has it already)."""
         name = name or name_of(data)
         path = self.path(name)
-        if path.exists():
-            return name
+        try:
+            if path.stat().st_size == len(data):  # there already (a file cut short by a crash is written again)
+                return name
+        except FileNotFoundError:
+            pass
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_name(f".{name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -176,6 +176,7 @@ def assign_customer(*, session: Session, name_or_id: str, owner: str | None) -> 
     customer = require_customer(session=session, name_or_id=name_or_id)
     before = session.get(User, customer.owner_id).login if customer.owner_id else None  # type: ignore[union-attr]
     customer.owner_id = require_user(session=session, login=owner).id if owner else None
+    customer.return_reminded_at = None  # a new owner is reminded afresh before the pool takes it back
     session.add(customer)
     return customer, before
 

@@ -25,7 +25,7 @@ from .rawsql import raw
 from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, MailText, Message, \
     MessageCustomer, SyncStatus, User, utcnow
 
-FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin")
+FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin", "unreadable")
 
 
 @dataclass(frozen=True)

@@ -178,7 +178,7 @@ class Folder(SQLModel, table=True):
     name: str = Field(max_length=500)  # as the user reads it (decoded from modified UTF-7)
     role: str = Field(default="other", max_length=16)  # inbox, sent, drafts, trash, junk, archive, all, other
     uidvalidity: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
-    uid_next: int = 1
+    uid_next: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))  # UIDs are 32-bit unsigned
     highest_modseq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     message_count: int = 0  # EXISTS at the last SELECT
     synced_at: datetime | None = _ts_or_none()  # type: ignore[assignment]

@@ -5,8 +5,8 @@ In this order, the first that answers decides:
 1. **notice**: one of the gateway's own notices (a refusal, a quarantine note, a bounce), sealed
    for one operator (:func:`~mailwarden.gateway.headers.sealed_notice`): that operator only,
    never the team or the pool;
-2. **sent**: a message that went out through the gateway (its loop token holds): the customer
-   it was sent to, and its operator;
+2. **sent**: in the Sent folder, a message that went out through the gateway (its loop token
+   holds): the customer it was sent to, and its operator;
 3. **contact**: the sender (the recipients, for mail the company sent) is a contact of a customer;
 4. **thread**: it answers a message the gateway knows (In-Reply-To, References): whose that
    one was, even from an address nobody knows yet;
@@ -72,7 +72,9 @@ def file_mail(*, session: Session, new: NewMail, headers: Headers, policy: Filin
         user = session.exec(select(User).where(User.login == notice[1])).first()
         return Filing("notice", user_id=user.id if user else None)
     thread_ids = [*new.refs, *([new.in_reply_to] if new.in_reply_to else [])]
-    if new.message_id and went_through_gateway(headers, policy.key):
+    # Only a Sent copy: the loop token travels with every message a customer gets, and a copy of
+    # one sent back in would otherwise be filed as the operator's own (and left unmasked).
+    if new.message_id and new.folder_role == "sent" and went_through_gateway(headers, policy.key):
         sent = sent_message(session=session, message_id=new.message_id)
         if sent is not None:
             hit = thread_of(session=session, ids=thread_ids) if thread_ids else None

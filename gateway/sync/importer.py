@@ -17,9 +17,12 @@ from datetime import datetime
 from mailwarden.store import StoreHandle
 from mailwarden.store.blobs import name_of
 from mailwarden.store.directory import AddressBook
-from mailwarden.store.mails import Filing, add_location, insert_mail, known_blobs, stale_locations
+from mailwarden.store.mails import Filing, NewMail, add_location, insert_mail, known_blobs, stale_locations
 from mailwarden.store.models import DEFAULT_MAILBOX, Folder, MailLocation, utcnow
 
+from sqlmodel import Session
+
+from mailwarden.gateway.headers import Headers
 from mailwarden.gateway.sync.filing import FilingPolicy, file_mail
 from mailwarden.gateway.sync.reading import read_mail
 
@@ -57,11 +60,22 @@ class Importer:
 
     def store_batch(self, folder_id: int, uidvalidity: int, items: Sequence[Incoming]) -> list[Imported]:
         """Store ``items`` of the folder (under ``uidvalidity``) and move its progress mark past
-        them, all in one transaction.  Bytes are written (and made durable) before the rows that
-        name them are committed."""
+        them.  The messages are read, described and masked first, outside any transaction; their
+        bytes are written and made durable; then one short write transaction files them and
+        records where they are.  A message that cannot be read is stored all the same, filed for
+        the pool as ``unreadable`` (never holding the folder up)."""
         if not items:
             return []
         names = [name_of(it.raw) for it in items]
+        with Session(self.store.engine) as r:  # reads only: no write lock while parsing
+            folder = r.get(Folder, folder_id)
+            assert folder is not None
+            role = folder.role
+            known = known_blobs(session=r, names=names, mailbox_id=self.mailbox_id)
+        prepared: dict[str, tuple[NewMail, Headers | None]] = {}
+        for it, name in zip(items, names):
+            if name not in known and name not in prepared:
+                prepared[name] = self._read(it, name, role, folder_id)
         for it, name in zip(items, names):
             self.store.blobs.put(it.raw, name)
         self.store.blobs.sync()
@@ -71,21 +85,20 @@ class Importer:
             assert folder is not None
             if folder.uidvalidity != uidvalidity:  # changed under us: the caller re-reads the folder
                 raise RuntimeError(f"folder {folder.name!r} changed UIDVALIDITY during the import")
-            known = known_blobs(session=s, names=names, mailbox_id=self.mailbox_id)
+            known = known_blobs(session=s, names=names, mailbox_id=self.mailbox_id)  # again: another process may have
             book = AddressBook(s)
             for it, name in zip(items, names):
                 mail_id = known.get(name)
                 filing = None
                 if mail_id is None:
-                    new, headers = read_mail(it.raw, internal_date=it.internal_date, folder_role=folder.role,
-                                             facts=self._facts(it.raw), blob=name)
-                    filing = file_mail(session=s, new=new, headers=headers, policy=self.policy, book=book)
+                    new, headers = prepared[name]
+                    filing = self._file(s, new, headers, book, it.uid)
                     if filing.filed_by == "notice":
                         new.direction = "notice"
                     elif filing.filed_by == "sent":
                         new.direction = "out"
-                    if new.direction == "in":
-                        new.masked_blob, new.masked_facts = self._masked(it.raw)
+                    if new.direction != "in":  # only what customers wrote is masked
+                        new.masked_blob = new.masked_facts = None
                     mail_id = known[name] = insert_mail(session=s, new=new, filing=filing, mailbox_id=self.mailbox_id)
                 add_location(session=s, mail_id=mail_id, folder_id=folder_id, uidvalidity=uidvalidity, uid=it.uid,
                              flags=it.flags, modseq=it.modseq)
@@ -94,6 +107,30 @@ class Importer:
             folder.synced_at = utcnow()
             s.add(folder)
         return out
+
+    def _read(self, it: Incoming, name: str, role: str, folder_id: int) -> tuple[NewMail, Headers | None]:
+        """What the store keeps of a message besides its bytes (and its masked rendition)."""
+        try:
+            new, headers = read_mail(it.raw, internal_date=it.internal_date, folder_role=role,
+                                     facts=self._facts(it.raw), blob=name)
+        except Exception:  # noqa: BLE001 - malformed beyond reading: kept, and filed where a person looks
+            log.exception("folder %d UID %d: a %d-byte message that cannot be read; stored for the pool",
+                          folder_id, it.uid, len(it.raw))
+            return NewMail(blob=name, size=len(it.raw), internal_date=it.internal_date or utcnow(),
+                           subject="(a message the gateway could not read)", folder_role=role,
+                           direction="out" if role == "sent" else "in"), None
+        if new.direction == "in":
+            new.masked_blob, new.masked_facts = self._masked(it.raw)
+        return new, headers
+
+    def _file(self, s: Session, new: NewMail, headers: Headers | None, book: AddressBook, uid: int) -> Filing:
+        if headers is None:
+            return Filing("unreadable")
+        try:
+            return file_mail(session=s, new=new, headers=headers, policy=self.policy, book=book)
+        except Exception:  # noqa: BLE001 - as above: the message is kept, a person files it
+            log.exception("UID %d: cannot file a message; stored for the pool", uid)
+            return Filing("unreadable")
 
     def _masked(self, raw: bytes) -> tuple[str | None, str | None]:
         """The masked rendition of an inbound message (its blob, made durable, and its facts), or

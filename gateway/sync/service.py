@@ -43,6 +43,7 @@ from mailwarden.gateway.sync.upstream import MailboxConnection
 from mailwarden.gateway.sync.upstreamdata import Backoff
 from mailwarden.gateway.upstream.budget import ConnectionBudget
 from mailwarden.gateway.upstream.smtp import upstream_tls
+from mailwarden.gateway.upstream.imap import Refused
 from mailwarden.gateway.upstream.source import TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,10 @@ class MailboxSync:
 
     # -- life ------------------------------------------------------------------------------
     def start(self) -> None:
-        self._tasks.append(asyncio.create_task(self._work("worker"), name="sync-worker"))
+        n = self.cfg.workers
+        for i in range(n):  # each keeps its share of the folders (folder i goes to worker i mod n)
+            name = "worker" if n == 1 else f"worker {i + 1}"
+            self._tasks.append(asyncio.create_task(self._work(name, (i, n)), name=f"sync-{name}"))
         if self.cfg.idle:
             self._tasks.append(asyncio.create_task(self._idle(), name="sync-idle"))
 
@@ -135,7 +139,7 @@ class MailboxSync:
         return MailboxConnection(self.upstream, self.tls, budget=self.budget, holder=holder)
 
     # -- the worker ------------------------------------------------------------------------
-    async def _work(self, name: str) -> None:
+    async def _work(self, name: str, share: tuple[int, int] = (0, 1)) -> None:
         backoff = Backoff()
         while True:
             conn = self._connection(f"sync {name}")
@@ -144,11 +148,11 @@ class MailboxSync:
                 self.has_idle = conn.has_idle
                 await self._status(name, "connected")
                 while True:
-                    await self.catch_up(conn)
+                    self._news.clear()  # before looking: news that comes while it looks wakes it again
+                    await self.catch_up(conn, share=share)
                     backoff.reset()
                     await self._pool_round()
                     await self._status(name, "idle" if self.cfg.idle and conn.has_idle else "polling", event=True)
-                    self._news.clear()
                     try:
                         await asyncio.wait_for(self._news.wait(), self.cfg.poll_interval)
                     except asyncio.TimeoutError:
@@ -197,13 +201,27 @@ class MailboxSync:
                 return [ensure_folder(session=s, name=n, role=r, mailbox_id=self.mailbox_id) for n, r in want]
         return await asyncio.to_thread(rows)
 
-    async def catch_up(self, conn: MailboxConnection, progress: Callable[[Progress], None] | None = None) -> int:
-        """Bring every synced folder up to date; returns how many messages were stored."""
+    async def catch_up(self, conn: MailboxConnection, progress: Callable[[Progress], None] | None = None, *,
+                       share: tuple[int, int] = (0, 1)) -> int:
+        """Bring every synced folder (of this worker's ``share``: its index and the number of
+        workers) up to date; returns how many messages were stored.  A folder the server refuses
+        (NO: gone, not allowed, a message it will not give) is recorded with the reason in
+        ``sync status`` and the others go on."""
         stored = 0
         diff = time.monotonic() >= self._next_diff
-        for folder in await self.folders(conn):
-            stored += await self._folder(conn, folder, progress, diff=diff)
-        if diff:
+        mine, workers = share
+        for i, folder in enumerate(await self.folders(conn)):
+            if i % workers != mine:
+                continue
+            try:
+                stored += await self._folder(conn, folder, progress, diff=diff)
+            except Refused as exc:
+                log.warning("inbound sync: folder %r: %s", folder.name, exc)
+                await asyncio.to_thread(self._folder_error, folder.id, str(exc))
+            else:
+                if folder.last_error:
+                    await asyncio.to_thread(self._folder_error, folder.id, None)
+        if diff and mine == 0:
             self._next_diff = time.monotonic() + self.cfg.diff_interval
         return stored
 
@@ -249,19 +267,23 @@ class MailboxSync:
                     progress(report)
                 batch, size = [], 0
 
-        async for item in conn.fetch_new(folder.uid_next - 1, max_bytes=BATCH_BYTES):
-            if item.uid in known:
-                continue
-            if item.too_large or item.body is None:
-                log.warning("folder %r UID %d: %s bytes, more than the sync fetches; left upstream", folder.name,
-                            item.uid, item.size)
-                continue
-            await self.pacer.take(len(item.body))
-            batch.append(Incoming(item.uid, item.body, tuple(item.flags), item.internal_date, item.modseq))
-            size += len(item.body)
-            if size >= BATCH_BYTES or len(batch) >= BATCH_COUNT:
-                await flush()
-        await flush()
+        try:
+            async for item in conn.fetch_new(folder.uid_next - 1, max_bytes=BATCH_BYTES):
+                if item.uid in known:
+                    continue
+                if item.too_large or item.body is None:
+                    reason = (f"UID {item.uid}: {item.size} bytes, more than the sync fetches; it stays in the "
+                              "company mailbox only")
+                    log.warning("folder %r %s", folder.name, reason)
+                    await asyncio.to_thread(self._folder_error, folder.id, reason)
+                    continue
+                await self.pacer.take(len(item.body))
+                batch.append(Incoming(item.uid, item.body, tuple(item.flags), item.internal_date, item.modseq))
+                size += len(item.body)
+                if size >= BATCH_BYTES or len(batch) >= BATCH_COUNT:
+                    await flush()
+        finally:
+            await flush()  # what came before a failure is kept
         return stored
 
     async def _diff(self, conn: MailboxConnection, folder: Folder) -> None:
@@ -279,6 +301,13 @@ class MailboxSync:
             assert row is not None
             row.uidvalidity, row.uid_next = uidvalidity, 1
             s.add(row)
+
+    def _folder_error(self, folder_id: int | None, error: str | None) -> None:
+        with self.store.session() as s:
+            row = s.get(Folder, folder_id)
+            if row is not None:
+                row.last_error = error[:2000] if error else None
+                s.add(row)
 
     def _known_uids(self, folder_id: int) -> set[int]:
         with self.store.session() as s:

@@ -242,7 +242,8 @@ class MailboxConnection:
         with its bytes (``BODY.PEEK[]``).  Their sizes are asked first, so that small messages
         come several to a FETCH and large ones alone, about ``max_bytes`` held at once; one
         over ``max_message`` comes as ``too_large``, without its bytes.  A message expunged
-        meanwhile is left out.  A NOOP first lets the server show messages that came since
+        meanwhile is asked again (:exc:`TemporaryFailure` after the ones before it): on the next
+        call it is either there or no longer listed.  A NOOP first lets the server show messages that came since
         the last command (Dovecot adds them to a session's view only between commands)."""
         self._selected()
         await self._command("NOOP")
@@ -255,13 +256,19 @@ class MailboxConnection:
             wanted = set(uids)
             got = {f.items["UID"]: f for f in await self._uid_fetch(uids, items)
                    if f.items["UID"] in wanted and (too_large or "BODY[]" in f.items)}
+            missing = sorted(wanted - set(got))  # type: ignore[arg-type]
             for uid in sorted(got):  # type: ignore[type-var]
+                if missing and uid > missing[0]:
+                    break  # never past a message the server did not give: the caller's mark stays below it
                 items_ = got.pop(uid).items
                 body = items_.get("BODY[]")
                 yield Fetched(uid, int(items_.get("RFC822.SIZE") or 0), flags_of(items_.get("FLAGS")),  # type: ignore[arg-type]
                               internal_date(items_.get("INTERNALDATE")),
                               None if too_large else body if isinstance(body, bytes) else b"",
                               modseq_of(items_.get("MODSEQ")))
+            if missing:
+                raise Refused(f"upstream IMAP {self.server} did not return UID {missing[0]} of "
+                                       f"{self._selected().name!r}; asking again")
 
     async def uids(self) -> set[int]:
         """Every UID in the selected folder (ESEARCH where offered: one compact answer)."""

@@ -43,7 +43,7 @@ def upgrade() -> None:
     sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=500), nullable=False),
     sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('uidvalidity', sa.BigInteger(), nullable=True),
-    sa.Column('uid_next', sa.Integer(), nullable=False),
+    sa.Column('uid_next', sa.BigInteger(), nullable=False),
     sa.Column('highest_modseq', sa.BigInteger(), nullable=True),
     sa.Column('message_count', sa.Integer(), nullable=False),
     sa.Column('synced_at', sa.DateTime(timezone=True), nullable=True),

@@ -192,3 +192,47 @@ def test_inbound_mail_with_private_contacts_is_stored_with_its_masked_rendition(
     assert store.blobs.read(rows["call me"].blob) == private  # the store keeps the original
     assert MessageFacts.from_json(rows["call me"].masked_facts).size == len(masked)
     assert rows["plain"].masked_blob is None and rows["plain"].facts
+
+
+def test_a_message_nobody_can_read_is_stored_for_the_pool_and_holds_nothing_up(store, monkeypatch):
+    """A broken encoded word, and a message the reader chokes on: the rest of the batch is filed
+    as usual, the broken ones are kept, for the pool, marked unreadable."""
+    from mailwarden.gateway.sync import importer as importer_mod
+
+    fid = _folder(store)
+    broken_word = _mail("x@outside.test", "=?gbk?b?x?=", msgid="<w@t>")
+    choking = _mail("y@outside.test", "chokes the reader", msgid="<c@t>")
+    good = _mail("eva@buyer.test", "good", msgid="<g@t>")
+    real = importer_mod.read_mail
+
+    def read_mail(raw, **kw):
+        if b"chokes the reader" in raw:
+            raise RuntimeError("a reader bug")
+        return real(raw, **kw)
+
+    monkeypatch.setattr(importer_mod, "read_mail", read_mail)
+    done = Importer(store, _policy(store)).store_batch(fid, 1, [Incoming(1, broken_word), Incoming(2, choking),
+                                                                Incoming(3, good)])
+    assert [d.new for d in done] == [True, True, True]
+    filed = {r.subject: (r.owner, r.filed_by) for r in list_mails_all(store)}
+    assert filed["good"] == ("zhang", "domain")
+    assert filed["=?gbk?b?x?="] == (None, "pool")
+    assert filed["(a message the gateway could not read)"] == (None, "unreadable")
+
+
+def test_reading_never_raises_on_any_header():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from mailwarden.gateway.sync.reading import read_mail
+
+    field = st.sampled_from(["Subject", "From", "To", "Cc", "Date", "Message-ID", "References", "In-Reply-To"])
+    piece = st.sampled_from([*"=?bBqQ_-<>@,;:\\\" \tabcxyz09+/", "=?gbk?b?", "=?utf-8?q?", "?=", "=?x?b?"])
+    value = st.lists(piece, max_size=20).map("".join)
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.lists(st.tuples(field, value), max_size=8))
+    def check(headers):
+        raw = "".join(f"{n}: {v}\r\n" for n, v in headers).encode("utf-8", "replace") + b"\r\nbody\r\n"
+        read_mail(raw, internal_date=None, folder_role="inbox")
+
+    check()
