@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from .models import ROLES, Contact, Customer, CustomerDomain, User
 from .passwords import hash_password
+from .views import bump_epoch
 
 LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
@@ -177,6 +178,7 @@ def assign_customer(*, session: Session, name_or_id: str, owner: str | None) -> 
     before = session.get(User, customer.owner_id).login if customer.owner_id else None  # type: ignore[union-attr]
     customer.owner_id = require_user(session=session, login=owner).id if owner else None
     session.add(customer)
+    bump_epoch(session)
     return customer, before
 
 
@@ -235,6 +237,7 @@ def claim_customer(*, session: Session, name_or_id: str, login: str, limits: dic
     customer.owner_id = user.id
     customer.return_reminded_at = None
     session.add(customer)
+    bump_epoch(session)
     return customer
 
 
