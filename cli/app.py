@@ -10,6 +10,7 @@ from mailwarden.gateway import logsetup
 
 from . import (
     audit_cmd,
+    check_cmd,
     customer_cmd,
     db_cmd,
     demo_cmd,
@@ -57,6 +58,7 @@ app.add_typer(mail_cmd.app, name="mail")
 app.add_typer(sync_cmd.app, name="sync")
 app.add_typer(rules_cmd.app, name="rules")
 app.add_typer(signature_cmd.app, name="signature")
+app.command("check")(check_cmd.check)
 app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
+from mailwarden.store.audit import anchor_line, parse_anchors
 from mailwarden.store.models import AuditEvent
 from rich import box
 from rich.table import Table
@@ -13,7 +15,7 @@ from sqlmodel import col, select
 
 from .common import fail, out, print_json_lines, store
 
-app = typer.Typer(help="Read and verify the audit chain.", no_args_is_help=True)
+app = typer.Typer(help="Read, verify and anchor the audit chain.", no_args_is_help=True)
 
 
 @app.command("log")
@@ -64,11 +66,47 @@ def _detail(raw: str) -> str:
 
 
 @app.command("verify")
-def verify(ctx: typer.Context) -> None:
-    """Check the whole chain; exit 1 and name the first bad event if any was edited or removed."""
+def verify(
+    ctx: typer.Context,
+    anchor: Path = typer.Option(None, "--anchor", help="A file of anchors kept away from the gateway (from "
+                                                       "`audit anchor`): the chain must still hold each"),
+) -> None:
+    """Check the whole chain; exit 1 and name the first bad event if any was edited or removed,
+    or the end that was cut off."""
+    anchors = []
+    if anchor is not None:
+        try:
+            anchors = parse_anchors(anchor.read_text(encoding="utf-8"), str(anchor))
+        except OSError as exc:
+            fail(f"cannot read the anchor file {anchor}: {exc.strerror}")
+        except (ValueError, UnicodeDecodeError) as exc:
+            fail(str(exc))
     with store(ctx) as (_cfg, st):
-        result = st.audit.verify()
+        result = st.audit.verify(anchors)
     if result.ok:
-        out.print(f"audit chain intact: {result.checked} event{'' if result.checked == 1 else 's'}")
+        against = f", {len(anchors)} anchor{'' if len(anchors) == 1 else 's'} held" if anchors else ""
+        out.print(f"audit chain intact: {result.checked} event{'' if result.checked == 1 else 's'}{against}")
         return
     fail(f"audit chain broken after {result.checked} good events: {result.problem}", code=1)
+
+
+@app.command("anchor")
+def anchor_(
+    ctx: typer.Context,
+    append_to: Path = typer.Option(None, "--out", help="Append the anchor to this file (keep it on another "
+                                                       "machine or medium) instead of printing it"),
+) -> None:
+    """Print the chain's anchor (its number of events and the newest event's MAC) for
+    `audit verify --anchor`: kept where the gateway cannot change it, it shows events removed
+    from either end even by someone holding the audit key."""
+    with store(ctx) as (_cfg, st):
+        line = anchor_line(st.engine).line()
+    if append_to is None:
+        out.print(line)
+        return
+    try:
+        with append_to.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
+    except OSError as exc:
+        fail(f"cannot append to {append_to}: {exc.strerror}")
+    out.print(f"anchor appended to {append_to}: {line}")

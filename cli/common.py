@@ -34,11 +34,12 @@ def config(ctx: typer.Context, sections: set[str]) -> Config:
 
 
 @contextmanager
-def store(ctx: typer.Context, extra_sections: set[str] = frozenset()) -> Iterator[tuple[Config, StoreHandle]]:  # type: ignore[assignment]
+def store(ctx: typer.Context, extra_sections: set[str] = frozenset(),  # type: ignore[assignment]
+          migrate: bool = True) -> Iterator[tuple[Config, StoreHandle]]:
     cfg = config(ctx, {"store", *extra_sections})
     assert cfg.store is not None
     try:
-        handle = open_store(cfg.store)
+        handle = open_store(cfg.store, migrate=migrate)
     except Exception as exc:  # a database that cannot be opened or migrated
         fail(f"cannot open the store at {cfg.store.url.split('@')[-1]}: {exc}")
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 DEMO_USERS = (("zhang", "Zhang San", "sales"), ("li", "Li Si", "sales"), ("wang", "Wang Wu", "supervisor"))
 DEMO_TEAM = "export"
 DEMO_CUSTOMERS = (("Acme Lighting GmbH", "buyer.test", "zhang"), ("Globex Trading", "customer.test", "li"))
+# Mail already waiting in the company mailbox: the sync files it for Acme's and Globex's owners,
+# and an inquiry from nobody the gateway knows for the pool.
+DEMO_INBOUND = (("Max Weber <max@buyer.test>", "Re: LED panel quotation", "Thank you, please send the final price."),
+                ("Anna Lee <anna@customer.test>", "Order 2026-118", "We confirm the order of 500 pcs."),
+                ("Tom <tom.newbuyer@gmail.com>", "Inquiry: street lights", "Please send your catalogue."))
 
 CONFIG = """\
 # Written by `mailwarden demo`: a local upstream stands in for the company mailbox.
@@ -65,6 +71,11 @@ def demo(
     root.setLevel(min(root.level, logging.INFO))
     from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
 
+    for port, option in ((smtp_port, "--smtp-port"), (smtps_port, "--smtps-port")):
+        problem = _port_taken(port)
+        if problem:
+            fail(f"port {port} ({option}) cannot be used on 127.0.0.1: {problem}; stop what listens there "
+                 f"or pass {option} with another port")
     directory = directory.resolve()
     if directory.exists() and any(directory.iterdir()):
         fail(f"{directory} is not empty: remove it or pass --dir NEW_FOLDER")
@@ -93,10 +104,28 @@ def demo(
                     add_user(session=s, login=login, name=name, password=passwords[login], role=role, team=DEMO_TEAM)
             for cname, domain, owner in DEMO_CUSTOMERS:
                 add_customer(session=s, name=cname, domains=[domain], owner=owner, created_by="demo")
+        for sender, subject, text in DEMO_INBOUND:
+            upstream.inject((f"From: {sender}\r\nTo: sales@company.test\r\nSubject: {subject}\r\n"
+                             f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n").encode(),
+                            ["sales@company.test"], sender.split("<")[1].rstrip(">"))
         _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port, company_password)
-        asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
+        try:
+            asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
+        except OSError as exc:  # taken between the check above and now
+            fail(f"cannot start the demo gateway: {exc}")
     finally:
         upstream.stop()
+
+
+def _port_taken(port: int) -> str:
+    """Why the gateway could not listen on ``port`` ("" when it can), tried the way it listens."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
 
 
 def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str], smtp: int, smtps: int,
@@ -117,4 +146,7 @@ def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[s
     out.print(f"Try:  swaks --server localhost:{smtp} --tls --auth-user zhang --auth-password <pw> "
               "--from sales@company.test --to buyer@buyer.test")
     out.print(f"Admin commands against the demo:  MAILWARDEN_CONFIG={cfg_path} mailwarden quarantine list")
+    out.print(f"The company mailbox's mail, filed for each owner:  MAILWARDEN_CONFIG={cfg_path} mailwarden mail list")
+    out.print(f"A customer writes in:  swaks --server localhost:{upstream.smtp_port} --from max@buyer.test "
+              "--to sales@company.test --header 'Subject: question'")
     out.print("\nCtrl-C stops the gateway and the local upstream.\n")

@@ -11,11 +11,12 @@ from mailwarden.store.directory import (
     set_password,
 )
 from mailwarden.store.models import ROLES
+from mailwarden.store.throttle import unlock as forget_failures
 from rich.table import Table
 
 from .common import actor, out, print_json_lines, read_password_stdin, store
 
-app = typer.Typer(help="Add, list, disable and enable users (salespeople, supervisors, admins).", no_args_is_help=True)
+app = typer.Typer(help="Add, list, disable, enable and unlock users (salespeople, supervisors, admins).", no_args_is_help=True)
 
 
 @app.command("add")
@@ -84,3 +85,18 @@ def passwd(
         user = set_password(session=s, login=login, password=password)
         st.audit.append(actor=actor(), action="user.passwd", target=user.login, session=s)
     out.print(f"password of {user.login} changed")
+
+
+@app.command("unlock")
+def unlock(
+    ctx: typer.Context,
+    login: str = typer.Argument(..., help="The user locked out after failed logins"),
+    address: str = typer.Option(None, "--address", help="Also clear this client address's failures (for any login)"),
+) -> None:
+    """Clear a user's failed logins (from every address): the lockout ends at once."""
+    with store(ctx) as (_cfg, st), st.session() as s:
+        user = require_user(session=s, login=login)
+        n = forget_failures(s, user.login, address)
+        st.audit.append(actor=actor(), action="user.unlock", target=user.login, session=s, address=address,
+                        counters=n)
+    out.print(f"{user.login} unlocked ({n} failure counter{'s' if n != 1 else ''} cleared)")

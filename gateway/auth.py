@@ -1,12 +1,14 @@
 """Logins: password checks off the event loop, throttling, and live-session control.
 
-Failed logins are throttled per client address and per login with growing
-delays (base × 2^failures, capped), and after ``max_failures`` the address or
-login is locked out for a while.  Successful checks are cached for a few
-minutes (keyed by a keyed hash of login and password, dropped when the user
-is disabled or changes password), so clients that log in for every message do
-not pay argon2 each time; a cached login still asks the store whether the
-account is enabled, so a disabled user's next login fails at once.
+Failed logins are counted in the store (:mod:`mailwarden.store.throttle`), before the password
+is checked and in one atomic statement, so parallel attempts on any number of connections,
+processes or gateways sharing the store each count.  Each failure delays the answer more
+(base × 2^failures, capped); past ``max_failures`` the login is locked out from that address,
+past the looser per-address and per-login bounds the address or the login from anywhere.
+Successful checks are cached for a few minutes (keyed by a keyed hash of login and password,
+dropped when the user is disabled or changes password), so clients that log in for every
+message do not pay argon2 each time; a cached login still counts and asks the store whether the
+account is enabled, so a disabled user's next login fails at once and a lockout holds.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import User
 from mailwarden.store.passwords import verify_password
+from mailwarden.store.throttle import Bounds, count_attempt, give_back, purge
 from sqlmodel import Session, col, select
 
 from mailwarden.gateway.config import Auth as AuthSettings
@@ -44,11 +47,14 @@ class Identity:
     phone: str | None = None
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    locked_until: float = 0.0
+PURGE_EVERY = 1000  # counted failures between sweeps of expired counters
+
+
+def masked(login: str) -> str:
+    """A login name that is no user's, for logs and audit events: people type passwords into
+    it.  Its first character and its length say enough to recognise one's own typo."""
+    login = login.strip()
+    return f"{login[:1]}…({len(login)})" if login else "(empty)"
 
 
 @dataclass
@@ -57,6 +63,7 @@ class AuthOutcome:
     delay: float = 0.0
     locked: bool = False
     reason: str = ""
+    known: bool = False  # the login names a user (else it is logged masked)
 
 
 class Authenticator:
@@ -65,8 +72,9 @@ class Authenticator:
         self.settings = settings
         self._pepper = secrets.token_bytes(32)  # cache keys are useless outside this process
         self._cache: dict[str, tuple[bytes, Identity, float]] = {}
-        self._by_ip: dict[str, _Failures] = {}
-        self._by_login: dict[str, _Failures] = {}
+        self.bounds = Bounds(pair=settings.max_failures, address=settings.max_failures_address,
+                             login=settings.max_failures_login, lockout=settings.lockout_seconds)
+        self._failures = 0
         self.cache_seconds = 300.0
 
     def _current(self, login: str, generation: int) -> bool:
@@ -85,23 +93,43 @@ class Authenticator:
                         hashlib.sha256).digest()
 
     async def check(self, login: str, password: str, ip: str) -> AuthOutcome:
-        now = time.monotonic()
         login = login.strip().lower()
-        for key, table in ((ip, self._by_ip), (login, self._by_login)):
-            f = table.get(key)
-            if f and f.locked_until > now:
-                return AuthOutcome(None, delay=self.settings.base_delay, locked=True,
-                                   reason=f"too many failed logins; try again in {int(f.locked_until - now) // 60 + 1} min")
+        # Counted first, then checked: an attempt that finds a counter locked is refused unchecked.
+        attempt = await asyncio.to_thread(count_attempt, self.store.engine, login, ip, self.bounds)
+        locked = attempt.locked
+        if locked is not None:
+            await asyncio.to_thread(give_back, self.store.engine, attempt, succeeded=False)
+            minutes = max(0, int(locked.last_at + self.bounds.lockout - time.time())) // 60 + 1
+            known = login in self._cache or await asyncio.to_thread(self._lookup, login) is not None
+            return AuthOutcome(None, delay=self.settings.base_delay, locked=True, known=known,
+                               reason=f"too many failed logins for this {locked.scope}; try again in {minutes} min")
+        ident, known = await self._verify(login, password)
+        if isinstance(ident, Identity):
+            await asyncio.to_thread(give_back, self.store.engine, attempt, succeeded=True)
+            return AuthOutcome(ident, known=True)
+        self._failures += 1
+        if self._failures % PURGE_EVERY == 0:
+            await asyncio.to_thread(purge, self.store.engine, self.bounds.lockout)
+        delay = min(self.settings.max_delay, self.settings.base_delay * 2 ** (attempt.pair_count() - 1))
+        return AuthOutcome(None, delay=delay, reason=ident, known=known)
+
+    async def _verify(self, login: str, password: str) -> tuple[Identity | str, bool]:
+        """The identity the password proves, or why not ("bad credentials", "disabled"); and
+        whether the login names a user."""
+        now = time.monotonic()
         digest = self.pair_digest(login, password)
         cached = self._cache.get(login)
         if cached and hmac.compare_digest(cached[0], digest) and cached[2] > now:
             # The password is known good; whether the account still is, the store says now (a
             # disabled user's next login must fail, not only after the watcher's next round).
             if await asyncio.to_thread(self._current, login, cached[1].generation):
-                return AuthOutcome(cached[1])
+                return cached[1], True
             self._cache.pop(login, None)
         user = await asyncio.to_thread(self._lookup, login)
-        ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, password)
+        # Bytes, not text: what a client sent need not be UTF-8 (it is kept as surrogates), and a
+        # password that is not cannot match a hash of one that is.
+        secret = password.encode("utf-8", "surrogateescape")
+        ok = await asyncio.to_thread(verify_password, user.password_hash if user else None, secret)
         # argon2 took a while: the account may have been disabled (or its password changed)
         # meanwhile, and the watcher would cut the session only in its next round.
         if ok and user is not None and user.enabled and await asyncio.to_thread(self._current, login, user.generation):
@@ -109,23 +137,8 @@ class Authenticator:
             ident = Identity(user.id, user.login, user.name, user.role, user.team, user.generation,
                              title=user.title, phone=user.phone)
             self._cache[login] = (digest, ident, now + self.cache_seconds)
-            self._by_login.pop(login, None)
-            return AuthOutcome(ident)
-        reason = "disabled" if ok and user is not None else "bad credentials"
-        delay = max(self._fail(self._by_ip, ip, now), self._fail(self._by_login, login, now))
-        return AuthOutcome(None, delay=delay, reason=reason)
-
-    def _fail(self, table: dict[str, _Failures], key: str, now: float) -> float:
-        f = table.setdefault(key, _Failures())
-        if now - f.last > self.settings.lockout_seconds:
-            f.count = 0
-        f.count += 1
-        f.last = now
-        if f.count >= self.settings.max_failures:
-            f.locked_until = now + self.settings.lockout_seconds
-        if len(table) > 100_000:  # bound memory under a spray of random logins
-            table.clear()
-        return min(self.settings.max_delay, self.settings.base_delay * 2 ** (f.count - 1))
+            return ident, True
+        return "disabled" if ok and user is not None else "bad credentials", user is not None
 
     def forget(self, login: str) -> None:
         self._cache.pop(login, None)

@@ -65,6 +65,9 @@ class Listen:
     tls_cert: Path
     tls_key: Path
     hostname: str
+    max_connections: int | None = None   # None: derived from the descriptor limit at start
+    max_connections_per_address: int = 20  # not yet logged in, from one client address
+    login_timeout: float = 60.0          # seconds from connect to AUTH
 
 
 @dataclass(frozen=True)
@@ -87,10 +90,12 @@ class Outbound:
 
 @dataclass(frozen=True)
 class Auth:
-    max_failures: int
+    max_failures: int          # one login from one address
     base_delay: float
     max_delay: float
     lockout_seconds: float
+    max_failures_address: int = 100  # any login from one address (an office behind one NAT address)
+    max_failures_login: int = 50     # one login from any address
 
 
 @dataclass(frozen=True)
@@ -299,7 +304,17 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
 
 
 def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
-    r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname"})
+    r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname", "max_connections",
+                    "max_connections_per_address", "login_timeout"})
+    total = r.get("max_connections", int, 0)
+    per_address = r.get("max_connections_per_address", int, 20)
+    if total < 0:
+        raise r.fail("max_connections", "must be 0 (derived from the open-files limit) or more")
+    if per_address < 1:
+        raise r.fail("max_connections_per_address", "must be at least 1")
+    login_timeout = r.duration("login_timeout", "60s")
+    if login_timeout <= 0:
+        raise r.fail("login_timeout", "must be more than 0")
     smtp = r.hostport("smtp", "127.0.0.1:587")
     smtps = r.hostport("smtps", "")
     if smtp is None and smtps is None:
@@ -315,6 +330,9 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
         tls_cert=cert,
         tls_key=key,
         hostname=r.get("hostname", str, "localhost"),
+        max_connections=total or None,
+        max_connections_per_address=per_address,
+        login_timeout=login_timeout,
     )
 
 
@@ -347,12 +365,21 @@ def _outbound(r: TableReader) -> Outbound:
 
 
 def _auth(r: TableReader) -> Auth:
-    r.unknown_keys({"max_failures", "base_delay", "max_delay", "lockout"})
+    r.unknown_keys({"max_failures", "max_failures_address", "max_failures_login", "base_delay", "max_delay",
+                    "lockout"})
+    pair = r.get("max_failures", int, 10)
+    bounds = {"max_failures": pair, "max_failures_address": r.get("max_failures_address", int, pair * 10),
+              "max_failures_login": r.get("max_failures_login", int, pair * 5)}
+    for key, value in bounds.items():
+        if value < 1:
+            raise r.fail(key, "must be at least 1")
     return Auth(
-        max_failures=r.get("max_failures", int, 10),
+        max_failures=pair,
         base_delay=r.duration("base_delay", "0.5s"),
         max_delay=r.duration("max_delay", "8s"),
         lockout_seconds=r.duration("lockout", "15m"),
+        max_failures_address=bounds["max_failures_address"],
+        max_failures_login=bounds["max_failures_login"],
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -12,3 +13,37 @@ def configure(level: int) -> None:
     # Library chatter would bury the gateway's own lines.
     for noisy in ("alembic", "sqlalchemy"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class LineLimiter:
+    """Keeps a flood of one kind of line (a login failure per attempt, a refused connection per
+    connect) from filling the disk: at most ``burst`` lines of a kind per ``window`` seconds;
+    the first line after a quiet spell says how many were left out."""
+
+    def __init__(self, burst: int = 20, window: float = 10.0, clock: Callable[[], float] | None = None) -> None:
+        import time
+
+        self.burst = burst
+        self.window = window
+        self.clock = clock or time.monotonic
+        self._kinds: dict[str, list[float | int]] = {}  # kind: [window start, lines in it, left out]
+
+    def __call__(self, logger: logging.Logger, kind: str, msg: str, *args: object, level: int = logging.INFO) -> None:
+        now = self.clock()
+        state = self._kinds.get(kind)
+        if state is None or now - state[0] >= self.window:
+            left_out = int(state[2]) if state is not None else 0
+            state = self._kinds[kind] = [now, 0, 0]
+            if len(self._kinds) > 1000:  # kinds are few and fixed; never let them grow unbounded
+                self._kinds = {kind: state}
+            if left_out:
+                logger.log(level, "%s: %d similar lines left out in the last %gs", kind, left_out, self.window)
+        if state[1] >= self.burst:
+            state[2] = int(state[2]) + 1
+            return
+        state[1] = int(state[1]) + 1
+        logger.log(level, msg, *args)
+
+
+limited_log = LineLimiter()
+"""The gateway's one limiter of repeated lines (one event loop: no locking needed)."""

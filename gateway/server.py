@@ -19,8 +19,10 @@ from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.gateway.config import Config, HostPort
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_budget, make_relay
+from mailwarden.gateway.health import check_store, check_tls, watch_upstream
 from mailwarden.gateway.engines import company_profile, rules_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
+from mailwarden.gateway.submission.limits import ConnectionLimits, derived_total, descriptor_limit
 from mailwarden.gateway.submission.smtp import SubmissionHandler, listen
 from mailwarden.gateway.sync.service import MailboxSync, start_sync
 from mailwarden.gateway.submission.submit import Submitter
@@ -36,7 +38,8 @@ class Gateway:
     ``delivery_process``: relay from a process of its own (what ``serve`` does);
     otherwise the relay runs on this event loop (tests look inside it)."""
 
-    def __init__(self, cfg: Config, store: StoreHandle, *, delivery_process: bool = False) -> None:
+    def __init__(self, cfg: Config, store: StoreHandle, *, delivery_process: bool = False,
+                 check_upstream: bool = True) -> None:
         assert cfg.company and cfg.upstream and cfg.listen and cfg.outbound and cfg.auth
         self.cfg = cfg
         self.store = store
@@ -61,6 +64,7 @@ class Gateway:
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.handler: SubmissionHandler | None = None
+        self.check_upstream = check_upstream  # log in to the upstream at start, retrying until it works
 
     def _wake(self) -> None:
         if self.relay is not None:
@@ -70,19 +74,28 @@ class Gateway:
 
     async def start(self) -> None:
         cfg = self.cfg
-        assert cfg.listen and cfg.upstream and cfg.outbound
+        assert cfg.listen and cfg.upstream and cfg.outbound and cfg.store
         if ensure_self_signed(cfg.listen.tls_cert, cfg.listen.tls_key, cfg.listen.hostname):
             log.warning("no TLS certificate configured: made a self-signed one at %s; mail clients will ask "
                         "users to accept it (set [listen] tls_cert and tls_key for a real one)", cfg.listen.tls_cert)
         tls = server_context(cfg.listen.tls_cert, cfg.listen.tls_key)
+        # What `mailwarden check` finds wrong is logged; only the upstream is tried again (below).
+        for finding in await asyncio.to_thread(check_store, self.store, cfg) + check_tls(cfg.listen):
+            if not finding.ok:
+                log.warning("%s", finding.line())
         await asyncio.to_thread(self._sweep)
         self.writer.start()
-        handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry)
+        handler = self.handler = SubmissionHandler(self.submitter, self.auth, self.registry, self._limits(),
+                                                   login_timeout=cfg.listen.login_timeout)
         for name, addr, implicit in (("smtp", cfg.listen.smtp, False), ("smtps", cfg.listen.smtps, True)):
             if addr is None:
                 continue
-            server = await listen(handler, addr.host, addr.port, hostname=cfg.listen.hostname, tls=tls,
-                                  implicit=implicit, size_limit=cfg.outbound.max_message_size)
+            try:
+                server = await listen(handler, addr.host, addr.port, hostname=cfg.listen.hostname, tls=tls,
+                                      implicit=implicit, size_limit=cfg.outbound.max_message_size)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {addr} ([listen] {name}): "
+                                         f"{exc.strerror or exc}") from exc
             self.servers.append(server)
             port = server.sockets[0].getsockname()[1]
             self.bound[name] = HostPort(addr.host, port)
@@ -98,6 +111,18 @@ class Gateway:
             if cfg.sync is not None:
                 self.sync, self._sync_lock = start_sync(cfg, self.store, budget)
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
+        if self.check_upstream:
+            self._tasks.append(asyncio.create_task(watch_upstream(cfg.upstream), name="upstream-check"))
+
+    def _limits(self) -> ConnectionLimits:
+        cfg = self.cfg
+        assert cfg.listen and cfg.upstream and cfg.outbound
+        descriptors = descriptor_limit()
+        total = cfg.listen.max_connections or derived_total(
+            descriptors, relay_connections=cfg.outbound.relay_connections, imap_connections=cfg.upstream.imap_connections)
+        log.info("at most %d submission connections (%d open files allowed), %d not logged in per address",
+                 total, descriptors, cfg.listen.max_connections_per_address)
+        return ConnectionLimits(total=total, per_address=cfg.listen.max_connections_per_address)
 
     def _sweep(self) -> None:
         with Session(self.store.engine) as s:

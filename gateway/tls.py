@@ -43,7 +43,7 @@ def ensure_self_signed(cert: Path, key: Path, hostname: str) -> bool:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(pkey, hashes.SHA256())
     )
-    cert.parent.mkdir(parents=True, exist_ok=True)
+    cert.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(pkey.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

@@ -130,27 +130,13 @@ def body_parts(part: Part) -> tuple[Part | None, Part | None]:
 # ------------------------------------------------------------------ per-shape functions
 
 
-def _leaf_bytes(job: _Job, part: Part, body: bytes, changes: dict[str, str | None]) -> bytes:
-    """A leaf part's headers (edited) + blank line + new body."""
-    headers = job.raw[part.start : part.header_end]
-    if changes:
-        if part.parent is None and "mime-version" not in {k.lower() for k in part.headers.keys()}:
-            changes = {**changes, "mime-version": "1.0"}
-        headers = mime.edit_headers(headers, changes, job.nl)
-    return headers + job.raw[part.header_end : part.body_start] + body
-
-
 def _encode_leaf(job: _Job, part: Part, data: bytes, charset: str | None) -> bytes:
     body, cte = mime.transfer_encode(data, part.cte, job.nl)
-    changes: dict[str, str | None] = {}
-    if charset is not None:
-        changes["content-type"] = mime.content_type_value(part, charset)
-    if cte != part.cte:
-        changes["content-transfer-encoding"] = cte
+    changes = mime.leaf_changes(part, cte, charset)
     if not changes:
         job.splices.append((part.body_start, part.end, body))
         return b""
-    return _leaf_bytes(job, part, body, changes)
+    return mime.rebuilt_leaf(job.raw, part, body, changes, job.nl)
 
 
 def sign_plain_part(job: _Job, part: Part) -> bytes | None:

@@ -164,3 +164,27 @@ def content_type_value(part: Part, charset: str | None) -> str:
         msg.set_param("charset", charset)
     value = str(msg["Content-Type"])
     return value if value.isascii() else value.encode("ascii", "replace").decode("ascii")
+
+
+def leaf_changes(part: Part, cte: str, charset: str | None) -> dict[str, str | None]:
+    """The header fields a leaf part whose body was rebuilt needs changed: the charset
+    parameter when it is now ``charset`` (None: as it was), the Content-Transfer-Encoding
+    when it is now ``cte``."""
+    changes: dict[str, str | None] = {}
+    if charset is not None:
+        changes["content-type"] = content_type_value(part, charset)
+    if cte != part.cte:
+        changes["content-transfer-encoding"] = cte
+    return changes
+
+
+def rebuilt_leaf(raw: bytes, part: Part, body: bytes, changes: dict[str, str | None], nl: bytes) -> bytes:
+    """A leaf part of ``raw`` with its header fields changed (:func:`edit_headers`; the top
+    level gains MIME-Version, or readers ignore the Content-* fields), its blank line and
+    ``body``."""
+    headers = raw[part.start : part.header_end]
+    if changes:
+        if part.parent is None and "mime-version" not in {k.lower() for k in part.headers.keys()}:
+            changes = {**changes, "mime-version": "1.0"}
+        headers = edit_headers(headers, changes, nl)
+    return headers + raw[part.header_end : part.body_start] + body

@@ -4,7 +4,15 @@ Each event's ``mac`` is HMAC-SHA256, under a key kept outside the database, of
 the previous event's mac and the event's own fields.  ``seq`` is contiguous.
 So editing a row breaks its mac, deleting a row breaks the link or leaves a
 gap in ``seq``, and cutting rows off the end is caught by the head anchor (the
-last seq and mac, written beside the key after each append).
+last seq and mac, written beside the key after each append, itself MAC'd with
+the key, so that whoever can write the table but not read the key can neither
+remove nor rewrite it unnoticed).
+
+Against someone who holds the key too, an operator keeps anchors elsewhere:
+:func:`anchor_line` (``mailwarden audit anchor``) is the number of events and
+the head's mac at one moment; :meth:`AuditLog.verify` given such lines checks
+that the chain still holds that event with that mac, so removing events from
+either end, or all of them, is detected.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import os
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -154,7 +163,7 @@ class AuditLog:
         anchor older, never wrong.  A reader may catch a write half done: the record carries a
         check of its own (:func:`_read_anchor` reads again until it holds).  Opened for each
         write, so a replaced or removed file is followed."""
-        record = _anchor_record(ev.seq, ev.mac)
+        record = _anchor_record(self.key, ev.seq, ev.mac)
         try:
             fd = os.open(self.head_file, os.O_WRONLY | os.O_CREAT, 0o600)
             try:
@@ -164,14 +173,19 @@ class AuditLog:
         except OSError as exc:  # the chain itself is in the database; the anchor is an extra check
             log.warning("cannot write audit head anchor %s: %s", self.head_file, exc.strerror)
 
-    def verify(self) -> "VerifyResult":
-        """Walk the chain; report the first event that does not hold."""
+    def _has_history(self) -> bool:
+        with Session(self.engine) as s:
+            db = raw(s)
+            return any(db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone() for table in ("users", "messages"))
+
+    def verify(self, anchors: Sequence[Anchor] = ()) -> "VerifyResult":
+        """Walk the chain; report the first event that does not hold, or the end that was cut
+        (against the head record beside the key, and the operator's ``anchors``)."""
         prev, expect_seq, count = GENESIS, 1, 0
         # Read the anchor first: events appended while we walk must not look like a cut-off tail.
-        anchor = _read_anchor(self.head_file)
-        if anchor is None:
-            return VerifyResult(False, 0, None, f"the recorded head of the chain ({self.head_file}) is unreadable")
-        head_seq, head_mac = anchor
+        anchor = _read_anchor(self.key, self.head_file)
+        wanted = {a.events: a for a in anchors if a.events > 0}
+        seen: dict[int, str] = {}
         with Session(self.engine) as s:
             for ev in s.exec(select(AuditEvent).order_by(col(AuditEvent.seq))):
                 count += 1
@@ -182,37 +196,107 @@ class AuditLog:
                 want = _mac(self.key, ev.prev_mac, ev.seq, _normal_ts(ev.ts), ev.actor, ev.action, ev.target, ev.detail, ev.peer)
                 if not hmac.compare_digest(want, ev.mac):
                     return VerifyResult(False, count - 1, ev.seq, f"event #{ev.seq} ({ev.action} by {ev.actor}) was altered")
+                if ev.seq in wanted:
+                    seen[ev.seq] = ev.mac
                 prev, expect_seq = ev.mac, ev.seq + 1
-        if not head_mac:
-            return VerifyResult(True, count, None, "")
-        if int(head_seq) > expect_seq - 1:
-            return VerifyResult(False, count, expect_seq, f"events #{expect_seq}..#{head_seq} were removed from the end of the chain")
-        if int(head_seq) == expect_seq - 1 and head_mac != prev:
-            return VerifyResult(False, count, int(head_seq), f"event #{head_seq} differs from the recorded head of the chain")
+        last = expect_seq - 1
+        for events, a in sorted(wanted.items()):
+            when = f" of {a.at}" if a.at else ""
+            if events > last:
+                return VerifyResult(False, count, last + 1, f"the chain ends at event #{last}, but the anchor{when} "
+                                                            f"records {events} events: events were removed")
+            if not hmac.compare_digest(seen[events], a.head):
+                return VerifyResult(False, count, events, f"event #{events} differs from the anchor{when}: "
+                                                          f"the chain was replaced")
+        if anchor == FORGED:
+            return VerifyResult(False, count, None, f"the recorded head of the chain ({self.head_file}) was not written "
+                                                f"by this gateway's key: it was altered or replaced")
+        if anchor == OLDER:
+            return VerifyResult(False, count, None, f"the recorded head of the chain ({self.head_file}) was written by an "
+                                                f"older version, without a key check; the next audited event (any "
+                                                f"login) rewrites it: verify again after that")
+        if anchor == MISSING:
+            if count:
+                return VerifyResult(False, count, None, f"the recorded head of the chain ({self.head_file}) is missing: "
+                                                        f"events may have been removed from the end")
+            if self._has_history():
+                return VerifyResult(False, 0, 1, "the chain is empty and its recorded head missing, yet the store "
+                                                 "has users or messages, each of which was audited: events were removed")
+            return VerifyResult(True, 0, None, "")
+        assert isinstance(anchor, tuple)
+        head_seq, head_mac = anchor
+        if head_seq > last:
+            return VerifyResult(False, count, last + 1, f"events #{last + 1}..#{head_seq} were removed from the end of the chain")
+        if head_seq == last and not hmac.compare_digest(head_mac, prev):
+            return VerifyResult(False, count, head_seq, f"event #{head_seq} differs from the recorded head of the chain")
         return VerifyResult(True, count, None, "")
 
 
-def _anchor_record(seq: int, mac: str) -> bytes:
+def _anchor_check(key: bytes, body: str) -> str:
+    return hmac.new(key, b"head\0" + body.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _anchor_record(key: bytes, seq: int, mac: str) -> bytes:
     body = f"{seq} {mac}"
-    check = hashlib.sha256(body.encode()).hexdigest()[:16]
-    return f"{body} {check}".ljust(_HEAD_WIDTH - 1).encode() + b"\n"
+    return f"{body} {_anchor_check(key, body)}".ljust(_HEAD_WIDTH - 1).encode() + b"\n"
 
 
-def _read_anchor(path: Path, tries: int = 50) -> tuple[str, str] | None:
-    """(seq, mac) of the anchor; ("0", "") when there is none; None when it stays unreadable
-    (a read that caught a write half done is read again)."""
+MISSING = "missing"
+FORGED = "forged"
+OLDER = "older"  # written by a version before the key check: the next append rewrites it
+
+
+def _read_anchor(key: bytes, path: Path, tries: int = 50) -> tuple[int, str] | str:
+    """(seq, mac) of the anchor, or why there is none to trust: MISSING (no file), FORGED (its
+    check does not hold under the key, however often it is read: not a write caught half done)."""
     for _ in range(tries):
         try:
             fields = path.read_text(errors="replace").split()
         except FileNotFoundError:
-            return "0", ""
-        if len(fields) == 2 and fields[0].isdigit():  # written by an older version, by rename: never torn
-            return fields[0], fields[1]
+            return MISSING
         if len(fields) == 3 and fields[0].isdigit() and \
+                hmac.compare_digest(_anchor_check(key, f"{fields[0]} {fields[1]}"), fields[2]):
+            return int(fields[0]), fields[1]
+        if len(fields) == 2 and fields[0].isdigit() or len(fields) == 3 and len(fields[2]) == 16 and \
                 hashlib.sha256(f"{fields[0]} {fields[1]}".encode()).hexdigest()[:16] == fields[2]:
-            return fields[0], fields[1]
+            return OLDER  # anyone could have written it: it proves nothing
         time.sleep(0.002)
-    return None
+    return FORGED
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The chain at one moment, kept by the operator away from the gateway: ``events`` events,
+    the last with ``head`` as its mac."""
+
+    events: int
+    head: str
+    at: str = ""
+
+    def line(self) -> str:
+        return f"mailwarden-audit-anchor events={self.events} head={self.head} at={self.at}"
+
+
+def anchor_line(engine: Engine) -> Anchor:
+    """The chain's anchor now (for ``audit anchor``, and for the digest to carry)."""
+    with Session(engine) as s:
+        last = raw(s).execute("SELECT seq, mac FROM audit_events ORDER BY seq DESC LIMIT 1").fetchone()
+    seq, mac = (int(last[0]), str(last[1])) if last else (0, GENESIS)
+    return Anchor(seq, mac, utcnow().isoformat(timespec="seconds"))
+
+
+def parse_anchors(text: str, where: str) -> list[Anchor]:
+    """The anchor lines of a file the operator kept; a bad line raises ValueError naming it."""
+    found = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        fields = dict(f.partition("=")[::2] for f in line.split()[1:])
+        if not line.startswith("mailwarden-audit-anchor ") or not fields.get("events", "").isdigit() \
+                or len(fields.get("head", "")) != 64:
+            raise ValueError(f"{where}: line {n}: not an audit anchor (mailwarden-audit-anchor events=N head=MAC)")
+        found.append(Anchor(int(fields["events"]), fields["head"], fields.get("at", "")))
+    return found
 
 
 @dataclass

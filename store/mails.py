@@ -59,6 +59,8 @@ class NewMail:
     folder_role: str = "inbox"
     facts: str | None = None
     text: str = ""
+    masked_blob: str | None = None  # the rendition for roles that may not see private contacts
+    masked_facts: str | None = None
 
 
 # ---- folders ---------------------------------------------------------------------------------
@@ -100,9 +102,9 @@ def find_mail(*, session: Session, blob: str, mailbox_id: int = DEFAULT_MAILBOX)
 _INSERT_MAIL = (
     "INSERT INTO mails (mailbox_id, blob, size, internal_date, sent_date, message_id, in_reply_to, refs, thread_id, "
     "subject, from_addr, to_addrs, cc_addrs, direction, folder_role, customer_id, user_id, filed_by, filed_at, "
-    "out_message_id, facts, created_at) VALUES (:mailbox_id, :blob, :size, :internal_date, :sent_date, :message_id, "
-    ":in_reply_to, :refs, :thread_id, :subject, :from_addr, :to_addrs, :cc_addrs, :direction, :folder_role, "
-    ":customer_id, :user_id, :filed_by, :now, :out_message_id, :facts, :now)")
+    "out_message_id, facts, masked_blob, masked_facts, created_at) VALUES (:mailbox_id, :blob, :size, :internal_date, "
+    ":sent_date, :message_id, :in_reply_to, :refs, :thread_id, :subject, :from_addr, :to_addrs, :cc_addrs, :direction, "
+    ":folder_role, :customer_id, :user_id, :filed_by, :now, :out_message_id, :facts, :masked_blob, :masked_facts, :now)")
 _INSERT_LOCATION = (
     "INSERT INTO mail_locations (mail_id, folder_id, uidvalidity, uid, flags, modseq) "
     "VALUES (:mail_id, :folder_id, :uidvalidity, :uid, :flags, :modseq) "
@@ -123,7 +125,8 @@ def insert_mail(*, session: Session, new: NewMail, filing: Filing, mailbox_id: i
         "subject": new.subject, "from_addr": new.from_addr[:320], "to_addrs": ", ".join(new.to_addrs),
         "cc_addrs": ", ".join(new.cc_addrs), "direction": new.direction, "folder_role": new.folder_role,
         "customer_id": filing.customer_id, "user_id": filing.user_id, "filed_by": filing.filed_by, "now": utcnow(),
-        "out_message_id": filing.out_message_id, "facts": new.facts})
+        "out_message_id": filing.out_message_id, "facts": new.facts, "masked_blob": new.masked_blob,
+        "masked_facts": new.masked_facts})
     if filing.thread_id is None:  # the first of its thread
         r.execute("UPDATE mails SET thread_id = :id WHERE id = :id", {"id": mail_id})
     r.execute("INSERT INTO mail_text (mail_id, body) VALUES (:id, :body)", {"id": mail_id, "body": new.text})

@@ -141,6 +141,9 @@ class SpoolItem(SQLModel, table=True):
     created_at: datetime = _ts()  # type: ignore[assignment]
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
+    # SHA-256 (hex) of the spool file when it was accepted, checked before it is sent; None for
+    # rows from before digests (sent as they are) and for notices.
+    digest: str | None = Field(default=None, max_length=64)
 
 
 class AuditEvent(SQLModel, table=True):
@@ -338,3 +341,14 @@ class ViewEpoch(SQLModel, table=True):
     __tablename__ = "view_epoch"
     id: int | None = Field(default=None, primary_key=True)
     epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed logins counted per (login, address), per login (``ip`` "") and per address
+    (``login`` ""), shared by every process on the store; see :mod:`mailwarden.store.throttle`."""
+
+    __tablename__ = "login_failures"
+    login: str = Field(primary_key=True, max_length=128)
+    ip: str = Field(primary_key=True, max_length=64)
+    count: int = Field(default=0)
+    last_at: float = Field(default=0.0)  # seconds since the epoch: comparable across machines

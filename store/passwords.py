@@ -20,7 +20,7 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def verify_password(stored: str | None, password: str) -> bool:
+def verify_password(stored: str | None, password: str | bytes) -> bool:
     try:
         return _hasher.verify(stored or _dummy(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):

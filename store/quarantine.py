@@ -63,7 +63,15 @@ def get_held(*, session: Session, message_id: int) -> tuple[SpoolItem, Held]:
 
 
 def release(*, session: Session, audit: AuditLog, message_id: int, actor: str, note: str = "") -> Held:
+    """Send a held message on.  Four eyes: a supervisor may not release their own held mail;
+    an admin may, and the event says it was their own."""
     item, held = get_held(session=session, message_id=message_id)
+    own = actor == held.operator
+    if own:
+        role = session.exec(select(User.role).where(User.login == actor)).first()
+        if role != "admin":
+            raise DirectoryError(f"message {message_id} is your own: held mail is released by someone else "
+                                 f"(another supervisor, or an admin)")
     item.stage = st.RELAY
     item.next_attempt = utcnow()
     session.add(item)
@@ -72,7 +80,7 @@ def release(*, session: Session, audit: AuditLog, message_id: int, actor: str, n
         msg.status = st.QUEUED
         session.add(msg)
     audit.append(session=session, actor=actor, action="quarantine.release", target=",".join(held.rcpts),
-                 message=message_id, operator=held.operator, note=note)
+                 message=message_id, operator=held.operator, note=note, **({"own_message": True} if own else {}))
     session.commit()
     return held
 

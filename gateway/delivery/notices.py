@@ -103,6 +103,19 @@ def rejected_notice(*, key: bytes, shared: str, operator: str, subject: str, rcp
                         kind="rejected", ref=ref)
 
 
+def damaged_notice(*, key: bytes, shared: str, operator: str, subject: str, rcpts: list[str], reason: str,
+                   ref: str) -> bytes:
+    """What the operator is told when their message was not sent because its stored copy is not
+    what they sent (emptied, replaced or deleted on the gateway after it was accepted)."""
+    to = ", ".join(rcpts)
+    return build_notice(key=key, shared=shared, operator=operator, subject=f"Not sent / 未发送: {subject}",
+                        text=(f"Your message to {to} was not sent: the gateway's stored copy of it was damaged "
+                              f"after it was accepted.\nReason: {reason}\nPlease send it again.\n\n"
+                              f"您发给 {to} 的邮件未发出：网关在接收后保存的副本已损坏。\n原因：{reason}\n"
+                              "请重新发送。\n"),
+                        kind="damaged", ref=ref)
+
+
 HEAD_CHUNK = 64 * 1024
 
 
@@ -115,6 +128,8 @@ async def spool_head(path: Path, tags: bytes = b"") -> bytes:
 
 def read_head(path: Path, tags: bytes) -> bytes:
     buf, want = bytearray(tags), HEAD_CHUNK
+    if not path.exists():  # deleted (a damaged spool): the report quotes no header block
+        return bytes(buf)
     with path.open("rb") as f:
         while True:
             piece = f.read(want)

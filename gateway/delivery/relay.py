@@ -15,6 +15,10 @@ always), then file the bytes under ``messages/`` and mark the item ``done``.
 An unexpected error (a bug, not the upstream) is retried a few times, then the
 item is shunted (:mod:`.inflight`, :func:`mailwarden.store.spool.failed`).  The
 states and their transitions are the spool's (:mod:`mailwarden.store.spool`).
+A store that cannot record a result pauses the relay (:class:`.inflight.InFlight`);
+a spool file that is not what was accepted (emptied, replaced, deleted: its SHA-256
+differs from the one recorded at accept time) is shunted at once, with the reason, and
+its sender gets a notice: it is never sent as it is, and never retried by itself.
 
 Both stream the message from its spool file (:class:`~mailwarden.gateway.upstream.source.Source`):
 a large message is never read whole; a bounce reads only the header block.
@@ -40,10 +44,12 @@ from mailwarden.store.spool import (
     bounce_later,
     bounce_reason,
     bounced,
+    damaged,
     delivered,
     due,
     next_stage,
     retry_later,
+    shunt,
 )
 from mailwarden.store.spool import states as st
 from sqlmodel import Session
@@ -51,7 +57,7 @@ from sqlmodel import Session
 from mailwarden.gateway.config import Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.inflight import InFlight
-from mailwarden.gateway.delivery.notices import build_bounce, rejected_notice, spool_head
+from mailwarden.gateway.delivery.notices import build_bounce, damaged_notice, rejected_notice, spool_head
 from mailwarden.gateway.delivery.sentcopy import SentCopies
 from mailwarden.gateway.headers import keyword, without_ref
 from mailwarden.gateway.upstream.budget import ConnectionBudget
@@ -88,7 +94,7 @@ class Relay:
         self.smtp = [SMTPConnection(upstream, tls) for _ in range(outbound.relay_connections)]
         self.imap = IMAPConnection(upstream, tls)
         self.work = InFlight(store=store, writer=writer, retry_initial=outbound.retry_initial)
-        self.copies = SentCopies(work=self.work, imap=self.imap, upstream=upstream, spool_dir=store.spool_dir)
+        self.copies = SentCopies(work=self.work, imap=self.imap, upstream=upstream, store=store)
         self._wake = asyncio.Event()
         self._queue: asyncio.Queue[DueItem] = asyncio.Queue()
         # Sends the upstream took but not yet recorded (after a crash, those go out
@@ -148,6 +154,7 @@ class Relay:
     async def dispatch(self) -> None:
         """Hand the due items to the workers, until cancelled."""
         while True:
+            await self.work.writable.wait()  # nothing new while the store cannot record results
             self._wake.clear()
             try:
                 # Snapshot what is in flight *before* reading: an item that finishes after the
@@ -210,6 +217,7 @@ class Relay:
     async def _sender(self, conn: SMTPConnection) -> None:
         while True:
             item = await self._queue.get()
+            await self.work.writable.wait()  # a send whose result cannot be recorded would go out again
             self.work.start()
             await self._unrecorded_sends.acquire()  # released once this send is recorded (or failed)
             try:
@@ -235,6 +243,10 @@ class Relay:
         if item.stage == st.BOUNCE:  # given up: never sent, only reported
             await self._bounce(item, rcpts, bounce_reason(item.last_error), await spool_head(path, tags))
             return None
+        reason = await self.work.damage(item)
+        if reason is not None:
+            await self._damaged(item, rcpts, reason)
+            return None
         data = Source(tags, path)
         try:
             await data.open()
@@ -257,6 +269,9 @@ class Relay:
             took = [r for r in rcpts if r not in result.refused]
             try:
                 await self.work.record(lambda s: self._record_delivery(s, item, took, temporary))
+            except Exception as exc:  # not the store (that is waited for): the record itself failed
+                handed_on = not await self._unrecordable(item, exc)  # not even shunted: kept in flight
+                return
             finally:
                 self._unrecorded_sends.release()
             log.info("relayed message=%s operator=%s delivered=%d", item.message_id, item.operator, len(took))
@@ -288,6 +303,39 @@ class Relay:
         else:
             retry_later(session=s, item=item, error="; ".join(temporary.values()), rcpts=list(temporary),
                         retry_initial=self.outbound.retry_initial)
+
+    async def _unrecordable(self, item: DueItem, exc: BaseException) -> bool:
+        """The upstream took ``item`` but its record failed, not for want of a writable store (a
+        bug): shunted at once, saying so, never sent again by itself (a retry would send it twice).
+        False when even that failed: then it must stay in flight, offered to nobody."""
+        log.error("message=%s operator=%s was delivered but its record failed", item.message_id, item.operator,
+                  exc_info=exc)
+        error = (f"delivered to the upstream, but recording it failed ({type(exc).__name__}: {exc}); "
+                 "`queue retry` would send it again")
+        try:
+            await self.work.record(lambda s: shunt(session=s, audit=self.store.audit, item=item, error=error))
+        except Exception:
+            log.exception("cannot shunt message=%s either; it stays in flight until restart", item.message_id)
+            return False
+        log.error("shunted message=%s operator=%s: see `mailwarden queue list --state shunt`", item.message_id,
+                  item.operator)
+        return True
+
+    async def _damaged(self, item: DueItem, rcpts: list[str], reason: str) -> None:
+        """The spool file is not what was accepted: shunted with ``reason``, the sender told."""
+        subject = await asyncio.to_thread(self._subject, item.message_id)
+        notice = damaged_notice(key=self.store.audit.key, shared=self.upstream.username, operator=item.operator,
+                                subject=subject, rcpts=rcpts, reason=reason, ref=str(item.message_id))
+        if await self.work.record(lambda s: damaged(session=s, audit=self.store.audit, item=item, reason=reason,
+                                                    spool_dir=self.store.spool_dir, notice=notice)):
+            log.error("not sent: message=%s operator=%s: %s; shunted (see `mailwarden queue list --state shunt`)",
+                      item.message_id, item.operator, reason)
+            self.wake()  # the notice is due now
+
+    def _subject(self, message_id: int) -> str:
+        with Session(self.store.engine) as s:
+            msg = s.get(Message, message_id)
+            return msg.subject if msg else ""
 
     def exposed(self, item: DueItem) -> bytes:
         """The tag headers when the customer sees them too, else nothing.  Never the ref: a copy

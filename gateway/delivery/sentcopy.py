@@ -8,7 +8,9 @@ Copies waiting together go in one APPEND (MULTIAPPEND, when the upstream has it)
 records in one commit; a batch the upstream refuses is retried copy by copy, so that one bad
 copy does not hold the others back.  At most :data:`UNRECORDED_APPENDS` copies are in Sent but
 not yet recorded.  A copy that may be there already (tried before, or left by a deliverer that
-died before recording it) is looked for by its ``X-Mailwarden-Ref`` before it is filed again.
+died before recording it) is looked for by its ``X-Mailwarden-Ref`` (by its ``Message-ID`` when
+it was spooled without one) before it is filed again.  A spool file that is not what was
+accepted is not filed: the item is shunted with the reason.
 """
 
 from __future__ import annotations
@@ -17,12 +19,14 @@ import asyncio
 import logging
 from pathlib import Path
 
-from mailwarden.store.spool import DueItem, sent_copies_filed
+from mailwarden.store import StoreHandle
+from mailwarden.store.spool import DueItem, damaged, sent_copies_filed
 from mailwarden.store.spool import states as st
 
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.delivery.inflight import InFlight
-from mailwarden.gateway.headers import sent_ref
+from mailwarden.gateway.delivery.notices import read_head
+from mailwarden.gateway.headers import sent_ref, split_headers
 from mailwarden.gateway.upstream.imap import IMAPConnection, Refused
 from mailwarden.gateway.upstream.source import Source, TemporaryFailure
 
@@ -35,11 +39,12 @@ APPEND_LINGER = 0.05  # seconds a Sent copy waits for others to go in the same A
 class SentCopies:
     """The worker of the ``append`` and ``notice`` stages."""
 
-    def __init__(self, *, work: InFlight, imap: IMAPConnection, upstream: Upstream, spool_dir: Path) -> None:
+    def __init__(self, *, work: InFlight, imap: IMAPConnection, upstream: Upstream, store: StoreHandle) -> None:
         self.work = work
+        self.store = store
         self.imap = imap
         self.upstream = upstream
-        self.spool_dir = spool_dir
+        self.spool_dir: Path = store.spool_dir
         self.queue: asyncio.Queue[DueItem] = asyncio.Queue()
         # At most this many copies stored in Sent but not yet recorded (a batch being recorded
         # while the next goes out): after a crash, those are looked for before they are filed again.
@@ -52,6 +57,7 @@ class SentCopies:
             item = carry or await self.queue.get()
             carry = None
             batch = [item]
+            await self.work.writable.wait()  # a copy whose record cannot be written would be filed again
             self.work.start()
             await self.unrecorded.acquire()  # released by _append_batch, or once the copy is recorded
             if item.stage != st.NOTICE and self.queue.qsize() < APPEND_BATCH - 1:
@@ -74,6 +80,8 @@ class SentCopies:
         notice = batch[0].stage == st.NOTICE
         sources, ready = [], []
         for item in batch:  # opened here: a spool file that cannot be read fails alone
+            if not notice and await self._damaged(item):
+                continue
             src = Source(b"" if notice else item.sent_headers.encode("ascii"), self.spool_dir / item.blob)
             try:
                 await src.open()
@@ -118,12 +126,19 @@ class SentCopies:
         """Leave out the copies already in ``folder``: asked (by ``X-Mailwarden-Ref``) for those
         tried before (an APPEND cut off may have gone through) and those a crashed process may
         have stored without recording.  The ones found are recorded as stored."""
-        check = {item.id: ref for item in ready if item.attempts > 0 or item.verify
-                 if (ref := sent_ref(item.sent_headers)) is not None}
-        if not check:
+        unsure = [item for item in ready if item.attempts > 0 or item.verify]
+        check = {item.id: ref for item in unsure if (ref := sent_ref(item.sent_headers)) is not None}
+        by_id = {item.id: mid for item in unsure if item.id not in check
+                 if (mid := await asyncio.to_thread(self._message_id, item)) is not None}
+        if not check and not by_id:
             return sources, ready
         try:
-            there = await self.imap.stored(folder, list(check.values())) or set()  # None: cannot tell
+            # None: the server cannot tell
+            there = (await self.imap.stored(folder, list(check.values())) or set()) if check else set()
+            if by_id:  # spooled without a ref: its Message-ID says whether it is there
+                found_ids = await self.imap.stored(folder, list(by_id.values()), "Message-ID") or set()
+                check.update({i: mid for i, mid in by_id.items() if mid in found_ids})
+                there |= {mid for mid in by_id.values() if mid in found_ids}
         except Exception as exc:  # not knowing, filing them again could file them twice: later
             if not isinstance(exc, TemporaryFailure):
                 log.exception("cannot look for Sent copies in %s", folder)
@@ -142,6 +157,34 @@ class SentCopies:
                 keep.append((src, item))
         self._record_appended(found)
         return [src for src, _ in keep], [item for _, item in keep]
+
+    def _message_id(self, item: DueItem) -> str | None:
+        """The ``Message-ID`` in the spool file's header block (None: none, or no file)."""
+        try:
+            head = read_head(self.spool_dir / item.blob, b"")
+        except OSError:
+            return None
+        value = split_headers(head).get("message-id")
+        return value.strip() if value and value.strip() else None
+
+    async def _damaged(self, item: DueItem) -> bool:
+        """Whether the spool file is not what was accepted: then shunted with the reason (the
+        customer has the message; what is missing is its copy in Sent)."""
+        reason = await self.work.damage(item)
+        if reason is None:
+            return False
+        log.error("Sent copy of message=%s operator=%s not filed: %s", item.message_id, item.operator, reason)
+        try:
+            await self.work.record(lambda s: damaged(session=s, audit=self.store.audit, item=item, reason=reason,
+                                                     spool_dir=self.spool_dir))
+        except Exception as exc:
+            log.exception("cannot shunt message=%s", item.message_id)
+            await self.work.failed(item, exc)
+        finally:
+            self.unrecorded.release()
+            self.work.release(item)
+            self.work.stop()
+        return True
 
     def _record_appended(self, stored: list[DueItem]) -> None:
         """Record these copies while the next APPEND goes out: the records of several batches

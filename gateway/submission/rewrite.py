@@ -23,6 +23,26 @@ DROP = {b"from", b"sender", b"return-path", b"bcc", b"x-mailwarden-operator", b"
         b"x-mailwarden-loop", b"x-mailwarden-ref", b"x-mailwarden-notice", b"delivered-to"}
 
 
+CHARSET_SAMPLE = 64 * 1024  # bytes of an undeclared body read to tell its charset
+
+
+def undeclared_charset(sample: bytes) -> str | None:
+    """The charset of 8-bit text sent without MIME headers (None when it is ASCII): UTF-8 when
+    it is valid UTF-8 (a cut-off last character aside), else the likeliest one."""
+    if sample.isascii():
+        return None
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(sample) - 3 and exc.reason == "unexpected end of data":
+            return "utf-8"
+    from charset_normalizer import from_bytes  # noqa: PLC0415  (rare: only mail without MIME headers)
+
+    best = from_bytes(sample).best()
+    return best.encoding.replace("_", "-") if best is not None else "utf-8"
+
+
 class MessageRejected(Exception):
     """The message cannot be accepted; ``smtp_reply`` is what the client sees."""
 
@@ -120,10 +140,17 @@ def rewrite(data: bytes, *, shared_address: str, display_name: str, company_doma
     if message_id is None:
         message_id = email.utils.make_msgid(domain=domain)
         new.append(header_field("Message-ID", message_id))
+    body = memoryview(data)[h.body_offset:]
     if h.get("mime-version") is None and h.fields:
         new.append(header_field("MIME-Version", "1.0"))
+        if h.get("content-type") is None:
+            # Declaring MIME without a Content-Type says US-ASCII: 8-bit text would be misread.
+            sample = bytes(body[:CHARSET_SAMPLE]) or (bytes(rest[0][:CHARSET_SAMPLE]) if rest else b"")
+            charset = undeclared_charset(sample)
+            if charset is not None:
+                new.append(header_field("Content-Type", f'text/plain; charset="{charset}"'))
+                new.append(header_field("Content-Transfer-Encoding", "8bit"))
     new.append(header_field(LOOP_HEADER.decode(), f"{hostname}; token={loop_token(loop_key, message_id)}"))
     head = b"".join(new) + b"".join(kept) + b"\r\n"
-    body = memoryview(data)[h.body_offset:]
     return Rewritten(head=head, body=body, subject=decoded(h.get("subject")), message_id=message_id, dropped=dropped,
                      rest=rest)

@@ -16,7 +16,8 @@ import ssl
 import time
 from typing import Any
 
-from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry
+from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry, masked
+from mailwarden.gateway.logsetup import limited_log
 from mailwarden.gateway.submission.smtpevents import (
     NEED_DATA,
     AuthAttempt,
@@ -27,6 +28,7 @@ from mailwarden.gateway.submission.smtpevents import (
     RcptTo,
     StartTLS,
 )
+from mailwarden.gateway.submission.limits import ConnectionLimits
 from mailwarden.gateway.submission.smtpwire import SubmissionWire
 from mailwarden.gateway.submission.submit import Submitter
 
@@ -35,6 +37,8 @@ log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 100
 REPEAT_WINDOW = 5.0  # seconds within which the same refused login, tried again at once, is not counted again
 IDLE_TIMEOUT = 300.0  # seconds without a byte from the client before its connection is closed
+LOGIN_TIMEOUT = 60.0  # seconds from connect to a successful AUTH, at most ([listen] login_timeout)
+HANDSHAKE_TIMEOUT = 10.0  # seconds for the TLS handshake of an implicit-TLS connection
 CLOSE_GRACE = 1.0  # seconds a closed TLS connection may take for its shutdown
 READ_SIZE = 1024 * 1024  # more than a stream reader ever holds: one read takes all it has (see _starttls)
 AUTH_REQUIRED = "530 5.7.0 Authentication required (请先登录)"
@@ -58,6 +62,12 @@ class SubmissionConnection:
         self._refused: tuple[bytes, str, float] | None = None  # the last refused (login, password), reply, when
         self._waiting_since: float | None = None  # loop time the pending read began
         self._watchdog: asyncio.TimerHandle | None = None
+        self._login_by = asyncio.get_running_loop().time() + handler.login_timeout  # loop time AUTH must be done by
+        self.handshaking = False  # in the implicit-TLS handshake: nothing can be said yet
+
+    @property
+    def logged_in(self) -> bool:
+        return self.identity is not None
 
     @property
     def operator(self) -> str:
@@ -69,7 +79,8 @@ class SubmissionConnection:
         loop = asyncio.get_running_loop()
         # One timer per connection that looks at when the current read began, rather than a
         # timeout per read: a message takes several reads, and rescheduling costs each time.
-        self._watchdog = loop.call_later(IDLE_TIMEOUT, self._check_idle, loop)
+        self._watchdog = loop.call_later(min(IDLE_TIMEOUT, max(0.0, self._login_by - loop.time())),
+                                         self._check_idle, loop)
         try:
             while True:
                 event = self.wire.next_event()
@@ -89,23 +100,36 @@ class SubmissionConnection:
                 else:
                     await self._answer(event)
         except (ConnectionError, ssl.SSLError, OSError) as exc:
-            log.info("connection lost peer=%s operator=%s: %s", self.peer, self.operator, type(exc).__name__)
+            limited_log(log, "connection lost", "connection lost peer=%s operator=%s: %s", self.peer, self.operator,
+                        type(exc).__name__)
         finally:
             if self._watchdog is not None:
                 self._watchdog.cancel()
 
     def _check_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = loop.time()
+        if self.identity is None and now >= self._login_by:
+            # However busy it keeps the line (NOOPs before STARTTLS), a connection that does
+            # not log in gives its descriptor back.
+            limited_log(log, "login timeout", "login timeout peer=%s", self.peer)
+            self.shut(f"421 4.7.0 No login within {self.handler.login_timeout:g} s; closing")
+            return
         since = self._waiting_since
-        idle = 0.0 if since is None else loop.time() - since
+        idle = 0.0 if since is None else now - since
         if idle >= IDLE_TIMEOUT:
-            log.info("idle timeout peer=%s operator=%s", self.peer, self.operator)
+            limited_log(log, "idle timeout", "idle timeout peer=%s operator=%s", self.peer, self.operator)
             self.close()
             return
-        self._watchdog = loop.call_later(IDLE_TIMEOUT - idle, self._check_idle, loop)
+        wait = IDLE_TIMEOUT - idle
+        if self.identity is None:
+            wait = min(wait, self._login_by - now)
+        self._watchdog = loop.call_later(wait, self._check_idle, loop)
 
     async def _flush(self) -> None:
         out = self.wire.data_to_send()
         if out:
+            if self.writer.is_closing():  # closed under it (shutdown, giving way): a TLS
+                raise ConnectionResetError("closed by the gateway")  # transport cannot take it
             self.writer.write(out)
             await self.writer.drain()
 
@@ -151,13 +175,15 @@ class SubmissionConnection:
             return last[1]
         outcome = await handler.auth.check(login, password, self.peer)
         if outcome.identity is None:
-            await handler.audit("auth.failed", actor=login[:64] or "?", peer=self.peer, mechanism=attempt.mechanism,
+            # A name that is no user's may be a password typed into the wrong field.
+            who = login.strip().lower()[:64] if outcome.known else masked(login)
+            await handler.audit("auth.failed", actor=who, peer=self.peer, mechanism=attempt.mechanism,
                                 reason=outcome.reason, locked=outcome.locked)
-            log.info("login failed peer=%s login=%r reason=%s", self.peer, login[:64], outcome.reason)
+            limited_log(log, "login failed", "login failed peer=%s login=%r reason=%s", self.peer, who, outcome.reason)
             if outcome.delay:
                 await asyncio.sleep(outcome.delay)
             if outcome.locked:
-                return f"454 4.7.0 Too many failed logins: {outcome.reason}"
+                return f"454 4.7.0 {outcome.reason[:1].upper()}{outcome.reason[1:]} (登录失败次数过多，请稍后再试)"
             # The same answer for a disabled account: a different one would tell whoever tries
             # passwords that they found the right one (the audit event has the reason).
             reply = "535 5.7.8 Login or password wrong (登录名或密码错误)"
@@ -182,17 +208,31 @@ class SubmissionConnection:
     def close(self) -> None:
         """Close the connection (on shutdown); :meth:`serve` then ends.  A TLS client that does
         not answer the close_notify at once (an idle one is not reading) is cut off shortly after."""
+        if self.writer.is_closing():  # closing a TLS transport twice breaks it for its own cleanup
+            return
         self.writer.close()
         asyncio.get_running_loop().call_later(CLOSE_GRACE, self.writer.transport.abort)
+
+    def shut(self, reply: str) -> None:
+        """Say ``reply`` (a 421) and close: the connection gives way to others, or took too long."""
+        if not self.writer.is_closing() and not self.handshaking:
+            try:
+                self.writer.write(reply.encode() + b"\r\n")
+            except Exception:  # the peer may be gone already, or the TLS handshake not done
+                pass
+        self.close()
 
 
 class SubmissionHandler:
     """What the gateway decides in a submission session; accepting a message is :class:`Submitter`'s."""
 
-    def __init__(self, submitter: Submitter, auth: Authenticator, registry: SessionRegistry) -> None:
+    def __init__(self, submitter: Submitter, auth: Authenticator, registry: SessionRegistry,
+                 limits: ConnectionLimits, login_timeout: float = LOGIN_TIMEOUT) -> None:
         self.submitter = submitter
         self.auth = auth
         self.registry = registry
+        self.limits = limits
+        self.login_timeout = login_timeout
         self.connections: set[SubmissionConnection] = set()
 
     def close_all(self) -> None:
@@ -235,14 +275,35 @@ class SubmissionHandler:
         """One connection, start to end (an ``asyncio.start_server`` callback)."""
         wire = SubmissionWire(hostname=hostname, size_limit=size_limit, offer_starttls=not implicit, tls=implicit)
         conn = SubmissionConnection(self, reader, writer, wire, None if implicit else tls)
+        refusal = self.limits.admit(conn)
+        if refusal is not None:
+            limited_log(log, "connection refused", "connection refused peer=%s: %d open, none of them waiting for "
+                        "a login", conn.peer, len(self.limits))
+            if not implicit:  # on the implicit-TLS port nothing can be said before the handshake
+                writer.write(refusal.encode() + b"\r\n")
+            writer.close()
+            return
         self.connections.add(conn)
         try:
+            if implicit:
+                # The handshake happens here, not in the listener, so that a connection still in
+                # it counts against the limits and can be made to give way like any other.
+                conn.handshaking = True
+                try:
+                    await writer.start_tls(tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+                    conn.handshaking = False
+                except (ConnectionError, ssl.SSLError, OSError, asyncio.TimeoutError) as exc:
+                    limited_log(log, "TLS handshake failed", "TLS handshake failed peer=%s: %s", conn.peer,
+                                type(exc).__name__)
+                    return
             await conn.serve()
         finally:
+            self.limits.release(conn)
             self.connections.discard(conn)
             if conn.identity is not None:
                 self.registry.remove(conn.identity.login, id(conn))
-            writer.close()
+            if not writer.is_closing():
+                writer.close()
             try:
                 await writer.wait_closed()
             except (ConnectionError, ssl.SSLError, OSError):
@@ -256,4 +317,5 @@ async def listen(handler: SubmissionHandler, host: str, port: int, *, hostname: 
     async def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await handler.serve(reader, writer, hostname=hostname, tls=tls, implicit=implicit, size_limit=size_limit)
 
-    return await asyncio.start_server(connected, host, port, ssl=tls if implicit else None, reuse_address=True)
+    # TLS of the implicit port is started by the connection itself (see SubmissionHandler.serve).
+    return await asyncio.start_server(connected, host, port, reuse_address=True, backlog=511)

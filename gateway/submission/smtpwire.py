@@ -14,15 +14,18 @@ the caller answers it with :meth:`~SubmissionWire.respond` before asking for the
 * :class:`Hangup` — send what is pending, then close the connection.
 
 Commands may come several at once (RFC 2920 pipelining): each is answered in order.
+The verbs the protocol answers on its own (EHLO, HELP, …) are in :mod:`.smtpverbs`.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from mailwarden.gateway.submission.data import DataReader
 from mailwarden.gateway.submission.smtpaddress import mail_params_refusal, parse_params, parse_path
 from mailwarden.gateway.submission.sasl import MECHANISMS, SaslExchange
+from mailwarden.gateway.submission.smtpverbs import HELP, SessionVerbs
 from mailwarden.gateway.submission.smtpevents import (
     NEED_DATA,
     AuthAttempt,
@@ -41,19 +44,15 @@ LINE_CAP: Final = 1001       # a line longer than this is dropped unread, then r
 BOGUS_LIMIT: Final = 5       # unknown commands before the connection is closed
 BEFORE_STARTTLS: Final = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})  # RFC 3207 4
 
+_UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 AUTH_NEEDED: Final = "530 5.7.0 Authentication required"
 LINE_TOO_LONG: Final = ("552 5.3.4 The message has a line longer than 1000 characters (RFC 5321); "
                         "it was not sent (邮件中有超长行，未发送)")
 
 
-HELP: Final = {  # what HELP <verb> says
-    "AUTH": "AUTH <mechanism>", "DATA": "DATA", "EHLO": "EHLO hostname", "HELO": "HELO hostname",
-    "HELP": "HELP [command]", "MAIL": "MAIL FROM: <address>", "NOOP": "NOOP [ignored]", "QUIT": "QUIT",
-    "RCPT": "RCPT TO: <address>", "RSET": "RSET", "STARTTLS": "STARTTLS", "VRFY": "VRFY <address>",
-}
 
 
-class SubmissionWire:
+class SubmissionWire(SessionVerbs):
     """One SMTP submission session's protocol state (see the module docstring).
 
     ``offer_starttls``: the port offers STARTTLS and requires it before anything else
@@ -104,8 +103,12 @@ class SubmissionWire:
         return out
 
     def reply(self, text: str) -> None:
-        """Queue one reply line (the text without CRLF)."""
-        self._out.append(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        """Queue one reply line (the text without CRLF).  What a reply quotes of the client's
+        bytes (a verb, a VRFY argument) cannot break the line: controls and bytes that are not
+        UTF-8 become "?"."""
+        if not text.isprintable():
+            text = _UNPRINTABLE.sub("?", text)
+        self._out.append(text.encode("utf-8", "replace") + b"\r\n")
 
     # --- events --------------------------------------------------------------------------
 
@@ -124,7 +127,7 @@ class SubmissionWire:
             else:
                 line = self._next_line()
                 if line is None:
-                    return NEED_DATA
+                    return Hangup() if self.closed else NEED_DATA
                 event = self._auth_line(line) if self._auth is not None else self._command(line)
             if event is not None:
                 if not isinstance(event, (StartTLS, Hangup)):
@@ -162,6 +165,9 @@ class SubmissionWire:
             end = self._in.find(b"\n")
             if end < 0:
                 if len(self._in) > LINE_CAP:
+                    if not self.authenticated:
+                        self._in += b"\n"  # no need to wait for its end: refused at once (below)
+                        continue
                     self._overlong = True
                     self._in.clear()
                 return None
@@ -170,6 +176,13 @@ class SubmissionWire:
             if self._overlong or len(line) > LINE_CAP:
                 self._overlong = False
                 self._auth = None
+                if not self.authenticated:
+                    # Before login nothing legitimate is that long (an AUTH answer is a few
+                    # hundred bytes): what follows it is not read as commands.
+                    self.reply("500 5.5.2 Line too long; closing the connection")
+                    self.closed = True
+                    self._in.clear()
+                    return None
                 self.reply("500 Command line too long")
                 continue
             return line
@@ -222,87 +235,7 @@ class SubmissionWire:
             return True
         return False
 
-    # --- verbs ---------------------------------------------------------------------------
-
-    def _ehlo(self, arg: str) -> None:
-        if not arg:
-            self.reply("501 Syntax: EHLO hostname")
-            return
-        self._reset()
-        self.helo, self.extended = arg, True
-        lines = [self.hostname]
-        if self.size_limit:
-            lines.append(f"SIZE {self.size_limit}")
-        lines += ["8BITMIME", "SMTPUTF8"]
-        if self.offer_starttls and not self.tls:
-            lines.append("STARTTLS")
-        if self.tls:
-            lines.append("AUTH " + " ".join(MECHANISMS))
-        lines.append("HELP")
-        for line in lines[:-1]:
-            self.reply("250-" + line)
-        self.reply("250 " + lines[-1])
-
-    def _helo(self, arg: str) -> None:
-        if not arg:
-            self.reply("501 Syntax: HELO hostname")
-            return
-        self._reset()
-        self.helo, self.extended = arg, False
-        self.reply(f"250 {self.hostname}")
-
-    def _starttls(self, arg: str) -> StartTLS | None:
-        if arg:
-            self.reply("501 Syntax: STARTTLS")
-            return None
-        if not self.offer_starttls or self.tls:
-            self.reply("454 TLS not available")
-            return None
-        self.reply("220 Ready to start TLS")
-        self._in.clear()  # nothing sent before the handshake may count as sent under TLS (RFC 3207 5)
-        return StartTLS()
-
-    def _noop(self, arg: str) -> None:
-        self.reply("250 OK")
-
-    def _quit(self, arg: str) -> Hangup | None:
-        if arg:
-            self.reply("501 Syntax: QUIT")
-            return None
-        self.reply("221 Bye")
-        return self._hangup()
-
-    def _rset(self, arg: str) -> None:
-        if arg:
-            self.reply("501 Syntax: RSET")
-            return
-        self._reset()
-        self.reply("250 OK")
-
-    def _help(self, arg: str) -> None:
-        if self._need_auth():
-            return
-        offered = {verb: text for verb, text in HELP.items() if verb != "STARTTLS" or self.offer_starttls}
-        text = offered.get(arg.upper()) if arg else None
-        if text is not None:
-            if self.extended and arg.upper() in ("MAIL", "RCPT"):
-                text += " [SP <mail-parameters>]"
-            self.reply("250 Syntax: " + text)
-            return
-        self.reply(f"{501 if arg else 250} Supported commands: {' '.join(sorted(offered))}")
-
-    def _vrfy(self, arg: str) -> None:
-        if self._need_auth():
-            return
-        if not arg:
-            self.reply("501 Syntax: VRFY <address>")
-        elif parse_path(arg)[0] is None:
-            self.reply("502 Could not VRFY " + arg)
-        else:
-            self.reply("252 Cannot VRFY user, but will accept message and attempt delivery")
-
-    def _expn(self, arg: str) -> None:
-        self.reply("502 EXPN not implemented")
+    # --- the transaction's verbs (the session's own are in SessionVerbs) ---------------
 
     def _path(self, arg: str, keyword: str, syntax: str) -> tuple[str, str] | None:
         """The address of MAIL/RCPT and the parameters' text, or None once refused."""

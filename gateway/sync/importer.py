@@ -27,6 +27,7 @@ from mailwarden.gateway.sync.reading import read_mail
 log = logging.getLogger(__name__)
 
 Describe = Callable[[bytes], "str | None"]  # a message's bytes -> what IMAP FETCH will serve (JSON)
+Mask = Callable[[bytes], "bytes | None"]  # an inbound message -> its rendition with private contacts masked
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,8 @@ class Importer:
     """Stores batches of fetched messages for one company mailbox."""
 
     def __init__(self, store: StoreHandle, policy: FilingPolicy, *, mailbox_id: int = DEFAULT_MAILBOX,
-                 describe: Describe | None = None) -> None:
-        self.store, self.policy, self.mailbox_id, self.describe = store, policy, mailbox_id, describe
+                 describe: Describe | None = None, mask: Mask | None = None) -> None:
+        self.store, self.policy, self.mailbox_id, self.describe, self.mask = store, policy, mailbox_id, describe, mask
 
     def store_batch(self, folder_id: int, uidvalidity: int, items: Sequence[Incoming]) -> list[Imported]:
         """Store ``items`` of the folder (under ``uidvalidity``) and move its progress mark past
@@ -84,6 +85,8 @@ class Importer:
                         new.direction = "notice"
                     elif filing.filed_by == "sent":
                         new.direction = "out"
+                    if new.direction == "in":
+                        new.masked_blob, new.masked_facts = self._masked(it.raw)
                     mail_id = known[name] = insert_mail(session=s, new=new, filing=filing, mailbox_id=self.mailbox_id)
                 add_location(session=s, mail_id=mail_id, folder_id=folder_id, uidvalidity=uidvalidity, uid=it.uid,
                              flags=it.flags, modseq=it.modseq)
@@ -94,6 +97,22 @@ class Importer:
             folder.synced_at = utcnow()
             s.add(folder)
         return out
+
+    def _masked(self, raw: bytes) -> tuple[str | None, str | None]:
+        """The masked rendition of an inbound message (its blob, made durable, and its facts), or
+        (None, None) when it shows nothing private."""
+        if self.mask is None:
+            return None, None
+        try:
+            masked = self.mask(raw)
+        except Exception:  # noqa: BLE001 - stored all the same; the views then serve the original
+            log.exception("cannot mask a %d-byte message", len(raw))
+            return None, None
+        if masked is None:
+            return None, None
+        name = self.store.blobs.put(masked)
+        self.store.blobs.sync()
+        return name, self._facts(masked)
 
     def _facts(self, raw: bytes) -> str | None:
         if self.describe is None:

@@ -37,7 +37,7 @@ from mailwarden.gateway.config import Config, Sync, Upstream
 from mailwarden.gateway.config import Filing as FilingConfig
 from mailwarden.gateway.sync.filing import FilingPolicy
 from mailwarden.gateway.sync.folders import find_role
-from mailwarden.gateway.sync.importer import Describe, Importer, Incoming
+from mailwarden.gateway.sync.importer import Describe, Importer, Incoming, Mask
 from mailwarden.gateway.sync.pool import return_idle_customers
 from mailwarden.gateway.sync.upstream import MailboxConnection
 from mailwarden.gateway.sync.upstreamdata import Backoff
@@ -92,12 +92,12 @@ class MailboxSync:
 
     def __init__(self, store: StoreHandle, upstream: Upstream, sync: Sync, policy: FilingPolicy,
                  budget: ConnectionBudget, *, describe: Describe | None = None, mailbox_id: int = DEFAULT_MAILBOX,
-                 filing: FilingConfig | None = None) -> None:
+                 filing: FilingConfig | None = None, mask: Mask | None = None) -> None:
         self.store, self.upstream, self.cfg, self.budget = store, upstream, sync, budget
         self.filing = filing
         self._next_pool = 0.0
         self.mailbox_id = mailbox_id
-        self.importer = Importer(store, policy, mailbox_id=mailbox_id, describe=describe)
+        self.importer = Importer(store, policy, mailbox_id=mailbox_id, describe=describe, mask=mask)
         self.pacer = DownloadPacer(sync.daily_download_mb)
         self._news = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -358,21 +358,23 @@ async def initial_import(sync: MailboxSync, progress: Callable[[Progress], None]
 def make_sync(cfg: Config, store: StoreHandle, budget: ConnectionBudget) -> MailboxSync:
     """The sync of the ``[upstream]`` mailbox, from the config (``company``, ``upstream``, ``sync``,
     ``filing`` and ``outbound`` loaded)."""
-    from mailwarden.gateway.engines import freemail_domains
+    from mailwarden.gateway.engines import company_profile, freemail_domains, rules_settings
+    from mailwarden.gateway.sync.masker import Masker
+    from mailwarden.gateway.sync.masking import masked_rendition
 
     assert cfg.company and cfg.upstream and cfg.sync and cfg.filing
     policy = FilingPolicy(key=store.audit.key, company_domains=cfg.company.domains,
                           freemail=frozenset(freemail_domains(cfg)), unknown=cfg.filing.unknown,
                           on_duty=cfg.filing.on_duty)
-    return MailboxSync(store, cfg.upstream, cfg.sync, policy, budget, describe=describe_for_imap(), filing=cfg.filing)
+    masker = Masker.build(company_profile(cfg), rules_settings(cfg))  # what counts as private: as outbound
+    return MailboxSync(store, cfg.upstream, cfg.sync, policy, budget, describe=describe_for_imap(), filing=cfg.filing,
+                       mask=lambda raw: masked_rendition(raw, masker=masker))
 
 
-def describe_for_imap() -> Describe | None:
-    """What the IMAP server will serve of a message, computed at import (when that part is there)."""
-    try:
-        from mailwarden.gateway.imap.bodystructure import describe
-    except ImportError:
-        return None
+def describe_for_imap() -> Describe:
+    """What the IMAP server will serve of a message, computed at import."""
+    from mailwarden.gateway.imap.bodystructure import describe
+
     return lambda raw: describe(raw).to_json()
 
 

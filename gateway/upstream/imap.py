@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.upstream.imapclient import IMAPClient, Reply
-from mailwarden.gateway.upstream.imapwire import Raw, Search, Status, Untagged, encode_mailbox
+from mailwarden.gateway.upstream.imapwire import ProtocolError, Raw, Search, Status, Untagged, encode_mailbox
 from mailwarden.gateway.upstream.source import Source, TemporaryFailure
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,16 @@ class IMAPConnection:
         if self.client is None or self.client.closed:
             self.client = await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
         return self.client
+
+    async def login(self) -> None:
+        """Connect and log in now (``mailwarden check``); raises :class:`TemporaryFailure`."""
+        try:
+            await self._connected()
+        except TemporaryFailure:
+            raise
+        except (OSError, asyncio.TimeoutError, ProtocolError) as exc:
+            raise TemporaryFailure(f"cannot reach the upstream IMAP server {self.upstream.imap}: "
+                                   f"{exc or type(exc).__name__}") from None
 
     @property
     def multiappend(self) -> bool:
@@ -153,10 +163,10 @@ class IMAPConnection:
                     client.abort()
                 raise
 
-    async def stored(self, folder: str, refs: list[str]) -> set[str] | None:
-        """Which of ``refs`` (``X-Mailwarden-Ref`` values) have a copy in ``folder`` already:
-        asked before appending again a copy whose earlier APPEND may have gone through.
-        None when the server cannot tell (it refuses such a SEARCH): it is not asked again."""
+    async def stored(self, folder: str, refs: list[str], header: str = "X-Mailwarden-Ref") -> set[str] | None:
+        """Which of ``refs`` (``X-Mailwarden-Ref`` values, or those of ``header``) have a copy in
+        ``folder`` already: asked before appending again a copy whose earlier APPEND may have gone
+        through.  None when the server cannot tell (it refuses such a SEARCH): it is not asked again."""
         if self._search_refused.get(folder):
             return None
         found: set[str] = set()
@@ -166,7 +176,7 @@ class IMAPConnection:
                 if not (await client.command("EXAMINE", encode_mailbox(folder))).ok:
                     return found  # no such folder yet: nothing in it
                 for ref in refs:
-                    reply = await _search(client, ref)
+                    reply = await _search(client, ref, header)
                     if not reply.ok:
                         log.warning("upstream %s cannot search %r for copies already there (%s): they are "
                                     "filed again, maybe twice", client.peer, folder, reply.status)
@@ -188,9 +198,9 @@ class IMAPConnection:
             await client.logout()
 
 
-async def _search(client: IMAPClient, ref: str) -> Reply:
-    """``SEARCH HEADER X-Mailwarden-Ref ref``: the copies that carry ``ref``."""
-    return await client.command("SEARCH", Raw("HEADER"), "X-Mailwarden-Ref", ref)
+async def _search(client: IMAPClient, ref: str, header: str) -> Reply:
+    """``SEARCH HEADER X-Mailwarden-Ref ref`` (or another header): the copies that carry ``ref``."""
+    return await client.command("SEARCH", Raw("HEADER"), header, ref)
 
 
 async def _deselect(client: IMAPClient, mailbox: str) -> None:

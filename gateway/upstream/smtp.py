@@ -203,6 +203,21 @@ class SMTPConnection:
                 raise
         raise AssertionError("unreachable")
 
+    async def login(self) -> None:
+        """Connect and log in now, without sending (``mailwarden check``, and ``serve`` at
+        start); raises :class:`TemporaryFailure` saying what failed."""
+        try:
+            if self._wire is None:
+                self._wire = await self._connect()
+        except _Refused as exc:
+            what = "refused the shared account's login" if exc.during == "login" else "refused the connection"
+            raise TemporaryFailure(f"upstream SMTP server {self.upstream.smtp} {what}: {exc.reply}") from None
+        except ProtocolError as exc:
+            raise TemporaryFailure(f"upstream SMTP server {self.upstream.smtp} broke the protocol: {exc}") from None
+        except (_Unusable, _Dropped, OSError) as exc:
+            raise TemporaryFailure(f"cannot reach the upstream SMTP server {self.upstream.smtp}: "
+                                   f"{exc or type(exc).__name__}") from None
+
     async def close(self) -> None:
         """QUIT (when the conversation is in step) and close."""
         wire, self._wire = self._wire, None

@@ -16,7 +16,7 @@ from . import fixedscan
 from .base import Doc, Hit
 
 __all__ = ["ANCHOR_LITERALS", "NAME", "DESCRIPTION", "check", "find_addresses", "prepare",
-           "segment_addresses"]
+           "rule_of", "segment_addresses"]
 
 NAME = "emails"
 DESCRIPTION = "E-mail addresses outside the company's and the recipient customer's domains"
@@ -245,12 +245,12 @@ def _check_segment(doc: Doc, seg: Segment, view: NormText,
         if address in rules:
             rule = rules[address]
         else:
-            rule = rules[address] = _rule(doc, address)
+            rule = rules[address] = rule_of(doc, address)
         if rule is not None:
             yield doc.hit(rule, seg, view, start, end)
 
 
-def _rule(doc: Doc, address: str) -> str | None:
+def rule_of(doc: Doc, address: str) -> str | None:
     """The rule an address found in the text falls under (None: the company's or the
     recipient customer's)."""
     pol = doc.policy

@@ -9,7 +9,7 @@ a handle unless a separator (":", "号", "is") or a digit/underscore makes it on
 from __future__ import annotations
 
 import re
-from typing import Any, Iterator
+from typing import Any, Iterator, NamedTuple
 
 from ..mail.segments import Segment
 from ..normalize import NormText
@@ -168,12 +168,27 @@ def _match_at(text: str, start: int, kind: str) -> tuple[int, int, str] | None:
     return None
 
 
+class LocatedHit(NamedTuple):
+    """A handle's hit (from its keyword to its end) and where the handle itself lies in the
+    segment's text (``segment.text[start:end]``), for those that rewrite only the handle."""
+
+    hit: Hit
+    kind: str
+    start: int
+    end: int
+
+
 def check(doc: Doc) -> list[Hit]:
     """One hit per IM handle that is not an official company handle."""
+    return [located.hit for located in located_hits(doc)]
+
+
+def located_hits(doc: Doc) -> list[LocatedHit]:
+    """:func:`check`'s hits, each with its kind and the handle's own place in the text."""
     auto = doc.policy.extra.get("handle_keywords")
     if auto is None:
         return []
-    hits: list[Hit] = []
+    hits: list[LocatedHit] = []
     # One keyword search over all segments; a keyword never spans two of them.
     per_segment = doc.split(auto.iter(doc.joined()[0], fixedscan.group(doc, fixedscan.KEYWORDS)))
     for seg, found in zip(doc.segments, per_segment):
@@ -184,7 +199,7 @@ def check(doc: Doc) -> list[Hit]:
 
 def _check_segment(doc: Doc, seg: Segment, view: NormText, auto: Any,
                    found: list[tuple[int, tuple[int, tuple[str, ...]]]] | None = None,
-                   ) -> Iterator[Hit]:
+                   ) -> Iterator[LocatedHit]:
     official = doc.policy.official_handles
     for start, end, kind, handle in find_handles(view, auto, found):
         canon = canonical_handle(handle)
@@ -194,7 +209,10 @@ def _check_segment(doc: Doc, seg: Segment, view: NormText, auto: Any,
             p.lstrip("+").endswith(canon.lstrip("0")) for p in _known_numbers(doc)
         ):
             continue  # WhatsApp/WeChat on an official number or the customer's own number
-        yield doc.hit(_RULES[kind], seg, view, start, end)
+        # Every pattern ends with the handle (``h``), which find_handles only strips of the
+        # white space it cannot have.
+        h_start, h_end = view.span(end - len(handle), end)
+        yield LocatedHit(doc.hit(_RULES[kind], seg, view, start, end), kind, h_start, h_end)
 
 
 def _known_numbers(doc: Doc) -> set[str]:

@@ -19,7 +19,7 @@ from email.message import Message
 
 from .mimeparse import Span, parse_headers
 
-__all__ = ["MAX_DEPTH", "Part", "decode_body", "from_spans", "newline_of", "scan"]
+__all__ = ["MAX_DEPTH", "Part", "decode_body", "from_spans", "newline_of", "scan", "scan_parts"]
 
 MAX_DEPTH = 20  # multiparts nested deeper are not descended into
 
@@ -153,9 +153,23 @@ def _scan_children(raw: bytes, part: Part, boundary: bytes, depth: int) -> None:
         part.children.append(_part_at(raw, child_start, end, part, depth + 1))
 
 
-def scan(raw: bytes) -> Part:
-    """Scan the MIME structure of ``raw``. message/rfc822 parts are not descended into."""
-    return _part_at(raw, 0, len(raw), None, 0)
+def scan(raw: bytes, start: int = 0, end: int | None = None) -> Part:
+    """Scan the MIME structure of ``raw`` (or of the entity in ``raw[start:end]``, such as the
+    body of a message/rfc822 part: offsets stay those of ``raw``). message/rfc822 parts are
+    not descended into."""
+    return _part_at(raw, start, len(raw) if end is None else end, None, 0)
+
+
+def scan_parts(raw: bytes, part: Part, boundary: str) -> list[Part]:
+    """The parts of the multipart *part* when delimited by *boundary*: for a reader that takes
+    the boundary from the header fields another way (the IMAP side reads them as IMAP servers
+    do, where a line that is no field does not end the header). *part* is left as it is."""
+    shell = Part(part.start, part.header_end, part.body_start, part.end, part.headers, part.parent)
+    if boundary:
+        _scan_children(raw, shell, boundary.encode("ascii", "surrogateescape"), 0)
+    for child in shell.children:
+        child.parent = part
+    return shell.children
 
 
 def from_spans(span: Span, parent: Part | None = None, depth: int = 0) -> Part:

@@ -9,7 +9,9 @@ from __future__ import annotations
 from .files import (
     Blobs,
     archive_dir,
+    damage,
     file_sent,
+    needs_thread,
     originals_dir,
     sweep_orphans,
     sync_dirs,
@@ -27,6 +29,7 @@ from .rows import (
     bounce_reason,
     bounce_later,
     bounced,
+    damaged,
     delivered,
     due,
     failed,
@@ -39,7 +42,7 @@ from .rows import (
 
 __all__ = [
     "Blobs", "DueItem", "Envelope", "PENDING", "accept", "add_notice", "archive_dir", "aware", "backoff",
-    "bounce_later", "bounce_reason", "bounced", "delivered", "due", "failed", "file_sent", "next_stage",
-    "originals_dir", "record", "retry_later",
+    "bounce_later", "bounce_reason", "bounced", "damage", "damaged", "delivered", "due", "failed", "file_sent", "next_stage",
+    "needs_thread", "originals_dir", "record", "retry_later",
     "sent_copies_filed", "shunt", "sweep_orphans", "sync_dirs", "write_blob", "write_blobs",
 ]

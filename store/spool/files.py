@@ -3,10 +3,15 @@
 :func:`write_blob` writes, fsyncs, renames and (unless the caller batches it) fsyncs the
 folder.  A file without a row (a crash between the two) is swept by :func:`sweep_orphans`;
 a message the upstream took is filed under ``messages/YYYY/MM`` by :func:`file_sent`.
+
+A message's SHA-256 is taken while it is written and kept in its row; :func:`damage` compares
+the file with it before the file is sent, so a spool file emptied, replaced or deleted after
+the 250 is never delivered as it is now.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Sequence
@@ -35,14 +40,24 @@ def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview], *, sync_di
     With ``sync_dir=False`` the caller must fsync the folder (:func:`sync_dirs`)
     before committing the rows that name the file — the gateway does that once
     per group commit instead of once per message."""
+    name, size, _digest = _write(spool_dir, chunks, sync_dir=sync_dir)
+    return name, size
+
+
+def _write(spool_dir: Path, chunks: Sequence[bytes | memoryview], *, sync_dir: bool,
+           digest: bool = False) -> tuple[str, int, str | None]:
+    """:func:`write_blob`, and the SHA-256 (hex) of what was written when ``digest``."""
     name = f"{utcnow():%Y%m%d%H%M%S}-{uuid.uuid4().hex}.eml"
     tmp = spool_dir / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     size = 0
+    sha = hashlib.sha256() if digest else None
     try:
         for chunk in chunks:
             view = memoryview(chunk)
             size += len(view)
+            if sha is not None:
+                sha.update(view)
             while view:
                 n = os.write(fd, view)
                 view = view[n:]
@@ -55,7 +70,42 @@ def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview], *, sync_di
     os.replace(tmp, spool_dir / name)
     if sync_dir:
         _fsync_dir(spool_dir)
-    return name, size
+    return name, size, sha.hexdigest() if sha is not None else None
+
+
+DIGEST_INLINE = 1 << 20  # files up to this size are checked on the caller's thread (microseconds)
+
+
+def damage(path: Path, digest: str | None) -> str | None:
+    """What is wrong with a spool file, compared with the ``digest`` recorded when it was
+    accepted (None: the row predates digests, nothing to compare); None when it is intact."""
+    if digest is None:
+        return None
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            size = 0
+            while piece := f.read(1 << 20):
+                size += len(piece)
+                sha.update(piece)
+    except FileNotFoundError:
+        return "the spool file is missing (deleted after the message was accepted)"
+    except OSError as exc:
+        return f"the spool file cannot be read: {exc.strerror or exc}"
+    if sha.hexdigest() == digest:
+        return None
+    if size == 0:
+        return "the spool file was emptied after the message was accepted"
+    return f"the spool file was altered after the message was accepted ({size} bytes, SHA-256 {sha.hexdigest()[:16]}… " \
+           f"where {digest[:16]}… was recorded)"
+
+
+def needs_thread(path: Path) -> bool:
+    """Whether checking ``path`` (:func:`damage`) is worth a thread: a large file."""
+    try:
+        return path.stat().st_size > DIGEST_INLINE
+    except OSError:
+        return False
 
 
 def link_twin(spool_dir: Path, blob: str) -> str:
@@ -81,6 +131,7 @@ class Blobs:
     notices: list[str]
     written: list[Path]
     original: str | None = None  # file name under originals/ (the message before redaction)
+    digest: str | None = None  # SHA-256 (hex) of the message file, checked before it is sent
 
     def discard(self) -> None:
         """Remove the files again (the commit failed: nothing may be left half-written)."""
@@ -108,8 +159,8 @@ def sync_dirs(*dirs: Path) -> None:
 def write_blobs(spool_dir: Path, chunks: Sequence[bytes | memoryview], notices: Sequence[bytes] = (),
                 original: bytes | None = None, *, sync_dir: bool = True) -> Blobs:
     """Durably write a message, its notices and (when redacted) its original."""
-    name, size = write_blob(spool_dir, chunks, sync_dir=sync_dir)
-    blobs = Blobs(name, size, [], [spool_dir / name])
+    name, size, digest = _write(spool_dir, chunks, sync_dir=sync_dir, digest=True)
+    blobs = Blobs(name, size, [], [spool_dir / name], digest=digest)
     try:
         for n in notices:
             blobs.notices.append(write_blob(spool_dir, [n], sync_dir=sync_dir)[0])

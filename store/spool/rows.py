@@ -25,7 +25,7 @@ from ..audit import AuditLog
 from ..models import utcnow
 from ..rawsql import raw
 from . import states as st
-from .files import Blobs, is_retry_twin, link_twin, write_blobs
+from .files import Blobs, is_retry_twin, link_twin, write_blob, write_blobs
 
 
 @dataclass(frozen=True)
@@ -47,18 +47,20 @@ _MESSAGES = ("INSERT INTO messages (direction, operator_id, customer_id, recipie
              ":message_id, :size, :status, :created_at)")
 _MESSAGE_CUSTOMERS = "INSERT INTO message_customers (message_id, customer_id) VALUES (:message_id, :customer_id)"
 _INSERT = ("INSERT INTO spool (message_id, blob, mail_from, rcpts, operator, keywords, sent_headers, stage, decision, "
-           "attempts, next_attempt, created_at, last_error) VALUES (:message_id, :blob, :mail_from, :rcpts, "
+           "attempts, next_attempt, created_at, last_error, digest) VALUES (:message_id, :blob, :mail_from, :rcpts, "
            ":operator, :keywords, :sent_headers, :stage, :decision, :attempts, :next_attempt, :created_at, "
-           ":last_error)")  # the one INSERT of a spool row
+           ":last_error, :digest)")  # the one INSERT of a spool row
 ERROR_MAX = 2000  # characters of an error kept
 
 
 def _row(*, message_id: int, blob: str, operator: str, now: datetime, mail_from: str = "", rcpts: str = "[]",
          keywords: str = "", sent_headers: str = "", stage: str = st.RELAY, decision: str = "", attempts: int = 0,
-         next_attempt: datetime | None = None, last_error: str | None = None) -> dict[str, Any]:
+         next_attempt: datetime | None = None, last_error: str | None = None,
+         digest: str | None = None) -> dict[str, Any]:
     return {"message_id": message_id, "blob": blob, "mail_from": mail_from, "rcpts": rcpts, "operator": operator,
             "keywords": keywords, "sent_headers": sent_headers, "stage": stage, "decision": decision,
-            "attempts": attempts, "next_attempt": next_attempt or now, "created_at": now, "last_error": last_error}
+            "attempts": attempts, "next_attempt": next_attempt or now, "created_at": now, "last_error": last_error,
+            "digest": digest}
 
 
 def _notice(*, message_id: int, blob: str, operator: str, now: datetime) -> dict[str, Any]:
@@ -88,7 +90,8 @@ def record(*, session: Session, audit: AuditLog, env: Envelope, blobs: Blobs, st
         db.executemany(_MESSAGE_CUSTOMERS, customers)
     db.executemany(_INSERT, [
         _row(message_id=msg_id, blob=blobs.message, mail_from=env.mail_from, rcpts=rcpts, operator=env.operator,
-             keywords=" ".join(env.keywords), sent_headers=env.sent_headers, stage=stage, decision=decision, now=now),
+             keywords=" ".join(env.keywords), sent_headers=env.sent_headers, stage=stage, decision=decision, now=now,
+             digest=blobs.digest),
         *(_notice(message_id=msg_id, blob=n, operator=env.operator, now=now) for n in blobs.notices)])
     audit.append(session=session, actor=env.operator, action="send.accepted", target=",".join(env.rcpts),
                  peer=env.peer, message=msg_id, subject=env.subject[:200], size=blobs.size,
@@ -141,6 +144,7 @@ class DueItem:
     next_attempt: datetime
     created_at: datetime
     last_error: str | None
+    digest: str | None = None  # SHA-256 of the spool file when accepted (None: spooled before digests)
     verify: bool = False  # the append stage asks the upstream first whether the copy is there already
 
 
@@ -208,7 +212,7 @@ def delivered(*, session: Session, audit: AuditLog, item: DueItem, rcpts: Sequen
             message_id=item.message_id, blob=link_twin(spool_dir, item.blob), mail_from=item.mail_from,
             rcpts=json.dumps(list(retry)), operator=item.operator, sent_headers=item.sent_headers, now=now,
             attempts=item.attempts + 1, next_attempt=now + backoff(item.attempts + 1, retry_initial),
-            last_error="; ".join(retry.values())[:ERROR_MAX]))
+            last_error="; ".join(retry.values())[:ERROR_MAX], digest=item.digest))
     db.execute("UPDATE spool SET stage = :stage, rcpts = :rcpts, next_attempt = :now WHERE id = :id",
                {"stage": next_stage(item), "rcpts": json.dumps(list(rcpts)), "now": now, "id": item.id})
     db.execute("UPDATE messages SET status = :status, delivered_at = :now WHERE id = :id",
@@ -293,10 +297,11 @@ def failed(*, session: Session, audit: AuditLog, item: DueItem, error: str, retr
     return shunt(session=session, audit=audit, item=item, error=text)
 
 
-def shunt(*, session: Session, audit: AuditLog, item: DueItem, error: str) -> bool:
+def shunt(*, session: Session, audit: AuditLog, item: DueItem, error: str, **detail: Any) -> bool:
     """Move ``item`` aside: kept, shown by ``queue list``, offered to no worker until an operator
     retries or bounces it.  Only from the stage it was read in (an operator may have acted, or the
-    item moved on meanwhile): False, and nothing recorded, when it is no longer there."""
+    item moved on meanwhile): False, and nothing recorded, when it is no longer there.  ``detail``:
+    more for its audit event."""
     moved = raw(session).execute(
         "UPDATE spool SET stage = :shunt, attempts = :attempts, last_error = :error WHERE id = :id AND stage = :stage",
         {"shunt": st.shunted(item.stage), "attempts": item.attempts + 1, "error": error[:ERROR_MAX],
@@ -304,5 +309,19 @@ def shunt(*, session: Session, audit: AuditLog, item: DueItem, error: str) -> bo
     if not moved:
         return False
     audit.append(actor=item.operator, action="send.shunted", target=",".join(json.loads(item.rcpts)),
-                 session=session, message=item.message_id, stage=item.stage, error=error[:500])
+                 session=session, message=item.message_id, stage=item.stage, error=error[:500], **detail)
+    return True
+
+
+def damaged(*, session: Session, audit: AuditLog, item: DueItem, reason: str, spool_dir: Path,
+            notice: bytes | None = None) -> bool:
+    """The item's spool file is not what was accepted (:func:`~.files.damage` says how): shunted
+    with that reason, never sent as it is; ``notice`` (for the sender) queued with it.  False when
+    the item moved on meanwhile (then nothing is recorded)."""
+    what = "Sent copy not filed" if item.stage == st.APPEND else "not sent"  # an append: the customer has it
+    if not shunt(session=session, audit=audit, item=item, error=f"{what}: {reason}", damaged=True):
+        return False
+    if notice is not None:
+        add_notice(session=session, message_id=item.message_id, operator=item.operator,
+                   blob=write_blob(spool_dir, [notice])[0])
     return True

@@ -26,15 +26,30 @@ def store(tmp_path: Path) -> Iterator[StoreHandle]:
     st.close()
 
 
-async def test_login_throttle_grows_and_locks(store: StoreHandle) -> None:
+async def test_login_throttle_grows_and_locks_the_login_from_that_address(store: StoreHandle) -> None:
     auth = Authenticator(store, SETTINGS)
     delays = [(await auth.check("zhang", "wrong", "10.0.0.1")).delay for _ in range(4)]
     assert delays == [0.1, 0.2, 0.3, 0.3]
-    locked = await auth.check("zhang", "right-password", "10.0.0.2")
-    assert locked.identity is None and locked.locked  # the login is locked, from any address
-    other = await auth.check("li", "whatever", "10.0.0.1")
-    assert other.locked  # and the address is locked, for any login
-    assert (await auth.check("ZHANG", "right-password", "10.0.0.3")).locked
+    locked = await auth.check("ZHANG", "right-password", "10.0.0.1")
+    assert locked.identity is None and locked.locked and "login from this address" in locked.reason
+    # One office behind one NAT address: the others there, and zhang elsewhere, still log in.
+    assert (await auth.check("li", "li-password-1", "10.0.0.1")).identity is not None
+    assert (await auth.check("zhang", "right-password", "10.0.0.2")).identity is not None
+
+
+async def test_the_wider_bounds_lock_the_login_everywhere_and_the_address_for_everyone(store: StoreHandle) -> None:
+    auth = Authenticator(store, Auth(max_failures=4, base_delay=0.0, max_delay=0.0, lockout_seconds=60,
+                                     max_failures_address=8, max_failures_login=6))
+    for n in range(6):  # one guess each from six addresses
+        assert not (await auth.check("zhang", "wrong", f"10.1.0.{n}")).locked
+    locked = await auth.check("zhang", "right-password", "10.1.0.99")
+    assert locked.locked and "for this login" in locked.reason
+    for n in range(8):  # one address tries eight logins
+        assert not (await auth.check(f"user{n}", "wrong", "10.2.0.1")).locked
+    locked = await auth.check("li", "li-password-1", "10.2.0.1")
+    assert locked.locked and "for this address" in locked.reason
+    # Refused attempts are not counted against the other bounds: li from elsewhere is fine.
+    assert (await auth.check("li", "li-password-1", "10.2.0.2")).identity is not None
 
 
 async def test_a_good_login_names_the_user_and_clears_the_logins_failures(store: StoreHandle) -> None:

@@ -114,3 +114,17 @@ def test_imap_connections_default_and_bounds(tmp_path, monkeypatch):
     for bad in ("0", "51", '"3"'):
         with pytest.raises(ConfigError, match=r"\[upstream\] imap_connections"):
             load_config(write(tmp_path, UPSTREAM + f"imap_connections = {bad}\n"), {"upstream"})
+
+
+def test_connection_and_lockout_bounds_default_and_are_checked(tmp_path):
+    cfg = load_config(write(tmp_path, "[listen]\n[auth]\nmax_failures = 4\n"), {"listen", "auth"})
+    assert (cfg.listen.max_connections, cfg.listen.max_connections_per_address, cfg.listen.login_timeout) == \
+        (None, 20, 60.0)  # None: derived from the open-files limit at start
+    assert (cfg.auth.max_failures, cfg.auth.max_failures_address, cfg.auth.max_failures_login) == (4, 40, 20)
+    for section, text, problem in (
+            ("listen", "max_connections = -1", r"\[listen\] max_connections: must be 0"),
+            ("listen", "max_connections_per_address = 0", r"\[listen\] max_connections_per_address: must be at least 1"),
+            ("listen", 'login_timeout = "0s"', r"\[listen\] login_timeout: must be more than 0"),
+            ("auth", "max_failures_login = 0", r"\[auth\] max_failures_login: must be at least 1")):
+        with pytest.raises(ConfigError, match=problem):
+            load_config(write(tmp_path, f"[{section}]\n{text}\n"), {section})

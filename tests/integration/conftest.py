@@ -28,7 +28,7 @@ PASSWORDS = {"zhang": "zhang-password", "li": "li-password-1"}
 
 def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, rules: dict | None = None,  # type: ignore[no-untyped-def]
                    sync: dict | None = None, address: str = SHARED, imap_port: int | None = None,
-                   **outbound) -> Config:
+                   listen: dict | None = None, **outbound) -> Config:
     """``imap_port``: where the gateway finds the upstream's IMAPS (a fault proxy's port);
     ``sync``: the ``[sync]`` table; off unless given (the shared upstream's INBOX holds every
     test's mail: the sync is tried on upstreams of its own, see tests/integration/test_sync.py)."""
@@ -40,7 +40,7 @@ def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, ru
                      "smtp": f"localhost:{smtp_port or upstream.submission_port}",
                      "smtp_tls": "starttls" if smtp_port is None else "none",
                      "username": address, "password_file": "upstream.password", "ca_file": str(upstream.ca_file)},
-        "listen": {"smtp": "127.0.0.1:0", "smtps": "127.0.0.1:0", "hostname": "localhost"},
+        "listen": {"smtp": "127.0.0.1:0", "smtps": "127.0.0.1:0", "hostname": "localhost", **(listen or {})},
         "store": {"data_dir": "data"},
         "outbound": {"retry_initial": "0.5s", **outbound},
         "auth": {"base_delay": "0.05s", "max_delay": "0.4s", "max_failures": 6, "lockout": "60s"},

@@ -4,6 +4,7 @@ message sent as a demo user reaches the demo customer; Ctrl-C stops everything."
 from __future__ import annotations
 
 import imaplib
+import json
 import re
 import shutil
 import signal
@@ -89,6 +90,17 @@ def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> No
             if not found:
                 time.sleep(0.5)
         assert b"From: Zhang San | Bright Lighting <sales@company.test>" in found.replace(b'"', b""), found[:500]
+        # the mail waiting in the demo's company mailbox is in the store, filed for each owner
+        owners: dict[str, str | None] = {}
+        deadline = time.monotonic() + 60
+        while len(owners) < 3 and time.monotonic() < deadline:
+            listed = subprocess.run([sys.executable, "-m", "mailwarden.cli", "--config", str(tmp_path / "demo" /
+                                     "mailwarden.toml"), "mail", "list", "--json"], capture_output=True, text=True)
+            assert listed.returncode == 0, listed.stderr
+            owners = {row["subject"]: row["owner"] for row in map(json.loads, listed.stdout.splitlines())
+                      if row["subject"] in ("Re: LED panel quotation", "Order 2026-118", "Inquiry: street lights")}
+            time.sleep(0.5)
+        assert owners == {"Re: LED panel quotation": "zhang", "Order 2026-118": "li", "Inquiry: street lights": None}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         # the upstream went with it: nothing listens on its IMAP port any more
@@ -100,3 +112,17 @@ def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> No
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+
+
+def test_demo_with_a_busy_port_names_the_port(tmp_path: Path) -> None:
+    smtp_port, smtps_port = free_ports("127.0.0.1", 2)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", smtps_port))
+        busy.listen()
+        r = subprocess.run([sys.executable, "-m", "mailwarden.cli", "demo", "--dir", str(tmp_path / "demo"),
+                            "--smtp-port", str(smtp_port), "--smtps-port", str(smtps_port)],
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    said = " ".join((r.stdout + r.stderr).split())
+    assert f"port {smtps_port} (--smtps-port) cannot be used" in said and "Traceback" not in said, said
+    assert not (tmp_path / "demo").exists()  # nothing started, nothing written

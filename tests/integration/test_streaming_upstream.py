@@ -216,7 +216,7 @@ async def test_a_server_that_cannot_search_headers_is_not_asked_again(upstream, 
     imap = IMAPConnection(conf, upstream_tls(conf))
     asked: list[str] = []
 
-    async def refuses(client, ref):  # type: ignore[no-untyped-def]
+    async def refuses(client, ref, header="X-Mailwarden-Ref"):  # type: ignore[no-untyped-def]
         asked.append(ref)
         return Reply(Status("mw0", "NO", None, "SEARCH HEADER not supported"), ())
 

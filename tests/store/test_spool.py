@@ -244,3 +244,15 @@ def test_file_sent_files_under_the_month_making_its_folder_once_and_accepts_gone
     file_sent(spool, "20261207-a.eml")  # filed already (a record made twice): nothing to do
     file_sent(spool, "20270101-c.eml")  # never there, in a month without a folder
     assert not (archive_dir(spool) / "2027").exists()
+
+
+def test_a_digest_is_taken_of_what_was_written(tmp_path):
+    """The digest is of the bytes in the file, so an intact file always passes its check."""
+    from mailwarden.store.spool import damage as check
+    from mailwarden.store.spool import write_blobs
+
+    blobs = write_blobs(tmp_path, [b"Subject: a\r\n", memoryview(b"\r\nbody\r\n")])
+    assert blobs.digest is not None and check(tmp_path / blobs.message, blobs.digest) is None
+    (tmp_path / blobs.message).write_bytes(b"Subject: b\r\n\r\nbody\r\n")
+    assert "altered" in (check(tmp_path / blobs.message, blobs.digest) or "")
+    assert check(tmp_path / blobs.message, None) is None  # a row from before digests: nothing to compare

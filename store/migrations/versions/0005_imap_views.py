@@ -2,7 +2,7 @@
 flags and placements, and the counter of changes to whose mail is whose
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0004
 Create Date: 2026-12-07 06:00:03.088327
 """
 import sqlalchemy as sa
@@ -11,7 +11,7 @@ from alembic import op
 
 
 revision = '0005'
-down_revision = '0002'
+down_revision = '0004'
 branch_labels = None
 depends_on = None
 

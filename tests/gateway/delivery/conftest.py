@@ -25,8 +25,8 @@ class FakeIMAP:
         self.appended: list[tuple[str, bytes, list[str]]] = []  # single APPENDs: folder, message, keywords
         self.down = False  # answer APPEND with a temporary failure
 
-    async def stored(self, folder, refs):  # type: ignore[no-untyped-def]
-        self.asked.append(refs)
+    async def stored(self, folder, refs, header="X-Mailwarden-Ref"):  # type: ignore[no-untyped-def]
+        self.asked.append(refs if header == "X-Mailwarden-Ref" else [f"{header}: {r}" for r in refs])
         return self.there & set(refs)
 
     async def append_many(self, folder, entries):  # type: ignore[no-untyped-def]

@@ -23,7 +23,7 @@ from .conftest import FakeIMAP, delivery_config, row, spooled
 def copies(tmp_path, store):  # type: ignore[no-untyped-def]
     cfg = delivery_config(tmp_path)
     work = InFlight(store=store, writer=BatchWriter(store.engine), retry_initial=30.0)
-    return SentCopies(work=work, imap=FakeIMAP(), upstream=cfg.upstream, spool_dir=store.spool_dir)  # type: ignore[arg-type]
+    return SentCopies(work=work, imap=FakeIMAP(), upstream=cfg.upstream, store=store)  # type: ignore[arg-type]
 
 
 def item(copies: SentCopies, name: str, *, attempts: int = 0, verify: bool = False) -> DueItem:
@@ -82,8 +82,20 @@ async def test_a_refused_batch_is_retried_copy_by_copy(copies):
     assert archived(copies) == ["a", "c"]
 
 
-async def test_an_unreadable_spool_file_fails_alone_and_counts_towards_the_shunt(copies):
+async def test_a_deleted_spool_file_is_shunted_alone_with_the_reason(copies):
     items = [item(copies, "a"), item(copies, "gone"), item(copies, "c")]
+    (copies.work.store.spool_dir / items[1].blob).unlink()
+    await run_copies(copies, items)
+    assert calls(copies) == [["a", "c"]]
+    assert stages(copies, items) == ["done", "shunt:append", "done"]
+    assert row(copies.work.store, items[1].id)["last_error"].startswith("Sent copy not filed: the spool file is missing")
+    assert archived(copies) == ["a", "c"]
+
+
+async def test_an_unreadable_spool_file_without_a_digest_fails_alone_and_counts_towards_the_shunt(copies):
+    """A row spooled before digests were recorded: nothing to compare, the old way."""
+    items = [item(copies, "a"), item(copies, "gone"), item(copies, "c")]
+    items[1].digest = None
     (copies.work.store.spool_dir / items[1].blob).unlink()
     await run_copies(copies, items)
     assert calls(copies) == [["a", "c"]]
@@ -101,6 +113,21 @@ async def test_a_copy_tried_before_is_looked_for_first(copies):
     assert copies.imap.asked == [["ref-b", "ref-c"]]
     assert calls(copies) == [["a", "c"]] and stages(copies, items) == ["done"] * 3
     assert archived(copies) == ["a", "b", "c"]
+
+
+async def test_a_copy_spooled_without_a_ref_is_looked_for_by_its_message_id(copies):
+    """Spooled before the gateway tagged copies with a ref: its Message-ID says whether it is there."""
+    def old(name: str) -> DueItem:
+        it = spooled(copies.work.store, stage="append", attempts=1,
+                     body=f"Message-ID: <{name}@company.test>\r\nSubject: x\r\n\r\nx\r\n".encode())
+        copies.imap.names[it.blob] = name  # type: ignore[attr-defined]
+        return it
+    copies.imap.there = {"<b@company.test>"}
+    items = [old("a"), old("b")]
+    await run_copies(copies, items)
+    assert copies.imap.asked == [["Message-ID: <a@company.test>", "Message-ID: <b@company.test>"]]
+    assert calls(copies) == [["a"]] and stages(copies, items) == ["done"] * 2
+    assert archived(copies) == ["a", "b"]
 
 
 async def test_copies_due_since_before_the_start_are_looked_for(tmp_path, store):

@@ -126,3 +126,23 @@ def test_header_first_does_not_copy_the_body():
     big = b"Subject: s\r\n\r\n" + b"x" * 1_000_000
     first, rest = header_first([memoryview(big)[:5], memoryview(big)[5:]])
     assert first == b"Subject: s\r\n\r\n" and len(rest) == 1 and rest[0].obj is big
+
+
+@pytest.mark.parametrize(("body", "charset"), [
+    ("价格 Preis für Sie\r\n".encode(), "utf-8"),
+    ("您好，这是我们的报价单，请查收。价格有效期为三十天，如有疑问请随时联系我们。\r\n".encode("gbk"), "gb18030"),
+])
+def test_eight_bit_mail_without_mime_headers_gets_a_charset(body, charset):
+    rw = rewrite(b"Subject: x\r\nTo: max@buyer.test\r\n\r\n" + body, display_name="Zhang", **KW)
+    m = parse(rw)
+    assert m["MIME-Version"] == "1.0" and m.get_content_type() == "text/plain"
+    assert m.get_content_charset() == charset
+    assert m.get_content().replace("\r\n", "\n") == body.decode(charset).replace("\r\n", "\n")
+
+
+def test_declared_or_ascii_mail_gets_no_content_type_added():
+    plain = rewrite(b"Subject: x\r\n\r\nHello\r\n", display_name="Zhang", **KW)
+    assert b"Content-Type" not in plain.head
+    declared = rewrite(b"Subject: x\r\nContent-Type: text/plain; charset=big5\r\n\r\n\xa7A\xa6n\r\n",
+                       display_name="Zhang", **KW)
+    assert declared.head.count(b"Content-Type") == 1 and b"big5" in declared.head

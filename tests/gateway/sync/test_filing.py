@@ -11,6 +11,7 @@ from mailwarden.gateway.sync.filing import FilingPolicy
 from mailwarden.gateway.sync.importer import Importer, Incoming
 from mailwarden.store import open_store
 from mailwarden.store.directory import add_customer, add_user, assign_customer
+from mailwarden.store.blobs import name_of
 from mailwarden.store.mails import ensure_folder, list_mails
 from mailwarden.store.models import Message, MessageCustomer
 
@@ -139,3 +140,55 @@ def test_round_robin_takes_turns_among_the_on_duty(store):
     _import(store, policy, fid, *(_mail(f"n{i}@new{i}.test", f"inquiry {i}", msgid=f"<q{i}@t>") for i in range(4)))
     owners = [o for _s, (o, how) in sorted(_owners(store).items())]
     assert owners == ["li", "zhang", "li", "zhang"]
+
+
+def test_a_large_message_is_not_copied_on_import(store):
+    """50 MB with a small text part: the import writes the bytes it was given and reads the text
+    part only, so what it allocates is a small part of the message (the bytes themselves are
+    the one copy in memory)."""
+    import base64
+    import tracemalloc
+
+    fid = _folder(store)
+    attachment = base64.encodebytes(b"\x00\x01" * (18 * 1024 * 1024)).replace(b"\n", b"\r\n")
+    raw = (b"From: eva@buyer.test\r\nSubject: big\r\nMessage-ID: <big@t>\r\nMIME-Version: 1.0\r\n"
+           b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+           b"Catalogue attached.\r\n--b\r\nContent-Type: application/octet-stream\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + attachment + b"\r\n--b--\r\n")
+    assert len(raw) > 45 * 1024 * 1024
+    tracemalloc.start()
+    try:
+        Importer(store, _policy(store)).store_batch(fid, 1, [Incoming(1, raw)])
+        _now, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    print(f"import of {len(raw) / 1e6:.0f} MB allocated at most {peak / 1e6:.1f} MB")
+    assert peak < len(raw) * 0.25
+    assert store.blobs.read(name_of(raw)) == raw
+
+
+def test_inbound_mail_with_private_contacts_is_stored_with_its_masked_rendition(store):
+    from mailwarden.gateway.imap.bodystructure import MessageFacts
+    from mailwarden.gateway.sync.masker import Masker
+    from mailwarden.gateway.sync.masking import masked_rendition
+    from mailwarden.gateway.sync.service import describe_for_imap
+    from mailwarden.rules.context import CompanyProfile, RulesSettings
+    from mailwarden.store.models import Mail
+    from sqlmodel import select
+
+    masker = Masker.build(CompanyProfile("Bright Lighting", ("company.test",), ("+86 574 8888 0000",), ()),
+                          RulesSettings())
+    importer = Importer(store, _policy(store), describe=describe_for_imap(),
+                        mask=lambda raw: masked_rendition(raw, masker=masker))
+    fid = _folder(store)
+    private = _mail("Max <max@gmail.com>", "call me", msgid="<p@t>").replace(
+        b"Hello\r\n", b"My mobile: +86 138 0013 8000, WeChat: maxweber88\r\n")
+    plain = _mail("eva@buyer.test", "plain", msgid="<q@t>")
+    importer.store_batch(fid, 1, [Incoming(1, private), Incoming(2, plain)])
+    with store.session() as s:
+        rows = {m.subject: m for m in s.exec(select(Mail)).all()}
+    masked = store.blobs.read(rows["call me"].masked_blob)
+    assert b"0013 8000" not in masked and b"maxweber88" not in masked and b"138" in masked
+    assert store.blobs.read(rows["call me"].blob) == private  # the store keeps the original
+    assert MessageFacts.from_json(rows["call me"].masked_facts).size == len(masked)
+    assert rows["plain"].masked_blob is None and rows["plain"].facts
