@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from .models import ROLES, Contact, Customer, CustomerDomain, User
 from .passwords import hash_password
+from .views import bump_epoch
 
 LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
@@ -178,6 +179,7 @@ def assign_customer(*, session: Session, name_or_id: str, owner: str | None) -> 
     customer.owner_id = require_user(session=session, login=owner).id if owner else None
     customer.return_reminded_at = None  # a new owner is reminded afresh before the pool takes it back
     session.add(customer)
+    bump_epoch(session)
     return customer, before
 
 
@@ -236,6 +238,7 @@ def claim_customer(*, session: Session, name_or_id: str, login: str, limits: dic
     customer.owner_id = user.id
     customer.return_reminded_at = None
     session.add(customer)
+    bump_epoch(session)
     return customer
 
 

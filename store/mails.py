@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from .directory import DirectoryError, require_customer, require_user
 from .rawsql import raw
+from .views import bump_epoch
 from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, MailText, Message, \
     MessageCustomer, SyncStatus, User, utcnow
 
@@ -313,6 +314,7 @@ def assign_mail(*, session: Session, mail_id: int, customer: str, add_contact: b
     before = session.get(Customer, mail.customer_id).name if mail.customer_id else None  # type: ignore[union-attr]
     mail.customer_id, mail.user_id, mail.filed_by, mail.filed_at = target.id, None, "manual", utcnow()
     session.add(mail)
+    bump_epoch(session)
     sender = mail.from_addr.strip().lower()
     if add_contact and sender and mail.direction == "in" and "@" in sender:
         if session.exec(select(Contact).where(Contact.email == sender)).first() is None:

@@ -275,6 +275,74 @@ class SyncStatus(SQLModel, table=True):
     updated_at: datetime = _ts()  # type: ignore[assignment]
 
 
+# ---- the salespeople's IMAP views of the store ------------------------------------------------
+
+class ImapBox(SQLModel, table=True):
+    """A mailbox of one user's IMAP view: INBOX, Sent, Pool, Customers/<name> … (see
+    :mod:`mailwarden.store.views`).  UIDs are never reused: ``uid_next`` only grows, and a box
+    made again gets a new ``uidvalidity``."""
+
+    __tablename__ = "imap_boxes"
+    __table_args__ = (UniqueConstraint("user_id", "name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    name: str = Field(max_length=500)  # canonical: "INBOX", "Sent", "Customers/Acme GmbH"
+    kind: str = Field(max_length=16)  # inbox sent drafts trash pool customer retention personal
+    customer_id: int | None = Field(default=None, foreign_key="customers.id")
+    uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
+    uid_next: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    highest_modseq: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    subscribed: bool = True
+    gone: bool = False  # no longer the user's (a customer reassigned away): hidden, kept for its UIDs
+    created_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class ImapEntry(SQLModel, table=True):
+    """A mail at a UID of a box.  ``expunged_modseq`` set: it left the box then (the user
+    expunged it, or it left the user's view); the UID is not used again."""
+
+    __tablename__ = "imap_entries"
+    __table_args__ = (UniqueConstraint("box_id", "uid"),)
+    id: int | None = Field(default=None, primary_key=True)
+    box_id: int = Field(foreign_key="imap_boxes.id", index=True)
+    uid: int = Field(sa_column=Column(BigInteger, nullable=False))
+    mail_id: int = Field(foreign_key="mails.id", index=True)
+    modseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    expunged_modseq: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
+
+
+class ImapFlags(SQLModel, table=True):
+    """One user's flags and keywords on one mail (\\Seen in INBOX is \\Seen in Customers/… too)."""
+
+    __tablename__ = "imap_flags"
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    mail_id: int = Field(foreign_key="mails.id", primary_key=True)
+    flags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class ImapPlacement(SQLModel, table=True):
+    """Where one user put one mail, away from where its filing shows it: in Trash, in a folder
+    of their own (``box_id``), or deleted (``hidden``: in none of their boxes; kept, and in
+    Retention for admins)."""
+
+    __tablename__ = "imap_placements"
+    user_id: int = Field(foreign_key="users.id", primary_key=True)
+    mail_id: int = Field(foreign_key="mails.id", primary_key=True)
+    place: str = Field(max_length=16)  # trash | hidden | box
+    box_id: int | None = Field(default=None, foreign_key="imap_boxes.id")
+    placed_at: datetime = _ts()  # type: ignore[assignment]
+
+
+class ViewEpoch(SQLModel, table=True):
+    """One row; ``epoch`` grows whenever whose mail is whose may have changed (new mail filed, a
+    customer reassigned, a user's role changed): an IMAP session re-resolves its view when it
+    differs from what it saw last."""
+
+    __tablename__ = "view_epoch"
+    id: int | None = Field(default=None, primary_key=True)
+    epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+
+
 class LoginFailure(SQLModel, table=True):
     """Failed logins counted per (login, address), per login (``ip`` "") and per address
     (``login`` ""), shared by every process on the store; see :mod:`mailwarden.store.throttle`."""

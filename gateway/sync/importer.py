@@ -19,6 +19,7 @@ from mailwarden.store.blobs import name_of
 from mailwarden.store.directory import AddressBook
 from mailwarden.store.mails import Filing, NewMail, add_location, insert_mail, known_blobs, stale_locations
 from mailwarden.store.models import DEFAULT_MAILBOX, Folder, MailLocation, utcnow
+from mailwarden.store.views import bump_epoch
 
 from sqlmodel import Session
 
@@ -103,6 +104,8 @@ class Importer:
                 add_location(session=s, mail_id=mail_id, folder_id=folder_id, uidvalidity=uidvalidity, uid=it.uid,
                              flags=it.flags, modseq=it.modseq)
                 out.append(Imported(it.uid, mail_id, filing is not None, filing))
+            if any(i.new for i in out):
+                bump_epoch(s)  # new mail in somebody's view
             folder.uid_next = max(folder.uid_next, max(it.uid for it in items) + 1)
             folder.synced_at = utcnow()
             s.add(folder)

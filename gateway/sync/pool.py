@@ -17,6 +17,7 @@ from email.utils import format_datetime, make_msgid
 from mailwarden.store import StoreHandle
 from mailwarden.store.mails import Filing, insert_mail, last_activity
 from mailwarden.store.models import Customer, User
+from mailwarden.store.views import bump_epoch
 from sqlmodel import col, select
 
 from mailwarden.gateway.config import Filing as FilingConfig
@@ -71,6 +72,7 @@ def return_idle_customers(store: StoreHandle, cfg: FilingConfig, *, shared: str,
             if idle >= limit and warned is not None and now - _aware(warned) >= timedelta(days=cfg.remind_days_before):
                 customer.owner_id, customer.return_reminded_at = None, None
                 s.add(customer)
+                bump_epoch(s)
                 store.audit.append(actor="system", action="customer.return", target=customer.name, session=s,
                                    before=owner.login, last_mail=last.isoformat(), days=cfg.return_after_days)
                 done.returned.append((customer.name, owner.login))
@@ -82,6 +84,7 @@ def return_idle_customers(store: StoreHandle, cfg: FilingConfig, *, shared: str,
                 new, _h = read_mail(raw, internal_date=now, folder_role="inbox", blob=name)
                 new.direction = "notice"
                 insert_mail(session=s, new=new, filing=Filing("notice", user_id=owner.id))
+                bump_epoch(s)
                 customer.return_reminded_at = now
                 s.add(customer)
                 store.audit.append(actor="system", action="customer.return_reminder", target=customer.name, session=s,
