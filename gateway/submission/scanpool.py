@@ -139,19 +139,27 @@ def _worker_main(conn: Connection, company: CompanyProfile, settings: RulesSetti
 
 
 class _Worker:
-    __slots__ = ("proc", "conn")
+    __slots__ = ("proc", "conn", "_killed")
 
     def __init__(self, proc: Any, conn: Connection) -> None:
         self.proc = proc
         self.conn = conn
+        self._killed = threading.Lock()
 
     def kill(self) -> None:
+        """Kill the process and close its pipe, once: a scan past its time and the pool's close
+        may both do it at the same moment."""
+        if not self._killed.acquire(blocking=False):
+            return
         try:
             self.proc.kill()
         except Exception:  # noqa: BLE001 - already gone
             pass
         self.proc.join(5)
-        self.conn.close()
+        try:
+            self.conn.close()
+        except OSError:  # closed under us by the process's end
+            pass
 
 
 class ScanPool:
