@@ -112,9 +112,9 @@ class FileBlobs:
             finally:
                 os.close(fd)
             for path in dirty:  # syncfs failed: one file at a time
-                _fsync(path)
+                fsync_path(path)
         for d in {p.parent for p in dirty} | {p.parent.parent for p in dirty} | {self.root}:
-            _fsync(d)
+            fsync_path(d)
 
     def read(self, name: str) -> bytes:
         try:
@@ -133,7 +133,8 @@ class FileBlobs:
         return self.path(name).exists()
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file or a folder (its entries: new names, renames) to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

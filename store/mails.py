@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 from .directory import DirectoryError, require_customer, require_user
 from .rawsql import raw
 from .views import bump_epoch
-from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, MailText, Message, \
+from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, Message, \
     MessageCustomer, SyncStatus, User, utcnow
 
 FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin", "unreadable")
@@ -94,10 +94,6 @@ def folder_counts(*, session: Session, mailbox_id: int = DEFAULT_MAILBOX) -> dic
 
 
 # ---- mails -----------------------------------------------------------------------------------
-
-def find_mail(*, session: Session, blob: str, mailbox_id: int = DEFAULT_MAILBOX) -> Mail | None:
-    return session.exec(select(Mail).where(Mail.mailbox_id == mailbox_id, Mail.blob == blob)).first()
-
 
 _INSERT_MAIL = (
     "INSERT INTO mails (mailbox_id, blob, size, internal_date, sent_date, message_id, in_reply_to, refs, thread_id, "
@@ -245,10 +241,8 @@ def thread_of(*, session: Session, ids: Sequence[str], mailbox_id: int = DEFAULT
             return ThreadHit(mail.customer_id, mail.user_id, mail.thread_id, mail.out_message_id)
         msg = sent.get(mid)
         if msg is not None:
-            first = session.exec(select(MessageCustomer.customer_id).where(
-                MessageCustomer.message_id == msg.id).order_by(col(MessageCustomer.id))).first()
             thread = stored[mid].thread_id if mid in stored else None
-            return ThreadHit(first if first is not None else msg.customer_id, msg.operator_id, thread, msg.id)
+            return ThreadHit(first_customer(session=session, message=msg), msg.operator_id, thread, msg.id)
     return None
 
 
@@ -330,10 +324,11 @@ def last_activity(*, session: Session, mailbox_id: int = DEFAULT_MAILBOX) -> dic
     for cid, ts in session.exec(select(MessageCustomer.customer_id, func.max(Message.created_at)).join(
             Message, col(Message.id) == MessageCustomer.message_id).where(
             Message.mailbox_id == mailbox_id).group_by(MessageCustomer.customer_id)).all():
-        if ts is not None and (cid not in out or _aware(ts) > _aware(out[cid])):
+        if ts is not None and (cid not in out or aware(ts) > aware(out[cid])):
             out[cid] = ts
-    return {cid: _aware(ts) for cid, ts in out.items()}
+    return {cid: aware(ts) for cid, ts in out.items()}
 
 
-def _aware(ts: datetime) -> datetime:
+def aware(ts: datetime) -> datetime:
+    """A timestamp read back from SQLite (no zone) as the UTC it was stored in."""
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)

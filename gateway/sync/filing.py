@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from mailwarden.store.directory import AddressBook
 from mailwarden.store.mails import Filing, NewMail, first_customer, sent_message, thread_of
-from mailwarden.store.models import Customer, Mail, User
+from mailwarden.store.models import Mail, User
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -121,12 +121,3 @@ def next_on_duty(*, session: Session, on_duty: Sequence[str] = ()) -> int | None
         Mail.filed_by == "round-robin", col(Mail.user_id).in_([u.id for u in users])).group_by(Mail.user_id)).all())
     return min(users, key=lambda u: (last.get(u.id, 0), u.login)).id
 
-
-def owner_of(session: Session, filing: Filing) -> str | None:
-    """The login whose view a filing puts a mail in now (None: the pool)."""
-    uid = filing.user_id
-    if filing.customer_id is not None:
-        customer = session.get(Customer, filing.customer_id)
-        uid = customer.owner_id if customer is not None else None
-    user = session.get(User, uid) if uid else None
-    return user.login if user else None

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 from email.utils import format_datetime, make_msgid
 
 from mailwarden.store import StoreHandle
-from mailwarden.store.mails import Filing, insert_mail, last_activity
+from mailwarden.store.mails import Filing, aware, insert_mail, last_activity
 from mailwarden.store.models import Customer, User
 from mailwarden.store.views import bump_epoch
 from sqlmodel import col, select
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 class PoolRound:
     reminded: list[tuple[str, str]]  # (customer, owner)
     returned: list[tuple[str, str]]
-
-
-def _aware(ts: datetime) -> datetime:
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
 
 
 def reminder(*, key: bytes, shared: str, operator: str, customer: str, last: datetime, returns: datetime) -> bytes:
@@ -66,10 +62,10 @@ def return_idle_customers(store: StoreHandle, cfg: FilingConfig, *, shared: str,
         activity = last_activity(session=s)
         owned = s.exec(select(Customer, User).join(User, col(User.id) == Customer.owner_id)).all()
         for customer, owner in owned:
-            last = max(activity.get(customer.id, _aware(customer.created_at)), _aware(customer.created_at))  # type: ignore[arg-type]
+            last = max(activity.get(customer.id, aware(customer.created_at)), aware(customer.created_at))  # type: ignore[arg-type]
             idle = now - last
             warned = customer.return_reminded_at
-            if idle >= limit and warned is not None and now - _aware(warned) >= timedelta(days=cfg.remind_days_before):
+            if idle >= limit and warned is not None and now - aware(warned) >= timedelta(days=cfg.remind_days_before):
                 customer.owner_id, customer.return_reminded_at = None, None
                 s.add(customer)
                 bump_epoch(s)

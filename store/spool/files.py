@@ -22,16 +22,9 @@ from pathlib import Path
 from sqlmodel import Session, select
 
 from ..models import SpoolItem, utcnow
+from ..blobs import fsync_path as _fsync_dir
 
 RETRY_MARK = ".retry-"  # in the name of an item split off to retry some recipients
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_blob(spool_dir: Path, chunks: Sequence[bytes | memoryview], *, sync_dir: bool = True) -> tuple[str, int]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import json
+import logging
 import subprocess
 import time
 import uuid
@@ -16,7 +17,7 @@ import pytest
 from mailwarden.cli.app import app
 from mailwarden.store.directory import add_customer, assign_customer
 from mailwarden.store.mails import list_mails
-from mailwarden.store.models import Mail, MailLocation
+from mailwarden.store.models import Mail
 from mailwarden.testing.localupstream import LocalUpstream, MailAccount
 from sqlmodel import Session, func, select
 from typer.testing import CliRunner
@@ -63,6 +64,11 @@ async def wait_for_mail(store, subject: str, timeout: float = 20.0):
 def doveadm(upstream: LocalUpstream, *args: str, check: bool = True) -> str:
     return subprocess.run(["doveadm", "-c", str(upstream.workdir / "dovecot.conf"), *args], check=check,
                           capture_output=True, text=True, timeout=30).stdout
+
+
+def logins_of(upstream: LocalUpstream) -> int:
+    """How often the company account has logged in to the upstream's IMAP so far."""
+    return upstream.log_tail("dovecot", 1_000_000).count(f"Login: user=<{SHARED}>")
 
 
 def upstream_logins(upstream: LocalUpstream) -> int:
@@ -171,6 +177,7 @@ async def test_killed_connections_lose_nothing_and_double_nothing(own_upstream, 
                                         inbound("bulk@outside.test", f"bulk {tag} {i}", body=big + "\r\n"))
         finally:
             await asyncio.to_thread(imap.logout)
+        logins = logins_of(own_upstream)
         for _ in range(6):  # cut every connection of the account while the sync fetches
             await asyncio.sleep(0.3)
             await asyncio.to_thread(doveadm, own_upstream, "kick", SHARED, check=False)  # 68: nobody to kick
@@ -182,10 +189,7 @@ async def test_killed_connections_lose_nothing_and_double_nothing(own_upstream, 
                 break
             await asyncio.sleep(0.3)
         assert sorted(subjects) == sorted(f"bulk {tag} {i}" for i in range(60))  # each once
-        with Session(gw.store.engine) as s:
-            dupes = s.exec(select(MailLocation.uid, func.count()).group_by(MailLocation.folder_id, MailLocation.uidvalidity,
-                                                                           MailLocation.uid).having(func.count() > 1)).all()
-        assert dupes == []
+        assert logins_of(own_upstream) >= logins + 2  # the kicks landed: the sync logged in again
 
 
 async def test_never_more_upstream_connections_than_configured(own_upstream, tmp_path):
@@ -208,11 +212,10 @@ async def test_never_more_upstream_connections_than_configured(own_upstream, tmp
         await sender
         print(f"upstream IMAP logins of the company account: peak {peak}, allowed {limit}")
         assert 1 <= peak <= limit
-        snapshot = gw.gw.relay.budget.snapshot()["imap"]
-        assert snapshot.in_use <= limit
 
 
-async def test_a_new_uidvalidity_remaps_without_doubling(own_upstream, tmp_path):
+async def test_a_new_uidvalidity_remaps_without_doubling(own_upstream, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mailwarden.gateway.sync.importer")
     folder = f"Archive{uuid.uuid4().hex[:6]}"
     imap = await asyncio.to_thread(own_upstream.imap, SHARED)
     msgs = [inbound("max@buyer.test", f"{folder} {i}", msgid=f"<{folder}-{i}@x>") for i in range(5)]
@@ -238,6 +241,8 @@ async def test_a_new_uidvalidity_remaps_without_doubling(own_upstream, tmp_path)
         with Session(gw.store.engine) as s:
             n = s.exec(select(func.count()).select_from(Mail).where(Mail.subject.startswith(folder))).one()
         assert n == 6
+        # the five the store had were matched by Message-ID and size, not downloaded again
+        assert "5 of 6 messages matched by Message-ID and size" in caplog.text
 
 
 def _toml(gw) -> str:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from mailwarden.store.blobs import PIECE, BlobMissing, name_of
 from mailwarden.store.directory import DirectoryError, add_customer, add_user, assign_customer, claim_customer
-from mailwarden.store.mails import (Filing, NewMail, add_location, add_mail, assign_mail, ensure_folder, find_mail,
+from mailwarden.store.mails import (Filing, NewMail, add_location, add_mail, assign_mail, ensure_folder, known_blobs,
                                     last_activity, list_mails, locations, thread_of)
 from mailwarden.store.models import Contact, Mailbox
 from sqlmodel import select
@@ -54,7 +54,7 @@ def test_a_mail_is_stored_once_however_often_it_is_found(store):
         assert not add_location(session=s, mail_id=m.id, folder_id=inbox.id, uidvalidity=5, uid=1)
         assert add_location(session=s, mail_id=m.id, folder_id=allmail.id, uidvalidity=9, uid=77)
         s.flush()
-        assert find_mail(session=s, blob="a" * 64).id == m.id
+        assert known_blobs(session=s, names=["a" * 64, "f" * 64]) == {"a" * 64: m.id}
         assert list(locations(session=s, folder=inbox)) == [1]
 
 
