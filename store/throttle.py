@@ -119,16 +119,16 @@ def give_back(engine: Engine, attempt: Attempt, *, succeeded: bool) -> None:
     mine = [c for c in attempt.counts if c.counted]
     if not mine:
         return
-    params: dict[str, object] = {}
-    keys = []
-    for n, c in enumerate(mine):
-        params[f"l{n}"], params[f"i{n}"] = c.login, c.ip
-        keys.append(f"(login = :l{n} AND ip = :i{n})")
-    pair = next((n for n, c in enumerate(mine) if c.login and c.ip), None)
-    new = "count - 1" if not succeeded or pair is None else \
-        f"CASE WHEN login = :l{pair} AND ip = :i{pair} THEN 0 ELSE count - 1 END"
+    # One row per statement, in the order the count took them (pair, login, address): a
+    # multi-row UPDATE locks rows in table order, and parallel counts and give-backs taking
+    # the same rows in different orders deadlock each other on PostgreSQL.
+    mine.sort(key=lambda c: 0 if c.login and c.ip else 1 if c.login else 2)
     with session_scope(engine) as s:
-        raw(s).execute(f"UPDATE login_failures SET count = {new} WHERE count > 0 AND ({' OR '.join(keys)})", params)
+        db = raw(s)
+        for c in mine:
+            new = "0" if succeeded and c.login and c.ip else "count - 1"
+            db.execute(f"UPDATE login_failures SET count = {new} WHERE count > 0 AND login = :l AND ip = :i",
+                       {"l": c.login, "i": c.ip})
 
 
 def unlock(session: Session, login: str, ip: str | None = None) -> int:
