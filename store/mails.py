@@ -26,7 +26,7 @@ from .views import bump_epoch
 from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, Message, \
     MessageCustomer, SyncStatus, User, utcnow
 
-FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin", "unreadable")
+FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin", "unreadable", "draft")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,368 @@
+"""What an IMAP session reads from and changes in the store: a user's mailboxes, the messages of
+one with the user's flags, and what the user does to them.
+
+Every function runs in a worker thread (the session awaits it) in one short transaction.  What
+a mailbox holds is decided by :mod:`.views`; this module only asks it.  A user's flags are
+theirs alone (:class:`~.models.ImapFlags`); a change of them raises the MODSEQ of the message in
+each of the user's mailboxes that shows it.  Deleting never removes a mail: it places it out of
+the user's view (``hidden``), where admins see it in Retention, with an audit event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from .db import session_scope
+from .mails import Filing, NewMail, insert_mail, known_blobs
+from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, User
+from .views import boxes, bump_epoch, epoch, refresh
+
+SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+
+
+@dataclass
+class Message:
+    uid: int
+    mail_id: int
+    modseq: int
+    flags: frozenset[str] = frozenset()
+
+
+@dataclass
+class BoxInfo:
+    id: int
+    name: str
+    kind: str
+    uidvalidity: int
+    uid_next: int
+    highest_modseq: int
+    subscribed: bool
+
+
+@dataclass
+class Opened:
+    box: BoxInfo
+    epoch: int
+    messages: list[Message]
+
+
+@dataclass
+class Update:
+    """What changed in a box since a session last looked."""
+
+    box: BoxInfo
+    epoch: int
+    added: list[Message] = field(default_factory=list)
+    expunged: list[int] = field(default_factory=list)
+    changed: list[Message] = field(default_factory=list)  # flags or modseq changed (not added ones)
+
+
+class NotYours(LookupError):
+    """The mailbox is not one of the user's (or not any more)."""
+
+
+def _info(b: ImapBox) -> BoxInfo:
+    assert b.id is not None
+    return BoxInfo(b.id, b.name, b.kind, b.uidvalidity, b.uid_next, b.highest_modseq, b.subscribed)
+
+
+def _user(s: Session, user_id: int) -> User:
+    user = s.get(User, user_id)
+    if user is None or not user.enabled:
+        raise NotYours("the account is disabled")
+    return user
+
+
+def mailboxes(engine: Engine, user_id: int) -> list[BoxInfo]:
+    """The user's mailboxes as their role and customers make them now."""
+    with session_scope(engine) as s:
+        return [_info(b) for b in boxes(s, _user(s, user_id))]
+
+
+def _box(s: Session, user: User, name: str) -> ImapBox:
+    for b in boxes(s, user):
+        if b.name == name:
+            return b
+    raise NotYours(name)
+
+
+def _flags(s: Session, user_id: int, mail_ids: Iterable[int]) -> dict[int, frozenset[str]]:
+    ids = list(mail_ids)
+    out: dict[int, frozenset[str]] = {}
+    for start in range(0, len(ids), 900):
+        chunk = ids[start:start + 900]
+        for mail_id, text in s.exec(select(ImapFlags.mail_id, ImapFlags.flags).where(
+                ImapFlags.user_id == user_id, col(ImapFlags.mail_id).in_(chunk))).all():
+            out[mail_id] = frozenset(text.split())
+    return out
+
+
+def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) -> list[Message]:
+    flags = _flags(s, user_id, (r[1] for r in rows))
+    return [Message(uid, mail_id, modseq, flags.get(mail_id, frozenset())) for uid, mail_id, modseq in rows]
+
+
+def open_box(engine: Engine, user_id: int, name: str) -> Opened:
+    """The mailbox ``name`` (canonical) of the user, brought up to date, with its messages."""
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        box = _box(s, user, name)
+        seen = epoch(s)
+        refresh(s, user, box)
+        rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
+            ImapEntry.box_id == box.id, col(ImapEntry.expunged_modseq).is_(None)).order_by(ImapEntry.uid)).all()
+        return Opened(_info(box), seen, _messages(s, user_id, rows))
+
+
+def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
+    """(view epoch, the box's HIGHESTMODSEQ): what a session compares to know whether to look."""
+    with Session(engine) as s:
+        modseq = s.exec(select(ImapBox.highest_modseq).where(ImapBox.id == box_id)).first()
+        return epoch(s), int(modseq or 0)
+
+
+def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool) -> Update:
+    """What changed in the box after ``since_modseq``; ``resolve``: the views may have changed
+    (the epoch moved), so bring the box in line with them first."""
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        box = s.get(ImapBox, box_id)
+        if box is None or box.user_id != user_id:
+            raise NotYours(str(box_id))
+        seen = epoch(s)
+        if resolve:
+            boxes(s, user)  # a customer no longer theirs: its box is gone, and shows empty
+            refresh(s, user, box)
+        rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq, ImapEntry.expunged_modseq).where(
+            ImapEntry.box_id == box.id, ImapEntry.modseq > since_modseq).order_by(ImapEntry.uid)).all()
+        gone = s.exec(select(ImapEntry.uid).where(ImapEntry.box_id == box.id,
+                                                  col(ImapEntry.expunged_modseq) > since_modseq)).all()
+        live = [(r[0], r[1], r[2]) for r in rows if r[3] is None]
+        return Update(_info(box), seen, changed=_messages(s, user_id, live), expunged=sorted(set(gone)))
+
+
+def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], mode: str,
+                flags: Sequence[str], unchanged_since: int | None = None,
+                modseqs: dict[int, int] | None = None) -> tuple[dict[int, Message], list[int]]:
+    """Set (``mode`` ""), add ("+") or remove ("-") flags on mails of a box.  Returns the
+    messages of the box after the change (by mail id) and the mail ids refused because they
+    changed after ``unchanged_since`` (CONDSTORE).  Each mail changed gets one new MODSEQ in
+    every one of the user's boxes that shows it."""
+    want = frozenset(flags)
+    with session_scope(engine) as s:
+        _user(s, user_id)
+        current = _flags(s, user_id, mail_ids)
+        refused: list[int] = []
+        changed: dict[int, frozenset[str]] = {}
+        for mail_id in mail_ids:
+            if unchanged_since is not None and modseqs is not None and modseqs.get(mail_id, 0) > unchanged_since:
+                refused.append(mail_id)
+                continue
+            old = current.get(mail_id, frozenset())
+            new = want if mode == "" else old | want if mode == "+" else old - want
+            if new != old:
+                changed[mail_id] = new
+        for mail_id, new in changed.items():
+            row = s.get(ImapFlags, (user_id, mail_id))
+            text = " ".join(sorted(new))
+            if row is None:
+                s.add(ImapFlags(user_id=user_id, mail_id=mail_id, flags=text))
+            else:
+                row.flags = text
+                s.add(row)
+        if changed:
+            _bump(s, user_id, list(changed))
+            bump_epoch(s)  # the user's other sessions (another device) hear of it at once
+        s.flush()
+        rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
+            ImapEntry.box_id == box_id, col(ImapEntry.mail_id).in_(list(mail_ids)),
+            col(ImapEntry.expunged_modseq).is_(None))).all()
+        return {m.mail_id: m for m in _messages(s, user_id, rows)}, refused
+
+
+def _bump(s: Session, user_id: int, mail_ids: list[int]) -> None:
+    """A new MODSEQ for these mails in each of the user's boxes that shows them."""
+    entries = s.exec(select(ImapEntry).join(ImapBox, col(ImapBox.id) == ImapEntry.box_id).where(
+        ImapBox.user_id == user_id, col(ImapEntry.mail_id).in_(mail_ids),
+        col(ImapEntry.expunged_modseq).is_(None))).all()
+    by_box: dict[int, list[ImapEntry]] = {}
+    for e in entries:
+        by_box.setdefault(e.box_id, []).append(e)
+    for box_id, es in by_box.items():
+        box = s.get(ImapBox, box_id)
+        assert box is not None
+        box.highest_modseq += 1
+        s.add(box)
+        for e in es:
+            e.modseq = box.highest_modseq
+            s.add(e)
+
+
+def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str) -> dict[int, int]:
+    """Put mails where the user moved them: ``target`` the canonical name of one of their boxes.
+
+    Trash and their own folders hold what is placed there; moving to INBOX takes a mail back to
+    where its filing shows it (out of Trash).  Other boxes are filled by filing, not by hand:
+    :class:`CannotPlace`.  Returns mail id -> its UID in ``target``."""
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        dest = _box(s, user, target)
+        if dest.kind not in ("trash", "personal", "drafts", "inbox"):
+            raise CannotPlace(target)
+        for mail_id in mail_ids:
+            row = s.get(ImapPlacement, (user_id, mail_id))
+            if dest.kind == "inbox":
+                if row is not None:
+                    s.delete(row)
+                continue
+            place_name = "trash" if dest.kind == "trash" else "box"
+            if row is None:
+                row = ImapPlacement(user_id=user_id, mail_id=mail_id, place=place_name, box_id=dest.id)
+            else:
+                row.place, row.box_id = place_name, dest.id
+            s.add(row)
+        s.flush()
+        bump_epoch(s)
+        refresh(s, user, dest)
+        uids = dict(s.exec(select(ImapEntry.mail_id, ImapEntry.uid).where(
+            ImapEntry.box_id == dest.id, col(ImapEntry.mail_id).in_(list(mail_ids)),
+            col(ImapEntry.expunged_modseq).is_(None))).all())
+        if dest.kind == "inbox" and set(uids) != set(mail_ids):
+            raise CannotPlace(target)  # not mail of theirs that INBOX shows: rolled back
+        return uids
+
+
+class CannotPlace(ValueError):
+    """Mail cannot be put in this mailbox by hand."""
+
+
+def delete(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], *, audit: object,
+           login: str, peer: str | None) -> None:
+    """EXPUNGE: the mails leave every box of the user (kept, in Retention for admins), audited."""
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        box = s.get(ImapBox, box_id)
+        if box is None or box.user_id != user_id:
+            raise NotYours(str(box_id))
+        for mail_id in mail_ids:
+            row = s.get(ImapPlacement, (user_id, mail_id))
+            if row is None:
+                row = ImapPlacement(user_id=user_id, mail_id=mail_id, place="hidden")
+            else:
+                row.place, row.box_id = "hidden", None
+            s.add(row)
+        s.flush()
+        bump_epoch(s)
+        refresh(s, user, box)
+        if audit is not None and mail_ids:
+            audit.append(actor=login, action="imap.delete", target=box.name, peer=peer, session=s,  # type: ignore[attr-defined]
+                         mails=list(mail_ids))
+
+
+def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Sequence[str], blobs: object,
+           raw: bytes) -> tuple[BoxInfo, int]:
+    """APPEND to Drafts or a folder of the user's own: the mail is stored (once: the same bytes
+    again are the same mail) and placed there.  Returns the box and the new UID."""
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        dest = _box(s, user, target)
+        if dest.kind not in ("drafts", "personal"):
+            raise CannotPlace(target)
+        blobs.put(raw, new.blob)  # type: ignore[attr-defined]
+        blobs.sync()  # type: ignore[attr-defined]
+        known = known_blobs(session=s, names=[new.blob])
+        mail_id = known.get(new.blob) or insert_mail(session=s, new=new, filing=Filing("draft", user_id=user_id))
+        row = s.get(ImapPlacement, (user_id, mail_id))
+        if row is None:
+            row = ImapPlacement(user_id=user_id, mail_id=mail_id, place="box", box_id=dest.id)
+        else:
+            row.place, row.box_id = "box", dest.id
+        s.add(row)
+        if flags:
+            fl = s.get(ImapFlags, (user_id, mail_id))
+            text = " ".join(sorted(set(flags)))
+            if fl is None:
+                s.add(ImapFlags(user_id=user_id, mail_id=mail_id, flags=text))
+            else:
+                fl.flags = text
+                s.add(fl)
+        s.flush()
+        bump_epoch(s)
+        refresh(s, user, dest)
+        uid = s.exec(select(ImapEntry.uid).where(ImapEntry.box_id == dest.id, ImapEntry.mail_id == mail_id,
+                                                 col(ImapEntry.expunged_modseq).is_(None))).first()
+        return _info(dest), int(uid or 0)
+
+
+def mail_rows(engine: Engine, mail_ids: Sequence[int]) -> dict[int, Mail]:
+    """The mails (blob, facts, dates, sizes) for FETCH and SEARCH."""
+    out: dict[int, Mail] = {}
+    with Session(engine) as s:
+        for start in range(0, len(mail_ids), 900):
+            for m in s.exec(select(Mail).where(col(Mail.id).in_(list(mail_ids[start:start + 900])))).all():
+                assert m.id is not None
+                out[m.id] = m
+                s.expunge(m)
+    return out
+
+
+def status(engine: Engine, user_id: int, name: str) -> tuple[BoxInfo, int, int]:
+    """(box, messages, unseen) of one of the user's mailboxes, brought up to date."""
+    opened = open_box(engine, user_id, name)
+    unseen = sum(1 for m in opened.messages if "\\Seen" not in m.flags)
+    return opened.box, len(opened.messages), unseen
+
+
+def subscribe(engine: Engine, user_id: int, name: str, on: bool) -> None:
+    with session_scope(engine) as s:
+        box = _box(s, _user(s, user_id), name)
+        box.subscribed = on
+        s.add(box)
+
+
+def create(engine: Engine, user_id: int, name: str) -> BoxInfo:
+    """A folder of the user's own (what they put there is placed there)."""
+    from .views import _new_uidvalidity  # one rule for new UIDVALIDITYs
+
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        have = {b.name: b for b in s.exec(select(ImapBox).where(ImapBox.user_id == user_id)).all()}
+        old = have.get(name)
+        if old is not None and not (old.kind == "personal" and old.gone):
+            raise FileExistsError(name)
+        if old is not None:  # made again: a new UIDVALIDITY, UIDs start over
+            old.gone, old.uidvalidity, old.uid_next = False, _new_uidvalidity(s, user_id), 1
+            s.add(old)
+            s.flush()
+            return _info(old)
+        box = ImapBox(user_id=user_id, name=name, kind="personal", uidvalidity=_new_uidvalidity(s, user_id))
+        s.add(box)
+        s.flush()
+        del user
+        return _info(box)
+
+
+def remove(engine: Engine, user_id: int, name: str) -> None:
+    """DELETE a folder of the user's own; what was placed there goes back to where filing shows it."""
+    with session_scope(engine) as s:
+        user = _user(s, user_id)
+        box = _box(s, user, name)
+        if box.kind != "personal":
+            raise CannotPlace(name)
+        for row in s.exec(select(ImapPlacement).where(ImapPlacement.user_id == user_id,
+                                                      ImapPlacement.box_id == box.id)).all():
+            s.delete(row)
+        box.gone = True
+        s.add(box)
+        s.flush()
+        bump_epoch(s)
+        refresh(s, user, box)
+
+
+__all__ = ["SYSTEM_FLAGS", "BoxInfo", "CannotPlace", "Message", "NotYours", "Opened", "Update", "append",
+           "box_state", "create", "delete", "mail_rows", "mailboxes", "open_box", "place", "poll", "remove",
+           "status", "store_flags", "subscribe"]

@@ -1,0 +1,89 @@
+"""What IMAP sessions do to the store: flags of one user's own, with MODSEQs raised in each of
+their boxes; Trash and delete as placements (the mail kept, in Retention); drafts appended."""
+
+from __future__ import annotations
+
+from mailwarden.store import imapstate as st
+from mailwarden.store.models import Mail
+
+from .test_views import _setup
+
+
+def _ids(store):
+    with store.session() as s:
+        u = _setup(s)
+        return {k: v.id for k, v in u.items()}
+
+
+def test_flags_are_the_users_own_and_raise_modseq_in_each_box(store):
+    u = _ids(store)
+    inbox = st.open_box(store.engine, u["zhang"], "INBOX")
+    acme = st.open_box(store.engine, u["zhang"], "Customers/Acme")
+    m1 = inbox.messages[0]
+    before = st.box_state(store.engine, acme.box.id)
+    after, refused = st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1.mail_id], "+", ["\\Seen", "$Work"])
+    assert refused == [] and after[m1.mail_id].flags == {"\\Seen", "$Work"}
+    assert after[m1.mail_id].modseq > m1.modseq
+    # the same mail in Customers/Acme shows the change, with a MODSEQ of its own box
+    update = st.poll(store.engine, u["zhang"], acme.box.id, acme.box.highest_modseq, resolve=False)
+    assert [(m.mail_id, m.flags) for m in update.changed] == [(m1.mail_id, {"\\Seen", "$Work"})]
+    assert st.box_state(store.engine, acme.box.id)[1] > before[1]
+    # the supervisor sees the same mail unread
+    boss = st.open_box(store.engine, u["boss"], "Customers/Acme")
+    assert all(not m.flags for m in boss.messages)
+    # CONDSTORE: a change since the given MODSEQ refuses the STORE for that mail
+    _, refused = st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1.mail_id], "-", ["\\Seen"],
+                                unchanged_since=m1.modseq, modseqs={m1.mail_id: after[m1.mail_id].modseq})
+    assert refused == [m1.mail_id]
+
+
+def test_trash_then_delete_keeps_the_mail_for_retention(store):
+    u = _ids(store)
+    inbox = st.open_box(store.engine, u["zhang"], "INBOX")
+    m1 = inbox.messages[0]
+    placed = st.place(store.engine, u["zhang"], [m1.mail_id], "Trash")
+    assert list(placed) == [m1.mail_id]
+    assert st.open_box(store.engine, u["zhang"], "INBOX").messages == []
+    trash = st.open_box(store.engine, u["zhang"], "Trash")
+    assert [m.mail_id for m in trash.messages] == [m1.mail_id]
+    st.delete(store.engine, u["zhang"], trash.box.id, [m1.mail_id], audit=store.audit, login="zhang", peer="192.0.2.1")
+    for name in ("INBOX", "Trash", "Customers/Acme"):
+        assert m1.mail_id not in [m.mail_id for m in st.open_box(store.engine, u["zhang"], name).messages], name
+    assert [m.mail_id for m in st.open_box(store.engine, u["root"], "Retention").messages] == [m1.mail_id]
+    with store.session() as s:
+        assert s.get(Mail, m1.mail_id) is not None  # kept
+
+
+def test_only_trash_inbox_drafts_and_own_folders_take_mail_by_hand(store):
+    u = _ids(store)
+    inbox = st.open_box(store.engine, u["zhang"], "INBOX")
+    for target in ("Sent", "Customers/Acme"):
+        try:
+            st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], target)
+        except st.CannotPlace:
+            continue
+        raise AssertionError(f"placed in {target}")
+    # li's mail cannot be "restored" into zhang's INBOX
+    li_mail = st.open_box(store.engine, u["li"], "INBOX").messages[0].mail_id
+    try:
+        st.place(store.engine, u["zhang"], [li_mail], "INBOX")
+    except st.CannotPlace:
+        pass
+    else:
+        raise AssertionError("another user's mail entered INBOX")
+    assert [m.mail_id for m in st.open_box(store.engine, u["zhang"], "INBOX").messages] == [inbox.messages[0].mail_id]
+    st.create(store.engine, u["zhang"], "Projects")
+    st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects")
+    assert len(st.open_box(store.engine, u["zhang"], "Projects").messages) == 1
+    st.remove(store.engine, u["zhang"], "Projects")
+    assert len(st.open_box(store.engine, u["zhang"], "INBOX").messages) == 1  # back where filing shows it
+
+
+def test_nobody_opens_a_box_that_is_not_theirs(store):
+    u = _ids(store)
+    for name in ("Customers/Beta-Sub", "Pool", "Retention", "inbox"):
+        try:
+            st.open_box(store.engine, u["zhang"], name)
+        except st.NotYours:
+            continue
+        raise AssertionError(name)
