@@ -173,6 +173,7 @@ class Select(Command):
     mailbox: bytes = b""
     condstore: bool = False
     qresync: tuple[int, int, SequenceSet | None] | None = None  # (uidvalidity, modseq, known uids)
+    qresync_match: tuple[SequenceSet, SequenceSet] | None = None  # QRESYNC's (known seqs, their uids)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,7 @@ class Append(Command):
     flags: tuple[str, ...] = ()
     date: datetime | None = None
     message: bytes = b""
+    binary: bool = False  # sent as a literal8 (~{n}, RFC 3516): may hold NUL and need no CRLF
 
 
 @dataclass(frozen=True)
