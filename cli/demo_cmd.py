@@ -50,6 +50,8 @@ ca_file = "{ca}"
 [listen]
 smtp = "127.0.0.1:{smtp}"
 smtps = "127.0.0.1:{smtps}"
+imap = "127.0.0.1:{imap}"
+imaps = "127.0.0.1:{imaps_gw}"
 hostname = "localhost"
 
 [store]
@@ -62,6 +64,8 @@ def demo(
     directory: Path = typer.Option(Path("demo-data"), "--dir", help="Where the demo keeps everything (a new or empty folder)"),
     smtp_port: int = typer.Option(2587, "--smtp-port", help="Gateway submission port (STARTTLS)"),
     smtps_port: int = typer.Option(2465, "--smtps-port", help="Gateway submission port (implicit TLS)"),
+    imap_port: int = typer.Option(2143, "--imap-port", help="Gateway IMAP port (STARTTLS)"),
+    imaps_port: int = typer.Option(2993, "--imaps-port", help="Gateway IMAP port (implicit TLS)"),
 ) -> None:
     """Start a local demo: a real Dovecot + Postfix as the company mailbox, the gateway, demo users.
 
@@ -71,7 +75,8 @@ def demo(
     root.setLevel(min(root.level, logging.INFO))
     from mailwarden.testing.localupstream import LocalUpstream, MailAccount, UpstreamUnavailable
 
-    for port, option in ((smtp_port, "--smtp-port"), (smtps_port, "--smtps-port")):
+    for port, option in ((smtp_port, "--smtp-port"), (smtps_port, "--smtps-port"), (imap_port, "--imap-port"),
+                         (imaps_port, "--imaps-port")):
         problem = _port_taken(port)
         if problem:
             fail(f"port {port} ({option}) cannot be used on 127.0.0.1: {problem}; stop what listens there "
@@ -92,7 +97,8 @@ def demo(
         (directory / "upstream.password").chmod(0o600)
         cfg_path = directory / "mailwarden.toml"
         cfg_path.write_text(CONFIG.format(imaps=upstream.imaps_port, submission=upstream.submission_port,
-                                          ca=upstream.ca_file, smtp=smtp_port, smtps=smtps_port))
+                                          ca=upstream.ca_file, smtp=smtp_port, smtps=smtps_port, imap=imap_port,
+                                          imaps_gw=imaps_port))
         cfg = load_config(cfg_path, SECTIONS)
         assert cfg.store is not None
         st = open_store(cfg.store)
@@ -108,7 +114,8 @@ def demo(
             upstream.inject((f"From: {sender}\r\nTo: sales@company.test\r\nSubject: {subject}\r\n"
                              f"Content-Type: text/plain; charset=utf-8\r\n\r\n{text}\r\n").encode(),
                             ["sales@company.test"], sender.split("<")[1].rstrip(">"))
-        _print_settings(cfg_path, upstream, passwords, smtp_port, smtps_port, company_password)
+        _print_settings(cfg_path, upstream, passwords, (smtp_port, smtps_port, imap_port, imaps_port),
+                        company_password)
         try:
             asyncio.run(run(Gateway(cfg, st, delivery_process=True)))
         except OSError as exc:  # taken between the check above and now
@@ -128,9 +135,12 @@ def _port_taken(port: int) -> str:
     return ""
 
 
-def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str], smtp: int, smtps: int,
-                    company_password: str) -> None:
+def _print_settings(cfg_path: Path, upstream: "LocalUpstream", passwords: dict[str, str],
+                    ports: tuple[int, int, int, int], company_password: str) -> None:
+    smtp, smtps, imap, imaps = ports
     out.print(f"\nmailwarden demo — config: {cfg_path}\n")
+    out.print("Incoming mail server (IMAP) for a mail client: each user sees their own customers' mail")
+    out.print(f"  server localhost, port {imaps}, SSL/TLS (or port {imap}, STARTTLS), normal password")
     out.print("Outgoing mail server (SMTP) for a mail client:")
     out.print(f"  server localhost, port {smtp}, STARTTLS (or port {smtps}, SSL/TLS), normal password")
     out.print("  the certificate is self-signed: accept it once\n")

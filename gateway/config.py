@@ -26,8 +26,9 @@ __all__ = ["Config", "ConfigError", "HostPort", "Secret", "load_config", "config
 ENV_CONFIG = "MAILWARDEN_CONFIG"
 TLS_MODES = ("implicit", "starttls", "none")
 KNOWN_SECTIONS = (
-    "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures", "sync", "filing",
+    "company", "upstream", "listen", "store", "outbound", "auth", "rules", "signatures", "sync", "filing", "imap",
 )
+ROLES = ("sales", "senior", "supervisor", "admin")
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,13 @@ class Sync:
 
 
 @dataclass(frozen=True)
+class Imap:
+    """The salespeople's IMAP view ([listen] imap/imaps say where it listens)."""
+
+    mask_roles: tuple[str, ...] = ("sales",)  # served customers' private contacts masked
+
+
+@dataclass(frozen=True)
 class Filing:
     """``[filing]``: where mail from unknown senders goes, and customers nobody writes to."""
 
@@ -138,6 +146,7 @@ class Config:
     auth: Auth | None = None
     sync: Sync | None = None
     filing: Filing | None = None
+    imap: Imap | None = None
     rules_raw: dict[str, Any] = field(default_factory=dict)
     signatures_raw: dict[str, Any] = field(default_factory=dict)
 
@@ -219,7 +228,18 @@ def config_from_dict(raw: dict[str, Any], path: Path | None, sections: set[str] 
         cfg.sync = _sync(TableReader(where, "sync", raw.get("sync", {})), cfg.upstream)
     if "filing" in need:
         cfg.filing = _filing(TableReader(where, "filing", raw.get("filing", {})))
+    if "imap" in need:
+        cfg.imap = _imap(TableReader(where, "imap", raw.get("imap", {})))
     return cfg
+
+
+def _imap(r: TableReader) -> Imap:
+    r.unknown_keys({"mask_roles"})
+    roles = tuple(x.strip().lower() for x in r.get("mask_roles", list, ["sales"]))
+    for role in roles:
+        if role not in ROLES:
+            raise r.fail("mask_roles", f"{role!r} is not a role (roles: {', '.join(ROLES)})")
+    return Imap(mask_roles=roles)
 
 
 def _company(r: TableReader, base: Path) -> Company:
@@ -407,7 +427,7 @@ def _filing(r: TableReader) -> Filing:
     r.unknown_keys({"unknown", "on_duty", "return_after_days", "remind_days_before", "claim_limits"})
     limits = r.get("claim_limits", dict, {"sales": 50, "senior": 200})
     for role, n in limits.items():
-        if role not in ("sales", "senior", "supervisor", "admin") or not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        if role not in ROLES or not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise r.fail("claim_limits", f"{role} = {n!r}: keys are roles (sales, senior, supervisor, admin), "
                          "values numbers of customers")
     days = r.get("return_after_days", int, 0)

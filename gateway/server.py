@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import ssl
 from contextlib import suppress
 
 from mailwarden.rules import load_policy
@@ -19,6 +20,8 @@ from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.gateway.config import Config, HostPort
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_budget, make_relay
+from mailwarden.gateway.imap.server import ImapServer
+from mailwarden.gateway.imap.session import Settings as ImapSettings
 from mailwarden.gateway.health import check_store, check_tls, watch_upstream
 from mailwarden.gateway.engines import company_profile, rules_settings, scan_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
@@ -29,7 +32,7 @@ from mailwarden.gateway.submission.submit import Submitter
 from mailwarden.gateway.tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
-SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth", "sync", "filing"}
+SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth", "sync", "filing", "imap"}
 
 
 class Gateway:
@@ -65,6 +68,7 @@ class Gateway:
         self.bound: dict[str, HostPort] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.handler: SubmissionHandler | None = None
+        self.imap: ImapServer | None = None
         self.check_upstream = check_upstream  # log in to the upstream at start, retrying until it works
 
     def _wake(self) -> None:
@@ -102,6 +106,7 @@ class Gateway:
             self.bound[name] = HostPort(addr.host, port)
             log.info("listening for SMTP submission (%s) on %s", "implicit TLS" if implicit else "STARTTLS",
                      self.bound[name])
+        await self._listen_imap(tls)
         if self.delivery is not None:
             await self.delivery.start()
         else:
@@ -114,6 +119,26 @@ class Gateway:
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
         if self.check_upstream:
             self._tasks.append(asyncio.create_task(watch_upstream(cfg.upstream), name="upstream-check"))
+
+    async def _listen_imap(self, tls: ssl.SSLContext) -> None:
+        cfg = self.cfg
+        assert cfg.listen and cfg.outbound
+        wanted = [(name, addr, implicit) for name, addr, implicit in (("imap", cfg.listen.imap, False),
+                                                                        ("imaps", cfg.listen.imaps, True)) if addr]
+        if not wanted:
+            return
+        mask = cfg.imap.mask_roles if cfg.imap else ("sales",)
+        limits = self._limits()
+        self.imap = ImapServer(self.store, self.auth, self.registry, tls, limits,
+                               ImapSettings(mask_roles=mask, max_append=cfg.outbound.max_message_size))
+        for name, addr, implicit in wanted:
+            try:
+                server = await self.imap.listen(addr.host, addr.port, implicit=implicit)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on {addr} ([listen] {name}): {exc.strerror or exc}") from exc
+            self.servers.append(server)
+            self.bound[name] = HostPort(addr.host, server.sockets[0].getsockname()[1])
+            log.info("listening for IMAP (%s) on %s", "implicit TLS" if implicit else "STARTTLS", self.bound[name])
 
     def _limits(self) -> ConnectionLimits:
         cfg = self.cfg
@@ -138,6 +163,8 @@ class Gateway:
             self.registry.revoke(login)
         if self.handler is not None:
             self.handler.close_all()
+        if self.imap is not None:
+            await self.imap.stop()
         for server in self.servers:
             with suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 10)

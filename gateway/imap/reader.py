@@ -59,6 +59,11 @@ class CommandReader:
         """A fatal :class:`~.commands.Bad` was given: nothing more is read."""
         return self._closed
 
+    def pending(self) -> bool:
+        """Bytes are buffered that no event has taken yet (after STARTTLS: sent in the clear
+        before the handshake, and never to be read as if they came through TLS)."""
+        return bool(self._buf) or self._literal is not None
+
     def feed(self, data: bytes) -> None:
         """Take bytes the client sent."""
         if self._closed or not data:

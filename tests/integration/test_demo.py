@@ -54,10 +54,11 @@ def wait_for_output(proc: subprocess.Popen[str], pattern: str, timeout: float = 
 def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> None:
     if shutil.which("dovecot") is None and not Path("/usr/sbin/dovecot").exists():
         missing_prerequisite("dovecot is not installed")
-    smtp_port, smtps_port = free_ports("127.0.0.1", 2)
+    smtp_port, smtps_port, imap_port, imaps_port = free_ports("127.0.0.1", 4)
     proc = subprocess.Popen(
         [sys.executable, "-m", "mailwarden.cli", "demo", "--dir", str(tmp_path / "demo"),
-         "--smtp-port", str(smtp_port), "--smtps-port", str(smtps_port)],
+         "--smtp-port", str(smtp_port), "--smtps-port", str(smtps_port), "--imap-port", str(imap_port),
+         "--imaps-port", str(imaps_port)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
     try:
         _, printed = wait_for_output(proc, r"Ctrl-C stops the gateway")
@@ -101,6 +102,13 @@ def test_demo_sends_a_demo_users_mail_to_the_demo_customer(tmp_path: Path) -> No
                       if row["subject"] in ("Re: LED panel quotation", "Order 2026-118", "Inquiry: street lights")}
             time.sleep(0.5)
         assert owners == {"Re: LED panel quotation": "zhang", "Order 2026-118": "li", "Inquiry: street lights": None}
+        # zhang reads them through the gateway, as a mail client would: Acme's reply, not Globex's order
+        with imaplib.IMAP4_SSL("localhost", imaps_port, ssl_context=insecure, timeout=30) as mine:
+            mine.login("zhang", password.group(1))
+            mine.select("INBOX", readonly=True)
+            _, data = mine.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            seen_subjects = b"".join(part[1] for part in data if isinstance(part, tuple))
+        assert b"Re: LED panel quotation" in seen_subjects and b"Order 2026-118" not in seen_subjects
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         # the upstream went with it: nothing listens on its IMAP port any more
