@@ -126,7 +126,7 @@ class CommandReader:
         self._literal = None
         return Bad(tag, text, fatal=True)
 
-    def _line(self, line: bytes) -> Continue | Event | None:
+    def _line(self, line: bytes) -> Event | None:
         if not self._parts:
             self._tag = tag_of(line)
             self._size = 0

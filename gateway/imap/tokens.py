@@ -77,9 +77,10 @@ class Tokens:
     def end(self) -> None:
         """Nothing may follow."""
         if not self.at_end():
-            raise self.fail(f"unexpected {self._shown()} after the arguments")
+            raise self.fail(f"unexpected {self.shown()} after the arguments")
 
-    def _shown(self) -> str:
+    def shown(self) -> str:
+        """What comes next, for an error message."""
         rest = self.line[self.pos:self.pos + 20]
         if not rest:
             return "literal"
