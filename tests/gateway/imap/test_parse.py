@@ -189,6 +189,7 @@ def test_search_literal_charset_and_return():
     assert parse(b"a UID SEARCH RETURN (MIN COUNT) CHARSET utf-8 SUBJECT {6}\x00", "报价".encode()) == Search(
         "a", "SEARCH", uid=True, charset="UTF-8", criteria=k("SUBJECT", "报价".encode()), returns=("MIN", "COUNT"))
     assert parse(b"a SEARCH RETURN () ALL").returns == ("ALL",)
+    assert parse(b"a SEARCH charset us-ascii ALL").charset == "US-ASCII"
     assert parse(b"a SEARCH RETURN (SAVE) ALL").returns == ("SAVE",)
 
 
