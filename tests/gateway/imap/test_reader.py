@@ -92,7 +92,8 @@ def test_literals_past_the_command_limit_are_refused(how):
     data = b"a1 LOGIN {60}\r\n" + b"u" * 60 + b" {60}\r\na2 NOOP\r\n"
     got = fed(data, how, max_command=100)
     assert got[0] == Continue(60, tag="a1")
-    assert got[1].refused and got[1].size == 60
+    assert got[1] == Continue(60, refused="command of 142 bytes with its literals is larger than the limit of 100",
+                              tag="a1")
     assert got[2:] == [Simple("a2", "NOOP")]
 
 
