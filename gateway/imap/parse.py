@@ -256,7 +256,7 @@ def _append(t: Tokens, tag: str, name: str, uid: bool) -> Command:
     if t.peek() == 0x22:
         when = t.date_time()
         t.sp()
-    if t.peek() not in (0x7B, 0x7E):
+    if t.peek() != 0x7B and t.line[t.pos:t.pos + 2] != b"~{":
         raise t.fail("expected the message as a literal")
     message, binary = t.literal()
     return Append(tag, name, mailbox=mailbox, flags=flags, date=when, message=message, binary=binary)

@@ -55,7 +55,7 @@ def fetch_items(t: Tokens) -> tuple[FetchItem, ...]:
 def _item(t: Tokens) -> FetchItem:
     m = _ITEM_NAME.match(t.line, t.pos)
     if m is None:
-        raise t.fail(f"expected a fetch item, not {t._shown()}")
+        raise t.fail(f"expected a fetch item, not {t.shown()}")
     t.pos = m.end()
     name = m.group().decode("ascii").upper()
     if name in _SECTIONED and (t.peek() == 0x5B or name != "BODY"):
@@ -101,7 +101,7 @@ def _section(t: Tokens, name: str) -> Section:
         m = _SECTION_TEXT.match(t.line, t.pos)
         text = m.group().decode().upper() if m else ""
         if text not in _TEXTS:
-            raise t.fail(f"unknown section {text or t._shown()} in {name}[]")
+            raise t.fail(f"unknown section {text or t.shown()} in {name}[]")
         if text == "MIME" and not part:
             raise t.fail("MIME needs a part number (such as 1.MIME)")
         t.pos = m.end()

@@ -25,8 +25,8 @@ def search_arguments(t: Tokens) -> tuple[tuple[str, ...] | None, str | None, Sea
     """(returns, charset, criteria).  ``RETURN ()`` is ``("ALL",)`` (RFC 4731 3.1)."""
     returns = None
     charset = None
-    word = t.line[t.pos:t.pos + 7].upper()
-    if word == b"RETURN ":
+    word = t.line[t.pos:t.pos + 8].upper()
+    if word.startswith(b"RETURN "):
         t.pos += 7
         returns = _returns(t)
         t.sp()

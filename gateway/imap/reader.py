@@ -131,7 +131,7 @@ class CommandReader:
         self._literal = None
         return Bad(tag, text, fatal=True)
 
-    def _line(self, line: bytes) -> Continue | Event | None:
+    def _line(self, line: bytes) -> Event | None:
         if not self._parts:
             self._tag = tag_of(line)
             self._size = 0
@@ -151,8 +151,11 @@ class CommandReader:
         sync = not m.group(3)
         if size > self.max_literal or self._size + size > self.max_command:
             self._parts = []
-            limit = min(self.max_literal, self.max_command)
-            text = f"literal of {size} bytes is larger than the limit of {limit}"
+            if size > self.max_literal:
+                text = f"literal of {size} bytes is larger than the limit of {self.max_literal}"
+            else:
+                text = f"command of {self._size + size} bytes with its literals is larger than the limit of " \
+                       f"{self.max_command}"
             if sync:
                 return Continue(size, refused=text, tag=tag)
             return self._fatal(tag, text)  # its bytes are on their way and cannot be told from commands

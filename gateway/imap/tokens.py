@@ -77,9 +77,10 @@ class Tokens:
     def end(self) -> None:
         """Nothing may follow."""
         if not self.at_end():
-            raise self.fail(f"unexpected {self._shown()} after the arguments")
+            raise self.fail(f"unexpected {self.shown()} after the arguments")
 
-    def _shown(self) -> str:
+    def shown(self) -> str:
+        """What comes next, for an error message."""
         rest = self.line[self.pos:self.pos + 20]
         if not rest:
             return "literal"
@@ -201,7 +202,7 @@ class Tokens:
         c = self.peek()
         if c == 0x22:
             return self.quoted()
-        if c == 0x7B or c == 0x7E:
+        if c == 0x7B or self.line[self.pos:self.pos + 2] == b"~{":
             return self._plain_literal()
         value = self._match(_ASTRING_ATOM)
         if value is None:
@@ -221,7 +222,7 @@ class Tokens:
     def list_mailbox(self) -> bytes:
         """A LIST pattern: a string, or an atom that may hold ``%``, ``*`` and ``]``."""
         c = self.peek()
-        if c == 0x22 or c == 0x7B or c == 0x7E:
+        if c == 0x22 or c == 0x7B or self.line[self.pos:self.pos + 2] == b"~{":
             return self.astring()
         value = self._match(_LIST_ATOM)
         if value is None:

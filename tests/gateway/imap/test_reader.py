@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mailwarden.gateway.imap.commands import Append, Bad, Continue, Line, Login, Simple
 from mailwarden.gateway.imap.reader import CommandReader
@@ -90,7 +92,8 @@ def test_literals_past_the_command_limit_are_refused(how):
     data = b"a1 LOGIN {60}\r\n" + b"u" * 60 + b" {60}\r\na2 NOOP\r\n"
     got = fed(data, how, max_command=100)
     assert got[0] == Continue(60, tag="a1")
-    assert got[1].refused and got[1].size == 60
+    assert got[1] == Continue(60, refused="command of 142 bytes with its literals is larger than the limit of 100",
+                              tag="a1")
     assert got[2:] == [Simple("a2", "NOOP")]
 
 
@@ -158,3 +161,33 @@ def test_a_long_line_in_small_chunks_is_not_scanned_again():
         reader.feed(line[i:i + 64])
         reader.next_event()
     assert time.perf_counter() - start < 5
+
+
+STREAM = (b"a1 LOGIN {4}\r\nuser {2+}\r\npw\r\n\r\na2 SELECT INBOX (CONDSTORE)\r\n"
+          b"a3 UID FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (From)]<0.512>) (CHANGEDSINCE 7 VANISHED)\r\n"
+          b"a4 FROB {3}\r\nabc\r\na5 APPEND Sent (\\Seen) ~{5}\r\nhe\x00lo\r\n"
+          b"a6 SEARCH CHARSET UTF-8 OR SUBJECT {6+}\r\n\xe6\x8a\xa5\xe4\xbb\xb7 NOT 1:3\r\na7 IDLE\r\n")
+
+
+@given(st.lists(st.integers(0, len(STREAM)), max_size=12))
+def test_events_do_not_depend_on_where_the_bytes_are_cut(cuts):
+    whole = fed(STREAM, "whole")
+    reader = CommandReader()
+    got = []
+    points = [0, *sorted(cuts), len(STREAM)]
+    for start, end in zip(points, points[1:]):
+        reader.feed(STREAM[start:end])
+        got += events(reader)
+    assert got == whole
+    assert [type(e).__name__ for e in whole] == ["Continue", "Login", "Select", "Fetch", "Continue", "Bad",
+                                                 "Continue", "Append", "Search", "Simple"]
+
+
+@pytest.mark.parametrize(("data", "bad"), [
+    (b"+x NOOP\r\n", Bad(None, "missing or invalid tag")),
+    (b"a(1 NOOP\r\n", Bad(None, "missing or invalid tag")),
+    (b"a1 LOGIN {3}\r\nabc\r\n", Bad("a1", "LOGIN: missing arguments")),
+    (b"a1 LOGIN {3}\r\nabc {1}x\r\n", Bad("a1", "LOGIN: a literal's header must end the line")),
+])
+def test_bad_commands_keep_their_tag(data, bad):
+    assert [e for e in fed(data, "whole") if isinstance(e, Bad)] == [bad]
