@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from .db import session_scope
+from .db import session_scope, writer_engine
 from .mails import Filing, NewMail, insert_mail, known_blobs
 from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, User
 from .views import boxes, bump_epoch, epoch, refresh
@@ -65,6 +65,12 @@ class NotYours(LookupError):
     """The mailbox is not one of the user's (or not any more)."""
 
 
+def _writing(engine: Engine):  # type: ignore[no-untyped-def]
+    """A transaction that may write: on SQLite it takes the write lock at BEGIN, so two
+    sessions refreshing one box wait for each other instead of failing."""
+    return session_scope(writer_engine(engine))
+
+
 def _info(b: ImapBox) -> BoxInfo:
     assert b.id is not None
     return BoxInfo(b.id, b.name, b.kind, b.uidvalidity, b.uid_next, b.highest_modseq, b.subscribed)
@@ -79,7 +85,7 @@ def _user(s: Session, user_id: int) -> User:
 
 def mailboxes(engine: Engine, user_id: int) -> list[BoxInfo]:
     """The user's mailboxes as their role and customers make them now."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         return [_info(b) for b in boxes(s, _user(s, user_id))]
 
 
@@ -108,7 +114,7 @@ def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) ->
 
 def open_box(engine: Engine, user_id: int, name: str) -> Opened:
     """The mailbox ``name`` (canonical) of the user, brought up to date, with its messages."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         box = _box(s, user, name)
         seen = epoch(s)
@@ -128,7 +134,7 @@ def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
 def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool) -> Update:
     """What changed in the box after ``since_modseq``; ``resolve``: the views may have changed
     (the epoch moved), so bring the box in line with them first."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         box = s.get(ImapBox, box_id)
         if box is None or box.user_id != user_id:
@@ -153,7 +159,7 @@ def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[in
     changed after ``unchanged_since`` (CONDSTORE).  Each mail changed gets one new MODSEQ in
     every one of the user's boxes that shows it."""
     want = frozenset(flags)
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         _user(s, user_id)
         current = _flags(s, user_id, mail_ids)
         refused: list[int] = []
@@ -208,7 +214,7 @@ def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str) ->
     Trash and their own folders hold what is placed there; moving to INBOX takes a mail back to
     where its filing shows it (out of Trash).  Other boxes are filled by filing, not by hand:
     :class:`CannotPlace`.  Returns mail id -> its UID in ``target``."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         dest = _box(s, user, target)
         if dest.kind not in ("trash", "personal", "drafts", "inbox"):
@@ -243,7 +249,7 @@ class CannotPlace(ValueError):
 def delete(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], *, audit: object,
            login: str, peer: str | None) -> None:
     """EXPUNGE: the mails leave every box of the user (kept, in Retention for admins), audited."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         box = s.get(ImapBox, box_id)
         if box is None or box.user_id != user_id:
@@ -267,7 +273,7 @@ def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Seque
            raw: bytes) -> tuple[BoxInfo, int]:
     """APPEND to Drafts or a folder of the user's own: the mail is stored (once: the same bytes
     again are the same mail) and placed there.  Returns the box and the new UID."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         dest = _box(s, user, target)
         if dest.kind not in ("drafts", "personal"):
@@ -318,7 +324,7 @@ def status(engine: Engine, user_id: int, name: str) -> tuple[BoxInfo, int, int]:
 
 
 def subscribe(engine: Engine, user_id: int, name: str, on: bool) -> None:
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         box = _box(s, _user(s, user_id), name)
         box.subscribed = on
         s.add(box)
@@ -328,14 +334,15 @@ def create(engine: Engine, user_id: int, name: str) -> BoxInfo:
     """A folder of the user's own (what they put there is placed there)."""
     from .views import _new_uidvalidity  # one rule for new UIDVALIDITYs
 
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         have = {b.name: b for b in s.exec(select(ImapBox).where(ImapBox.user_id == user_id)).all()}
         old = have.get(name)
         if old is not None and not (old.kind == "personal" and old.gone):
             raise FileExistsError(name)
         if old is not None:  # made again: a new UIDVALIDITY, UIDs start over
-            old.gone, old.uidvalidity, old.uid_next = False, _new_uidvalidity(s, user_id), 1
+            # UIDs go on from where they were (the old ones stay recorded), under a new UIDVALIDITY
+            old.gone, old.uidvalidity = False, _new_uidvalidity(s, user_id)
             s.add(old)
             s.flush()
             return _info(old)
@@ -348,7 +355,7 @@ def create(engine: Engine, user_id: int, name: str) -> BoxInfo:
 
 def remove(engine: Engine, user_id: int, name: str) -> None:
     """DELETE a folder of the user's own; what was placed there goes back to where filing shows it."""
-    with session_scope(engine) as s:
+    with _writing(engine) as s:
         user = _user(s, user_id)
         box = _box(s, user, name)
         if box.kind != "personal":

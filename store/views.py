@@ -159,6 +159,11 @@ def wanted(user: User, box: ImapBox) -> Select:  # type: ignore[type-arg]
 def refresh(session: Session, user: User, box: ImapBox) -> Change:
     """Bring ``box``'s UIDs in line with :func:`wanted`: new mail gets new UIDs (oldest first),
     mail gone from the view is expunged.  Both raise the box's HIGHESTMODSEQ."""
+    if box.id is not None:
+        # Read uid_next as it is now, and hold the box (PostgreSQL) until the caller commits: two
+        # sessions of one user refreshing one box must not hand out the same UID.
+        session.flush()  # a refresh would drop changes not yet flushed
+        session.refresh(box, with_for_update=True)
     want = set(session.exec(wanted(user, box)).all())
     present = {mail_id: uid for uid, mail_id in session.exec(select(ImapEntry.uid, ImapEntry.mail_id).where(
         ImapEntry.box_id == box.id, col(ImapEntry.expunged_modseq).is_(None))).all()}

@@ -14,26 +14,15 @@ import uuid
 
 import pytest
 from mailwarden.store.directory import add_customer, add_user, assign_customer
-from mailwarden.testing.localupstream import LocalUpstream, MailAccount
 from sqlmodel import Session
 
 from .conftest import PASSWORDS, SHARED, running_gateway
-from .test_sync import inbound, wait_for_mail
+from .test_sync import inbound, own_upstream, wait_for_mail  # noqa: F401 (a fixture: a mailbox of this module's own)
 
 pytestmark = pytest.mark.integration
 
 SYNC = {"idle": True, "poll_interval": "5s", "diff_interval": "2s"}
 LISTEN = {"imap": "127.0.0.1:0", "imaps": "127.0.0.1:0"}
-
-
-@pytest.fixture(scope="module")
-def own_upstream(tmp_path_factory):
-    server = LocalUpstream(tmp_path_factory.mktemp("imap-upstream"), [MailAccount(SHARED, "company-secret")])
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def imaps(gw, login: str | None = "zhang", password: str | None = None) -> imaplib.IMAP4_SSL:

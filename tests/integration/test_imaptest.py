@@ -35,15 +35,20 @@ def imaptest_binary() -> Path:
     return binary
 
 
-async def test_imaptest_compliance_groups(upstream, tmp_path):
+async def run_imaptest(upstream, tmp_path: Path, *args: str, timeout: float) -> str:  # type: ignore[no-untyped-def]
+    """imaptest against a gateway of its own, logged in as zhang; what it printed."""
     binary = imaptest_binary()
     async with running_gateway(upstream, tmp_path, listen=LISTEN) as gw:
         port = gw.gw.bound["imaps"].port
         result = await asyncio.to_thread(
             subprocess.run, [str(binary), "host=127.0.0.1", f"port={port}", "ssl=any-cert", "user=zhang",
-                             f"pass={PASSWORDS['zhang']}", f"test={binary.parent / 'tests'}"],
-            capture_output=True, text=True, timeout=600)
-    out = result.stdout + result.stderr
+                             f"pass={PASSWORDS['zhang']}", *(a.format(dir=binary.parent) for a in args)],
+            capture_output=True, text=True, timeout=timeout)
+    return result.stdout + result.stderr
+
+
+async def test_imaptest_compliance_groups(upstream, tmp_path):
+    out = await run_imaptest(upstream, tmp_path, "test={dir}/tests", timeout=600)
     m = re.search(r"(\d+) test groups: (\d+) failed, (\d+) skipped", out)
     assert m, out[-3000:]
     groups, failed, skipped = map(int, m.groups())
@@ -54,15 +59,8 @@ async def test_imaptest_compliance_groups(upstream, tmp_path):
 
 
 async def test_imaptest_stress_ten_clients_no_protocol_errors(upstream, tmp_path):
-    binary = imaptest_binary()
-    async with running_gateway(upstream, tmp_path, listen=LISTEN) as gw:
-        port = gw.gw.bound["imaps"].port
-        result = await asyncio.to_thread(
-            subprocess.run, [str(binary), "host=127.0.0.1", f"port={port}", "ssl=any-cert", "user=zhang",
-                             f"pass={PASSWORDS['zhang']}", "box=stress", "clients=10", "secs=20",
-                             f"mbox={binary.parent / 'tests' / 'default.mbox'}"],
-            capture_output=True, text=True, timeout=300)
-    out = result.stdout + result.stderr
+    out = await run_imaptest(upstream, tmp_path, "box=stress", "clients=10", "secs=20",
+                             "mbox={dir}/tests/default.mbox", timeout=300)
     print(out[-1500:])
     errors = [line for line in out.splitlines() if line.startswith("Error:")]
     assert not errors, "\n".join(errors[:30])
