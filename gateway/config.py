@@ -121,6 +121,8 @@ class Imap:
     """The salespeople's IMAP view ([listen] imap/imaps say where it listens)."""
 
     mask_roles: tuple[str, ...] = ("sales",)  # served customers' private contacts masked
+    bulk_bodies: int = 500  # message bodies fetched within bulk_minutes that make an audit event
+    bulk_minutes: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -234,12 +236,18 @@ def config_from_dict(raw: dict[str, Any], path: Path | None, sections: set[str] 
 
 
 def _imap(r: TableReader) -> Imap:
-    r.unknown_keys({"mask_roles"})
+    r.unknown_keys({"mask_roles", "bulk_bodies", "bulk_window"})
     roles = tuple(x.strip().lower() for x in r.get("mask_roles", list, ["sales"]))
     for role in roles:
         if role not in ROLES:
             raise r.fail("mask_roles", f"{role!r} is not a role (roles: {', '.join(ROLES)})")
-    return Imap(mask_roles=roles)
+    bodies = r.get("bulk_bodies", int, 500)
+    if bodies < 0:
+        raise r.fail("bulk_bodies", "must be 0 (no bulk-download events) or more")
+    window = r.duration("bulk_window", "10m")
+    if window <= 0:
+        raise r.fail("bulk_window", "must be more than 0")
+    return Imap(mask_roles=roles, bulk_bodies=bodies, bulk_minutes=window / 60)
 
 
 def _company(r: TableReader, base: Path) -> Company:

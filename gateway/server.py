@@ -17,9 +17,10 @@ from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
 from sqlmodel import Session
 
 from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
-from mailwarden.gateway.config import Config, HostPort
+from mailwarden.gateway.config import Config, HostPort, Imap
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_lock, make_budget, make_relay
+from mailwarden.gateway.imap.access import BulkWatch
 from mailwarden.gateway.imap.server import ImapServer
 from mailwarden.gateway.imap.session import Settings as ImapSettings
 from mailwarden.gateway.health import check_store, check_tls, watch_upstream
@@ -127,10 +128,10 @@ class Gateway:
                                                                         ("imaps", cfg.listen.imaps, True)) if addr]
         if not wanted:
             return
-        mask = cfg.imap.mask_roles if cfg.imap else ("sales",)
-        limits = self._limits()
-        self.imap = ImapServer(self.store, self.auth, self.registry, tls, limits,
-                               ImapSettings(mask_roles=mask, max_append=cfg.outbound.max_message_size))
+        imap = cfg.imap or Imap()
+        settings = ImapSettings(mask_roles=imap.mask_roles, max_append=cfg.outbound.max_message_size,
+                                bulk=BulkWatch(bodies=imap.bulk_bodies, minutes=imap.bulk_minutes))
+        self.imap = ImapServer(self.store, self.auth, self.registry, tls, self._limits(), settings)
         for name, addr, implicit in wanted:
             try:
                 server = await self.imap.listen(addr.host, addr.port, implicit=implicit)

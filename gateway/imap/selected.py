@@ -123,12 +123,13 @@ class Selected:
 
     # --- FETCH -------------------------------------------------------------------------------
 
-    async def fetch(self, cmd: Fetch, store: StoreHandle, user_id: int, masked: bool, write: Write) -> None:
+    async def fetch(self, cmd: Fetch, store: StoreHandle, user_id: int, masked: bool, write: Write) -> int:
+        """Answer FETCH; returns how many message bodies (or parts of them) it served."""
         chosen = self.resolve(cmd.messages, cmd.uid)
         if cmd.changed_since is not None:
             chosen = [(seq, m) for seq, m in chosen if m.modseq > cmd.changed_since]
         if not chosen:
-            return
+            return 0
         items = list(cmd.items)
         if not self.readonly and any(sets_seen(i) for i in items):
             unseen = [m.mail_id for _, m in chosen if "\\Seen" not in m.flags]
@@ -148,6 +149,7 @@ class Selected:
             data = await asyncio.to_thread(self._render, part, names, store, masked, uid=uid, flags=flags,
                                            modseq=want_modseq)
             await write(data)
+        return len(chosen) if any(_reads_body(i) for i in items) else 0
 
     def _render(self, part: list[tuple[int, Message]], items: list[FetchItem], store: StoreHandle, masked: bool,
                 *, uid: bool, flags: bool, modseq: bool) -> bytes:
@@ -231,6 +233,15 @@ class Selected:
     def deleted(self, only: SequenceSet | None = None) -> list[Message]:
         chosen = [m for _, m in self.resolve(only, True)] if only is not None else self.messages
         return [m for m in chosen if "\\Deleted" in m.flags and m.uid not in self.gone]
+
+
+def _reads_body(item: FetchItem) -> bool:
+    """The item serves message text (not a header, not a MIME header): what the access audit counts."""
+    if item.name in ("RFC822", "RFC822.TEXT"):
+        return True
+    if item.name in ("BODY[]", "BINARY[]"):
+        return item.section is None or not item.section.text.startswith(("HEADER", "MIME"))
+    return False
 
 
 def _uses_modseq(key: object) -> bool:

@@ -15,7 +15,7 @@ import base64
 import binascii
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mailwarden.store import StoreHandle
@@ -25,6 +25,7 @@ from mailwarden.gateway.auth import Authenticator, Identity, masked as masked_lo
 from mailwarden.gateway.sync.reading import read_mail
 
 from . import commands as c
+from .access import BulkWatch
 from .bodystructure import describe
 from .listing import list_lines, status_line
 from .names import canonical, wire_name
@@ -48,6 +49,7 @@ ReadLine = Callable[[], Awaitable[bytes | None]]
 class Settings:
     mask_roles: tuple[str, ...] = ("sales",)
     max_append: int = 50 * 2**20
+    bulk: BulkWatch = field(default_factory=BulkWatch)
 
 
 class Closing(Exception):
@@ -405,7 +407,13 @@ class ImapSession:
         if not cmd.uid and not sel.valid_sequence(cmd.messages):
             await self.done(cmd.tag, "BAD No such message sequence number")
             return
-        await sel.fetch(cmd, self.store, self.identity.user_id, self.masked, self.write)
+        bodies = await sel.fetch(cmd, self.store, self.identity.user_id, self.masked, self.write)
+        total = self.settings.bulk.count(self.identity.login, bodies)
+        if total is not None:
+            log.warning("bulk download: %s fetched %d message bodies within %g min (peer %s)",
+                        self.identity.login, total, self.settings.bulk.minutes, self.peer)
+            await asyncio.to_thread(self.settings.bulk.report, self.store.audit, self.identity.login, total,
+                                    self.peer, sel.box.name)
         await self.done(cmd.tag, f"OK {'UID ' if cmd.uid else ''}FETCH done")
 
     async def store_flags(self, cmd: c.Command) -> None:

@@ -28,7 +28,7 @@ PASSWORDS = {"zhang": "zhang-password", "li": "li-password-1"}
 
 def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, rules: dict | None = None,  # type: ignore[no-untyped-def]
                    sync: dict | None = None, address: str = SHARED, imap_port: int | None = None,
-                   listen: dict | None = None, **outbound) -> Config:
+                   listen: dict | None = None, imap: dict | None = None, **outbound) -> Config:
     """``imap_port``: where the gateway finds the upstream's IMAPS (a fault proxy's port);
     ``sync``: the ``[sync]`` table; off unless given (the shared upstream's INBOX holds every
     test's mail: the sync is tried on upstreams of its own, see tests/integration/test_sync.py)."""
@@ -46,6 +46,7 @@ def gateway_config(tmp_path: Path, upstream, *, smtp_port: int | None = None, ru
         "auth": {"base_delay": "0.05s", "max_delay": "0.4s", "max_failures": 6, "lockout": "60s"},
         "rules": rules or {},
         "sync": sync if sync is not None else {"enabled": False},
+        "imap": imap or {},
     }
     return config_from_dict(raw, tmp_path / "mailwarden.toml", SECTIONS)
 

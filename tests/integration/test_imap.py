@@ -14,7 +14,8 @@ import uuid
 
 import pytest
 from mailwarden.store.directory import add_customer, add_user, assign_customer
-from sqlmodel import Session
+from mailwarden.store.models import AuditEvent
+from sqlmodel import Session, select
 
 from .conftest import PASSWORDS, SHARED, running_gateway
 from .test_sync import inbound, own_upstream, wait_for_mail  # noqa: F401 (a fixture: a mailbox of this module's own)
@@ -55,7 +56,7 @@ def subjects(c: imaplib.IMAP4, box: str = "INBOX") -> list[str]:
 async def world(own_upstream, tmp_path):
     """The gateway, syncing; zhang owns Acme (buyer.test), li owns Max (max@gmail.com); a
     supervisor and an admin."""
-    async with running_gateway(own_upstream, tmp_path, sync=SYNC, listen=LISTEN) as gw:
+    async with running_gateway(own_upstream, tmp_path, sync=SYNC, listen=LISTEN, imap={"bulk_bodies": 3}) as gw:
         with Session(gw.store.engine) as s:
             add_customer(session=s, name="Max Buyer", contacts=["max@gmail.com"], owner="li")
             add_user(session=s, login="boss", name="Boss", password="boss-password", role="admin")
@@ -272,3 +273,25 @@ async def test_drafts_take_appends_and_sent_is_filed_by_the_gateway(world):
     assert typ == "OK" and "APPENDUID" in text
     assert drafts == ["draft one"]
     assert others == "OKNO"
+
+
+async def test_a_bulk_download_is_an_audit_event(world, own_upstream):
+    tag = uuid.uuid4().hex[:6]
+    for i in range(4):
+        await deliver(own_upstream, "eva@buyer.test", f"bulk {i} {tag}")
+    await wait_for_mail(world.store, f"bulk 3 {tag}")
+
+    def fetch_all() -> None:
+        with imaps(world) as z:
+            z.select("INBOX", readonly=True)
+            z.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")  # a listing: not counted
+            assert not events()
+            z.fetch("1:*", "(BODY.PEEK[])")
+
+    def events() -> list[str]:
+        with Session(world.store.engine) as s:
+            return list(s.exec(select(AuditEvent.actor).where(AuditEvent.action == "imap.bulk_download")).all())
+
+    await asyncio.to_thread(fetch_all)
+    found = events()
+    assert found == ["zhang"]
