@@ -48,6 +48,7 @@ class Opened:
     box: BoxInfo
     epoch: int
     messages: list[Message]
+    recent_above: int = 0  # UIDs above this are \Recent for the session that opened it
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Update:
     added: list[Message] = field(default_factory=list)
     expunged: list[int] = field(default_factory=list)
     changed: list[Message] = field(default_factory=list)  # flags or modseq changed (not added ones)
+    recent_above: int | None = None  # claimed: UIDs above this are \Recent for this session
 
 
 class NotYours(LookupError):
@@ -112,8 +114,19 @@ def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) ->
     return [Message(uid, mail_id, modseq, flags.get(mail_id, frozenset())) for uid, mail_id, modseq in rows]
 
 
-def open_box(engine: Engine, user_id: int, name: str) -> Opened:
-    """The mailbox ``name`` (canonical) of the user, brought up to date, with its messages."""
+def _claim_recent(box: ImapBox, rows: Sequence[tuple[int, int, int]] | Sequence[int]) -> int:
+    """Take the news of the box for one session: returns the old mark (UIDs above it are
+    \\Recent to that session alone, RFC 3501 2.3.2)."""
+    old = box.recent_uid
+    top = max((r if isinstance(r, int) else r[0] for r in rows), default=0)
+    if top > old:
+        box.recent_uid = top
+    return old
+
+
+def open_box(engine: Engine, user_id: int, name: str, *, claim: bool = False) -> Opened:
+    """The mailbox ``name`` (canonical) of the user, brought up to date, with its messages;
+    ``claim``: a SELECT, which takes the box's \\Recent messages for itself."""
     with _writing(engine) as s:
         user = _user(s, user_id)
         box = _box(s, user, name)
@@ -121,7 +134,9 @@ def open_box(engine: Engine, user_id: int, name: str) -> Opened:
         refresh(s, user, box)
         rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
             ImapEntry.box_id == box.id, col(ImapEntry.expunged_modseq).is_(None)).order_by(ImapEntry.uid)).all()
-        return Opened(_info(box), seen, _messages(s, user_id, rows))
+        recent = _claim_recent(box, rows) if claim else box.recent_uid
+        s.add(box)
+        return Opened(_info(box), seen, _messages(s, user_id, rows), recent)
 
 
 def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
@@ -131,7 +146,7 @@ def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
         return epoch(s), int(modseq or 0)
 
 
-def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool) -> Update:
+def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool, claim: bool = False) -> Update:
     """What changed in the box after ``since_modseq``; ``resolve``: the views may have changed
     (the epoch moved), so bring the box in line with them first."""
     with _writing(engine) as s:
@@ -148,7 +163,12 @@ def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolv
         gone = s.exec(select(ImapEntry.uid).where(ImapEntry.box_id == box.id,
                                                   col(ImapEntry.expunged_modseq) > since_modseq)).all()
         live = [(r[0], r[1], r[2]) for r in rows if r[3] is None]
-        return Update(_info(box), seen, changed=_messages(s, user_id, live), expunged=sorted(set(gone)))
+        recent = None
+        if claim:
+            recent = _claim_recent(box, live)
+            s.add(box)
+        return Update(_info(box), seen, changed=_messages(s, user_id, live), expunged=sorted(set(gone)),
+                      recent_above=recent)
 
 
 def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], mode: str,
@@ -316,11 +336,12 @@ def mail_rows(engine: Engine, mail_ids: Sequence[int]) -> dict[int, Mail]:
     return out
 
 
-def status(engine: Engine, user_id: int, name: str) -> tuple[BoxInfo, int, int]:
-    """(box, messages, unseen) of one of the user's mailboxes, brought up to date."""
+def status(engine: Engine, user_id: int, name: str) -> tuple[BoxInfo, int, int, int]:
+    """(box, messages, unseen, recent) of one of the user's mailboxes, brought up to date."""
     opened = open_box(engine, user_id, name)
     unseen = sum(1 for m in opened.messages if "\\Seen" not in m.flags)
-    return opened.box, len(opened.messages), unseen
+    recent = sum(1 for m in opened.messages if m.uid > opened.recent_above)
+    return opened.box, len(opened.messages), unseen, recent
 
 
 def subscribe(engine: Engine, user_id: int, name: str, on: bool) -> None:

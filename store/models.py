@@ -292,6 +292,8 @@ class ImapBox(SQLModel, table=True):
     uidvalidity: int = Field(sa_column=Column(BigInteger, nullable=False))
     uid_next: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
     highest_modseq: int = Field(default=1, sa_column=Column(BigInteger, nullable=False, default=1))
+    # UIDs above it are \Recent: no session with the box selected has been told of them yet
+    recent_uid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0, server_default="0"))
     subscribed: bool = True
     gone: bool = False  # no longer the user's (a customer reassigned away): hidden, kept for its UIDs
     created_at: datetime = _ts()  # type: ignore[assignment]

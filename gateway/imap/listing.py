@@ -81,9 +81,9 @@ def _order(name: str) -> tuple[int, str]:
     return (first.index(top) if top in first else len(first), name)
 
 
-def status_line(box: BoxInfo, items: tuple[str, ...], messages: int, unseen: int, size: int,
+def status_line(box: BoxInfo, items: tuple[str, ...], messages: int, unseen: int, recent: int,
                 *, utf8: bool) -> bytes:
-    values = {"MESSAGES": messages, "RECENT": 0, "UIDNEXT": box.uid_next, "UIDVALIDITY": box.uidvalidity,
-              "UNSEEN": unseen, "HIGHESTMODSEQ": box.highest_modseq, "SIZE": size}
+    values = {"MESSAGES": messages, "RECENT": recent, "UIDNEXT": box.uid_next, "UIDVALIDITY": box.uidvalidity,
+              "UNSEEN": unseen, "HIGHESTMODSEQ": box.highest_modseq}
     body = " ".join(f"{item} {values[item]}" for item in items if item in values)
     return b"STATUS " + wire_name(box.name, utf8=utf8) + b" (" + body.encode() + b")"

@@ -104,10 +104,12 @@ def matches(key: SearchKey, c: Candidate, ctx: SearchContext, charset: str, now:
         return _FLAG_KEYS[name] in c.flags
     if name.startswith("UN") and name[2:] in _FLAG_KEYS:
         return _FLAG_KEYS[name[2:]] not in c.flags
-    if name in ("RECENT", "NEW"):
-        return False  # no session is told of a message as recent
+    if name == "RECENT":
+        return "\\Recent" in c.flags
+    if name == "NEW":
+        return "\\Recent" in c.flags and "\\Seen" not in c.flags
     if name == "OLD":
-        return True
+        return "\\Recent" not in c.flags
     if name == "KEYWORD":
         return str(value) in c.flags
     if name == "UNKEYWORD":

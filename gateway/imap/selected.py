@@ -23,6 +23,7 @@ from .fetching import render_item, sets_seen, source_of
 from .searching import Candidate, SearchContext, search
 from .respond import flag_list, sequence_set
 
+SYSTEM = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 CHUNK = 100  # messages rendered per worker-thread call: the loop writes one chunk while the next renders
 Write = Callable[[bytes], Awaitable[None]]
 
@@ -36,9 +37,26 @@ class Selected:
     condstore: bool = False
     known_modseq: int = 0
     gone: set[int] = field(default_factory=set)  # UIDs expunged in the store, not yet told
+    keywords: set[str] = field(default_factory=set)  # told in FLAGS: a client must not see others
+    recent: set[int] = field(default_factory=set)  # UIDs \\Recent to this session
 
     def __post_init__(self) -> None:
         self.known_modseq = self.box.highest_modseq
+        self.keywords = {f for m in self.messages for f in m.flags if not f.startswith("\\")}
+
+    def flags_lines(self) -> bytes:
+        """FLAGS and PERMANENTFLAGS: the system flags and every keyword in the mailbox."""
+        names = [*SYSTEM, *sorted(self.keywords)]
+        permanent = b"()" if self.readonly else flag_list([*names, "\\*"])
+        return (b"* FLAGS " + flag_list(names) + b"\r\n* OK [PERMANENTFLAGS " + permanent + b"] Flags\r\n")
+
+    def _new_keywords(self, messages: list[Message]) -> bytes:
+        """FLAGS again when these messages carry keywords the client was not told of (RFC 3501 7.2.6)."""
+        new = {f for m in messages for f in m.flags if not f.startswith("\\")} - self.keywords
+        if not new:
+            return b""
+        self.keywords |= new
+        return self.flags_lines()
 
     # --- which messages a set names ------------------------------------------------------
 
@@ -71,7 +89,7 @@ class Selected:
         epoch, modseq = await asyncio.to_thread(st.box_state, store.engine, self.box.id)
         if epoch != self.epoch or modseq != self.known_modseq:
             update = await asyncio.to_thread(st.poll, store.engine, user_id, self.box.id, self.known_modseq,
-                                             resolve=epoch != self.epoch)
+                                             resolve=epoch != self.epoch, claim=not self.readonly)
             self.epoch, self.known_modseq = update.epoch, update.box.highest_modseq
             self.box = update.box
             self.gone.update(update.expunged)
@@ -83,15 +101,20 @@ class Selected:
                     if m.uid > (self.messages[-1].uid if self.messages else 0):
                         self.messages.append(m)
                         added += 1
+                        if update.recent_above is not None and m.uid > update.recent_above:
+                            self.recent.add(m.uid)
+                        told = self._new_keywords([m])
+                        if told:
+                            await write(told)
                     continue
                 old = self.messages[i]
                 self.messages[i] = m
                 if old.flags != m.flags:
-                    await write(self.flags_line(i + 1, m, uid=False))
+                    await write(self._new_keywords([m]) + self.flags_line(i + 1, m, uid=False))
             if expunge:
                 await self.tell_expunged(write)
             if added:
-                await write(b"* %d EXISTS\r\n" % len(self.messages))
+                await write(b"* %d EXISTS\r\n* %d RECENT\r\n" % (len(self.messages), len(self.recent)))
         elif expunge and self.gone:
             await self.tell_expunged(write)
 
@@ -105,6 +128,7 @@ class Selected:
             seq += 1
             if m.uid in self.gone:
                 out.append(b"* %d EXPUNGE\r\n" % seq)
+                self.recent.discard(m.uid)
                 seq -= 1
             else:
                 keep.append(m)
@@ -113,8 +137,11 @@ class Selected:
         if out:
             await write(b"".join(out))
 
+    def flag_names(self, m: Message) -> list[str]:
+        return sorted(m.flags | {"\\Recent"}) if m.uid in self.recent else sorted(m.flags)
+
     def flags_line(self, seq: int, m: Message, *, uid: bool) -> bytes:
-        parts = [b"FLAGS " + flag_list(sorted(m.flags))]
+        parts = [b"FLAGS " + flag_list(self.flag_names(m))]
         if uid:
             parts.insert(0, b"UID %d" % m.uid)
         if self.condstore:
@@ -160,7 +187,7 @@ class Selected:
             if uid:
                 fields.append(b"UID %d" % m.uid)
             if flags:
-                fields.append(b"FLAGS " + flag_list(sorted(m.flags)))
+                fields.append(b"FLAGS " + flag_list(self.flag_names(m)))
             if modseq:
                 fields.append(b"MODSEQ (%d)" % m.modseq)
             if items:
@@ -191,6 +218,9 @@ class Selected:
         after, refused = await asyncio.to_thread(st.store_flags, store.engine, user_id, self.box.id, ids, cmd.mode,
                                                  list(cmd.flags), cmd.unchanged_since, modseqs)
         self._take(after)
+        told = self._new_keywords(list(after.values()))
+        if told:
+            await write(told)
         refused_set = set(refused)
         if not cmd.silent or self.condstore:
             lines = [self.flags_line(seq, self.messages[seq - 1], uid=cmd.uid) for seq, m in chosen
@@ -206,7 +236,8 @@ class Selected:
 
     async def search(self, cmd: Search, store: StoreHandle, masked: bool, write: Write) -> bytes:
         """Returns the untagged answer."""
-        candidates = [Candidate(i + 1, m.uid, m.mail_id, m.modseq, m.flags) for i, m in enumerate(self.messages)]
+        candidates = [Candidate(i + 1, m.uid, m.mail_id, m.modseq, frozenset(self.flag_names(m)))
+                      for i, m in enumerate(self.messages)]
 
         def run() -> list[Candidate]:
             mails = st.mail_rows(store.engine, [c.mail_id for c in candidates])

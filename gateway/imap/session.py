@@ -38,8 +38,6 @@ PRE_TLS = "IMAP4rev1 LITERAL+ ID ENABLE STARTTLS LOGINDISABLED"
 PRE_AUTH = "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR AUTH=PLAIN"
 AUTHED = ("IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE UNSELECT CHILDREN "
           "CONDSTORE ESEARCH LIST-EXTENDED LIST-STATUS")
-PERMANENT = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
-FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft)"
 NOT_YOURS = "NO [NONEXISTENT] No such mailbox (没有这个邮件夹)"
 Write = Callable[[bytes], Awaitable[None]]
 ReadLine = Callable[[], Awaitable[bytes | None]]
@@ -261,8 +259,9 @@ class ImapSession:
 
     async def _status_line(self, name: str, items: tuple[str, ...]) -> None:
         assert self.identity is not None
-        box, messages, unseen = await asyncio.to_thread(st.status, self.store.engine, self.identity.user_id, name)
-        await self.untagged(status_line(box, items, messages, unseen, 0, utf8=self.utf8))
+        box, messages, unseen, recent = await asyncio.to_thread(st.status, self.store.engine,
+                                                                self.identity.user_id, name)
+        await self.untagged(status_line(box, items, messages, unseen, recent, utf8=self.utf8))
 
     async def status(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.Status)
@@ -277,13 +276,14 @@ class ImapSession:
             await self.untagged("OK [CLOSED] Previous mailbox closed")
         if cmd.condstore or cmd.qresync:
             self.condstore = True
-        opened = await asyncio.to_thread(st.open_box, self.store.engine, self.identity.user_id, name)
         readonly = cmd.name == "EXAMINE"
+        opened = await asyncio.to_thread(st.open_box, self.store.engine, self.identity.user_id, name,
+                                         claim=not readonly)
         sel = Selected(opened.box, readonly, opened.messages, opened.epoch, condstore=self.condstore)
+        sel.recent = {m.uid for m in opened.messages if m.uid > opened.recent_above}
         box = opened.box
         unseen = next((i + 1 for i, m in enumerate(sel.messages) if "\\Seen" not in m.flags), None)
-        lines = [b"* FLAGS " + FLAGS, b"* OK [PERMANENTFLAGS " + (b"()" if readonly else PERMANENT) + b"] Flags",
-                 b"* %d EXISTS" % len(sel.messages), b"* 0 RECENT",
+        lines = [sel.flags_lines().rstrip(b"\r\n"), b"* %d EXISTS" % len(sel.messages), b"* %d RECENT" % len(sel.recent),
                  b"* OK [UIDVALIDITY %d] UIDs valid" % box.uidvalidity, b"* OK [UIDNEXT %d] Next UID" % box.uid_next,
                  b"* OK [HIGHESTMODSEQ %d] Highest" % box.highest_modseq]
         if unseen is not None:
