@@ -363,15 +363,38 @@ def create(engine: Engine, user_id: int, name: str) -> BoxInfo:
             raise FileExistsError(name)
         if old is not None:  # made again: a new UIDVALIDITY, UIDs start over
             # UIDs go on from where they were (the old ones stay recorded), under a new UIDVALIDITY
-            old.gone, old.uidvalidity = False, _new_uidvalidity(s, user_id)
+            old.gone, old.uidvalidity, old.subscribed = False, _new_uidvalidity(s, user_id), False
             s.add(old)
             s.flush()
             return _info(old)
-        box = ImapBox(user_id=user_id, name=name, kind="personal", uidvalidity=_new_uidvalidity(s, user_id))
+        # CREATE does not subscribe (RFC 3501 6.3.3): clients that want it say SUBSCRIBE
+        box = ImapBox(user_id=user_id, name=name, kind="personal", uidvalidity=_new_uidvalidity(s, user_id),
+                      subscribed=False)
         s.add(box)
         s.flush()
         del user
         return _info(box)
+
+
+def rename(engine: Engine, user_id: int, old: str, new: str) -> None:
+    """RENAME a folder of the user's own, and the folders under it; the UIDs go with them."""
+    with _writing(engine) as s:
+        user = _user(s, user_id)
+        box = _box(s, user, old)
+        if box.kind != "personal":
+            raise CannotPlace(old)
+        have = {b.name: b for b in s.exec(select(ImapBox).where(ImapBox.user_id == user_id)).all()}
+        if new in have and not (have[new].kind == "personal" and have[new].gone):
+            raise FileExistsError(new)
+        if new in have:  # a deleted folder of that name: its UIDs are not reused, its row is
+            gone = have.pop(new)
+            gone.name = f"{new}\x01gone{gone.id}"  # no client can spell it (a control character)
+            s.add(gone)
+            s.flush()
+        for name, b in have.items():
+            if b.kind == "personal" and (name == old or name.startswith(old + "/")):
+                b.name = new + name[len(old):]
+                s.add(b)
 
 
 def remove(engine: Engine, user_id: int, name: str) -> None:
@@ -393,4 +416,4 @@ def remove(engine: Engine, user_id: int, name: str) -> None:
 
 __all__ = ["SYSTEM_FLAGS", "BoxInfo", "CannotPlace", "Message", "NotYours", "Opened", "Update", "append",
            "box_state", "create", "delete", "mail_rows", "mailboxes", "open_box", "place", "poll", "remove",
-           "status", "store_flags", "subscribe"]
+           "rename", "status", "store_flags", "subscribe"]

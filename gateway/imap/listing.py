@@ -59,6 +59,19 @@ def list_lines(cmd: List, boxes: list[BoxInfo], *, utf8: bool) -> list[bytes]:
             if name in seen or not match(name):
                 continue
             box = names[name]
+            if lsub:
+                # RFC 3501 6.3.9: a level that is not subscribed itself, above one that is,
+                # answers "%" as \Noselect
+                if box is not None and box.subscribed:
+                    attrs: list[str] = []
+                elif "%" in pattern.decode("latin-1") and any(
+                        b.subscribed for other, b in names.items() if b and other.startswith(name + DELIMITER)):
+                    attrs = ["\\Noselect"]
+                else:
+                    continue
+                seen.add(name)
+                out.append(verb + b" (" + " ".join(attrs).encode() + b') "/" ' + wire_name(name, utf8=utf8))
+                continue
             if want_subscribed and (box is None or not box.subscribed):
                 continue
             if special_only and (box is None or box.kind not in SPECIAL_USE):

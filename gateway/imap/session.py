@@ -38,6 +38,7 @@ PRE_TLS = "IMAP4rev1 LITERAL+ ID ENABLE STARTTLS LOGINDISABLED"
 PRE_AUTH = "IMAP4rev1 LITERAL+ ID ENABLE SASL-IR AUTH=PLAIN"
 AUTHED = ("IMAP4rev1 LITERAL+ ID ENABLE IDLE UIDPLUS MOVE SPECIAL-USE NAMESPACE UNSELECT CHILDREN "
           "CONDSTORE ESEARCH LIST-EXTENDED LIST-STATUS")
+RESERVED = ("INBOX", "Sent", "Drafts", "Trash", "Pool", "Customers", "Retention")  # the gateway's levels
 NOT_YOURS = "NO [NONEXISTENT] No such mailbox (没有这个邮件夹)"
 Write = Callable[[bytes], Awaitable[None]]
 ReadLine = Callable[[], Awaitable[bytes | None]]
@@ -295,12 +296,10 @@ class ImapSession:
     async def create(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.MailboxCommand) and self.identity is not None
         name = self.name(cmd.mailbox)
-        boxes = {b.name.upper() if b.name.upper() == "INBOX" else b.name for b in await self._boxes()}
-        top = name.split("/")[0]
-        if name in boxes or top in ("INBOX", "Pool", "Customers", "Retention") and "/" not in name and name in boxes:
+        if name in {b.name for b in await self._boxes()}:
             await self.done(cmd.tag, "NO [ALREADYEXISTS] Mailbox exists")
             return
-        if top in ("INBOX", "Sent", "Drafts", "Trash", "Pool", "Customers", "Retention"):
+        if name.split("/")[0] in RESERVED:
             await self.done(cmd.tag, "NO [CANNOT] Folders of your own go beside INBOX, not inside the gateway's "
                                      "(请在顶层新建邮件夹)")
             return
@@ -324,7 +323,22 @@ class ImapSession:
         await self.done(cmd.tag, "OK DELETE done")
 
     async def rename(self, cmd: c.Command) -> None:
-        await self.done(cmd.tag, "NO [CANNOT] Mailboxes cannot be renamed here; make a new one and move the mail")
+        assert isinstance(cmd, c.Rename) and self.identity is not None
+        old, new = self.name(cmd.old), self.name(cmd.new)
+        if new.split("/")[0] in RESERVED:
+            await self.done(cmd.tag, "NO [CANNOT] Folders of your own go beside INBOX, not inside the gateway's")
+            return
+        try:
+            await asyncio.to_thread(st.rename, self.store.engine, self.identity.user_id, old, new)
+        except st.CannotPlace:
+            await self.done(cmd.tag, "NO [CANNOT] Only folders you made can be renamed (只能重命名自建邮件夹)")
+            return
+        except FileExistsError:
+            await self.done(cmd.tag, "NO [ALREADYEXISTS] Mailbox exists")
+            return
+        if self.selected is not None and self.selected.box.name == old:
+            self.selected = None
+        await self.done(cmd.tag, "OK RENAME done")
 
     async def subscribe(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.MailboxCommand) and self.identity is not None

@@ -87,3 +87,24 @@ def test_nobody_opens_a_box_that_is_not_theirs(store):
         except st.NotYours:
             continue
         raise AssertionError(name)
+
+
+def test_own_folders_rename_with_their_children_and_uids(store):
+    u = _ids(store)
+    st.create(store.engine, u["zhang"], "Projects")
+    st.create(store.engine, u["zhang"], "Projects/2027")
+    inbox = st.open_box(store.engine, u["zhang"], "INBOX")
+    st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects/2027")
+    before = st.open_box(store.engine, u["zhang"], "Projects/2027")
+    st.rename(store.engine, u["zhang"], "Projects", "Archive")
+    names = {b.name for b in st.mailboxes(store.engine, u["zhang"])}
+    assert {"Archive", "Archive/2027"} <= names and not {"Projects", "Projects/2027"} & names
+    after = st.open_box(store.engine, u["zhang"], "Archive/2027")
+    assert [m.uid for m in after.messages] == [m.uid for m in before.messages]
+    assert after.box.uidvalidity == before.box.uidvalidity
+    for old, new in (("INBOX", "Mine"), ("Archive", "Archive/2027")):
+        try:
+            st.rename(store.engine, u["zhang"], old, new)
+        except (st.CannotPlace, FileExistsError):
+            continue
+        raise AssertionError(f"renamed {old} to {new}")
