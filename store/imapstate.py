@@ -308,14 +308,15 @@ def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Seque
         else:
             row.place, row.box_id = "box", dest.id
         s.add(row)
-        if flags:
-            fl = s.get(ImapFlags, (user_id, mail_id))
-            text = " ".join(sorted(set(flags)))
-            if fl is None:
-                s.add(ImapFlags(user_id=user_id, mail_id=mail_id, flags=text))
-            else:
-                fl.flags = text
-                s.add(fl)
+        # The appended message has the flags given, whatever the same bytes had before
+        fl = s.get(ImapFlags, (user_id, mail_id))
+        text = " ".join(sorted(set(flags)))
+        if fl is None:
+            s.add(ImapFlags(user_id=user_id, mail_id=mail_id, flags=text))
+        elif fl.flags != text:
+            fl.flags = text
+            s.add(fl)
+            _bump(s, user_id, [mail_id])
         s.flush()
         bump_epoch(s)
         refresh(s, user, dest)

@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta, timezone
 from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
+from email.utils import parsedate_tz
 
 from mailwarden.store.blobs import Blobs, BlobMissing
 from mailwarden.store.models import Mail, MailText
@@ -90,6 +91,19 @@ def _day(mail_date: datetime | None) -> date | None:
     return mail_date.astimezone(timezone.utc).date()
 
 
+def _sent_day(ctx: SearchContext, mail_id: int) -> date | None:
+    """The day of the Date field as written, in its own zone (RFC 3501 6.4.4: "disregarding
+    time and timezone")."""
+    value = ctx.header(mail_id).get("date")
+    parsed = parsedate_tz(str(value)) if value else None
+    if parsed is None:
+        return None
+    try:
+        return date(parsed[0], parsed[1], parsed[2])
+    except ValueError:
+        return None
+
+
 def matches(key: SearchKey, c: Candidate, ctx: SearchContext, charset: str, now: datetime) -> bool:
     if isinstance(key, And):
         return all(matches(k, c, ctx, charset, now) for k in key.keys)
@@ -126,7 +140,7 @@ def matches(key: SearchKey, c: Candidate, ctx: SearchContext, charset: str, now:
     if name in ("LARGER", "SMALLER"):
         return mail.size > int(value) if name == "LARGER" else mail.size < int(value)  # type: ignore[arg-type]
     if name in ("BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"):
-        day = _day(mail.sent_date if name.startswith("SENT") else mail.internal_date)
+        day = _sent_day(ctx, c.mail_id) if name.startswith("SENT") else _day(mail.internal_date)
         if day is None:
             return False
         op = name[4:] if name.startswith("SENT") else name

@@ -255,7 +255,7 @@ class Selected:
         if cmd.returns is not None:
             return _esearch(cmd, numbers)
         line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
-        if self.condstore and _uses_modseq(cmd.criteria) and found:
+        if self.condstore and uses_modseq(cmd.criteria) and found:
             line += b" (MODSEQ %d)" % max(c.modseq for c in found)
         return line + b"\r\n"
 
@@ -275,17 +275,17 @@ def _reads_body(item: FetchItem) -> bool:
     return False
 
 
-def _uses_modseq(key: object) -> bool:
+def uses_modseq(key: object) -> bool:
     from .commands import And, Key, Not, Or
 
     if isinstance(key, Key):
         return key.name == "MODSEQ"
     if isinstance(key, And):
-        return any(_uses_modseq(k) for k in key.keys)
+        return any(uses_modseq(k) for k in key.keys)
     if isinstance(key, Or):
-        return _uses_modseq(key.left) or _uses_modseq(key.right)
+        return uses_modseq(key.left) or uses_modseq(key.right)
     if isinstance(key, Not):
-        return _uses_modseq(key.key)
+        return uses_modseq(key.key)
     return False
 
 

@@ -30,7 +30,7 @@ from .bodystructure import describe
 from .listing import list_lines, status_line
 from .names import canonical, wire_name
 from .respond import flag_list
-from .selected import Selected, copy_uids
+from .selected import Selected, copy_uids, uses_modseq
 
 log = logging.getLogger(__name__)
 
@@ -266,6 +266,7 @@ class ImapSession:
 
     async def status(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.Status)
+        self._condstore("HIGHESTMODSEQ" in cmd.items)
         await self._status_line(self.name(cmd.mailbox), cmd.items)
         await self.done(cmd.tag, "OK STATUS done")
 
@@ -414,9 +415,17 @@ class ImapSession:
         await self.catch_up(expunge=True)
         await self.done(cmd.tag, "OK EXPUNGE done")
 
+    def _condstore(self, used: bool) -> None:
+        """RFC 7162 3.1: a command that uses MODSEQs turns CONDSTORE on for the session."""
+        if used and not self.condstore:
+            self.condstore = True
+            if self.selected is not None:
+                self.selected.condstore = True
+
     async def fetch(self, cmd: c.Command) -> None:
         sel = self.selected
         assert isinstance(cmd, c.Fetch) and sel is not None and self.identity is not None
+        self._condstore(cmd.changed_since is not None or any(i.name == "MODSEQ" for i in cmd.items))
         await self.catch_up(expunge=cmd.uid)
         if not cmd.uid and not sel.valid_sequence(cmd.messages):
             await self.done(cmd.tag, "BAD No such message sequence number")
@@ -433,6 +442,7 @@ class ImapSession:
     async def store_flags(self, cmd: c.Command) -> None:
         sel = self.selected
         assert isinstance(cmd, c.Store) and sel is not None and self.identity is not None
+        self._condstore(cmd.unchanged_since is not None)
         await self.catch_up(expunge=cmd.uid)
         if sel.readonly:
             await self.done(cmd.tag, "NO [READ-ONLY] Mailbox is read-only")
@@ -449,6 +459,7 @@ class ImapSession:
     async def search(self, cmd: c.Command) -> None:
         sel = self.selected
         assert isinstance(cmd, c.Search) and sel is not None
+        self._condstore(uses_modseq(cmd.criteria))
         if cmd.charset not in (None, "UTF-8", "US-ASCII"):
             await self.done(cmd.tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Search in UTF-8")
             return
