@@ -17,8 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from .db import session_scope, writer_engine
-from .mails import Filing, NewMail, insert_mail, known_blobs
-from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, User
+from .mails import Filing, NewMail, insert_mail
+from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, MailText, User
 from .views import boxes, bump_epoch, epoch, refresh
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
@@ -228,18 +228,40 @@ def _bump(s: Session, user_id: int, mail_ids: list[int]) -> None:
             s.add(e)
 
 
-def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str) -> dict[int, int]:
+def _copy_of(s: Session, user_id: int, mail_id: int) -> int:
+    """A copy of a mail of its own (the same bytes, its own row, flags and search text) for a
+    folder of the user's: in no customer's box, nobody else's view."""
+    mail = s.get(Mail, mail_id)
+    assert mail is not None
+    fields = mail.model_dump(exclude={"id", "customer_id", "user_id", "direction", "filed_by", "out_message_id"})
+    copy = Mail(**fields, user_id=user_id, direction="copy", filed_by="copy")
+    s.add(copy)
+    s.flush()
+    assert copy.id is not None
+    text = s.get(MailText, mail_id)
+    s.add(MailText(mail_id=copy.id, body=text.body if text else ""))
+    flags = s.get(ImapFlags, (user_id, mail_id))
+    if flags is not None:
+        s.add(ImapFlags(user_id=user_id, mail_id=copy.id, flags=flags.flags))
+    return copy.id
+
+
+def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str, *, copy: bool = False) -> dict[int, int]:
     """Put mails where the user moved them: ``target`` the canonical name of one of their boxes.
 
     Trash and their own folders hold what is placed there; moving to INBOX takes a mail back to
     where its filing shows it (out of Trash).  Other boxes are filled by filing, not by hand:
-    :class:`CannotPlace`.  Returns mail id -> its UID in ``target``."""
+    :class:`CannotPlace`.  ``copy`` into Drafts or a folder of their own leaves the mail where it
+    is and places a copy.  Returns mail id -> the UID it (or its copy) has in ``target``."""
     with _writing(engine) as s:
         user = _user(s, user_id)
         dest = _box(s, user, target)
         if dest.kind not in ("trash", "personal", "drafts", "inbox"):
             raise CannotPlace(target)
-        for mail_id in mail_ids:
+        copies: dict[int, int] = {}
+        if copy and dest.kind in ("personal", "drafts"):
+            copies = {mail_id: _copy_of(s, user_id, mail_id) for mail_id in mail_ids}
+        for mail_id in (copies[m] if copies else m for m in mail_ids):
             row = s.get(ImapPlacement, (user_id, mail_id))
             if dest.kind == "inbox":
                 if row is not None:
@@ -254,11 +276,14 @@ def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str) ->
         s.flush()
         bump_epoch(s)
         refresh(s, user, dest)
+        placed = list(copies.values()) if copies else list(mail_ids)
         uids = dict(s.exec(select(ImapEntry.mail_id, ImapEntry.uid).where(
-            ImapEntry.box_id == dest.id, col(ImapEntry.mail_id).in_(list(mail_ids)),
+            ImapEntry.box_id == dest.id, col(ImapEntry.mail_id).in_(placed),
             col(ImapEntry.expunged_modseq).is_(None))).all())
         if dest.kind == "inbox" and set(uids) != set(mail_ids):
             raise CannotPlace(target)  # not mail of theirs that INBOX shows: rolled back
+        if copies:
+            return {m: uids[c] for m, c in copies.items() if c in uids}
         return uids
 
 
@@ -291,8 +316,8 @@ def delete(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], *
 
 def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Sequence[str], blobs: object,
            raw: bytes) -> tuple[BoxInfo, int]:
-    """APPEND to Drafts or a folder of the user's own: the mail is stored (once: the same bytes
-    again are the same mail) and placed there.  Returns the box and the new UID."""
+    """APPEND to Drafts or a folder of the user's own: the mail is stored (each APPEND a mail of
+    its own, even of the same bytes) and placed there.  Returns the box and the new UID."""
     with _writing(engine) as s:
         user = _user(s, user_id)
         dest = _box(s, user, target)
@@ -300,8 +325,7 @@ def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Seque
             raise CannotPlace(target)
         blobs.put(raw, new.blob)  # type: ignore[attr-defined]
         blobs.sync()  # type: ignore[attr-defined]
-        known = known_blobs(session=s, names=[new.blob])
-        mail_id = known.get(new.blob) or insert_mail(session=s, new=new, filing=Filing("draft", user_id=user_id))
+        mail_id = insert_mail(session=s, new=new, filing=Filing("draft", user_id=user_id))
         row = s.get(ImapPlacement, (user_id, mail_id))
         if row is None:
             row = ImapPlacement(user_id=user_id, mail_id=mail_id, place="box", box_id=dest.id)

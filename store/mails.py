@@ -26,7 +26,7 @@ from .views import bump_epoch
 from .models import DEFAULT_MAILBOX, Contact, Customer, Folder, Mail, MailLocation, Message, \
     MessageCustomer, SyncStatus, User, utcnow
 
-FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin", "unreadable", "draft")
+FILED_BY = ("contact", "domain", "thread", "sent", "notice", "manual", "pool", "round-robin", "unreadable", "draft", "copy")
 
 
 @dataclass(frozen=True)
@@ -141,8 +141,9 @@ def known_blobs(*, session: Session, names: Sequence[str], mailbox_id: int = DEF
     out: dict[str, int] = {}
     for i in range(0, len(names), 500):
         chunk = list(names[i:i + 500])
-        out.update(session.exec(select(Mail.blob, Mail.id).where(Mail.mailbox_id == mailbox_id,
-                                                                 col(Mail.blob).in_(chunk))).all())  # type: ignore[arg-type]
+        out.update(session.exec(select(Mail.blob, Mail.id).where(
+            Mail.mailbox_id == mailbox_id, col(Mail.blob).in_(chunk),
+            col(Mail.direction).in_(("in", "out", "notice")))).all())  # type: ignore[arg-type]
     return out
 
 

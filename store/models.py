@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Integer, LargeBinary, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, DateTime, ForeignKey, Index, Integer, LargeBinary, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 ROLES = ("sales", "senior", "supervisor", "admin")
@@ -187,6 +187,9 @@ class Folder(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
+SYNCED_SQL = "direction IN ('in', 'out', 'notice')"  # mail that came from the company mailbox
+
+
 class Mail(SQLModel, table=True):
     """One message of a company mailbox, in the store (the archive: never deleted by a user).
 
@@ -198,7 +201,10 @@ class Mail(SQLModel, table=True):
     ``filed_by`` says which rule decided."""
 
     __tablename__ = "mails"
-    __table_args__ = (UniqueConstraint("mailbox_id", "blob"),)
+    # One row per message of the company mailbox; a user's own copies (APPEND, COPY into their
+    # folders: direction "draft", "copy") are rows of their own, of the same bytes.
+    __table_args__ = (Index("ix_mails_synced_blob", "mailbox_id", "blob", unique=True,
+                            sqlite_where=text(SYNCED_SQL), postgresql_where=text(SYNCED_SQL)),)
     id: int | None = Field(default=None, primary_key=True)
     mailbox_id: int = _mailbox_ref()  # type: ignore[assignment]
     blob: str = Field(max_length=64)

@@ -115,8 +115,8 @@ class ImapSession:
                 await self.untagged("BYE Your account was disabled (账号已停用)")
                 raise Closing from None
             await self.done(cmd.tag, NOT_YOURS)
-        except ValueError as exc:  # a mailbox name that is no name
-            await self.done(cmd.tag, f"BAD {exc}")
+        except ValueError as exc:  # a mailbox name that is no name: no such mailbox, and why
+            await self.done(cmd.tag, f"NO [CANNOT] {exc}")
 
     async def _authed(self, cmd: c.Command) -> None:
         name = cmd.name
@@ -486,7 +486,7 @@ class ImapSession:
             return
         try:
             placed = await asyncio.to_thread(st.place, self.store.engine, self.identity.user_id,
-                                             [m.mail_id for _, m in chosen], target)
+                                             [m.mail_id for _, m in chosen], target, copy=cmd.name == "COPY")
         except st.CannotPlace:
             await self.done(cmd.tag, f"NO [CANNOT] Mail cannot be put in {target} by hand: it shows what is filed "
                                      "there (此邮件夹由网关按客户归档)")

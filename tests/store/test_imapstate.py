@@ -6,7 +6,10 @@ from __future__ import annotations
 from mailwarden.store import imapstate as st
 from mailwarden.store.models import Mail
 
-from .test_views import _setup
+from mailwarden.store.blobs import name_of
+from mailwarden.store.mails import NewMail
+
+from .test_views import T0, _setup
 
 
 def _ids(store):
@@ -108,3 +111,26 @@ def test_own_folders_rename_with_their_children_and_uids(store):
         except (st.CannotPlace, FileExistsError):
             continue
         raise AssertionError(f"renamed {old} to {new}")
+
+
+def test_copies_and_appends_of_the_same_bytes_are_messages_of_their_own(store):
+    u = _ids(store)
+    st.create(store.engine, u["zhang"], "Projects")
+    inbox = st.open_box(store.engine, u["zhang"], "INBOX")
+    m1 = inbox.messages[0].mail_id
+    st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1], "+", ["\\Flagged"])
+    first = st.place(store.engine, u["zhang"], [m1], "Projects", copy=True)
+    second = st.place(store.engine, u["zhang"], [m1], "Projects", copy=True)
+    assert first[m1] != second[m1]
+    # the original stays where it was; the copies keep its flags
+    assert [m.mail_id for m in st.open_box(store.engine, u["zhang"], "INBOX").messages] == [m1]
+    projects = st.open_box(store.engine, u["zhang"], "Projects").messages
+    assert len(projects) == 2 and all(m.flags == {"\\Flagged"} for m in projects)
+    # nobody else sees the copies, and no customer box shows them twice
+    assert len(st.open_box(store.engine, u["zhang"], "Customers/Acme").messages) == 2  # m1 and the Sent mail
+    raw = b"Subject: same\r\n\r\nsame bytes\r\n"
+    for _ in range(2):
+        new = NewMail(blob=name_of(raw), size=len(raw), internal_date=T0, subject="same", direction="draft",
+                      folder_role="drafts")
+        st.append(store.engine, u["zhang"], "Drafts", new, [], store.blobs, raw)
+    assert len(st.open_box(store.engine, u["zhang"], "Drafts").messages) == 2
