@@ -234,15 +234,15 @@ def dovecot_imap_memory(master: int) -> tuple[int, int, int]:
     return rss, pss, n
 
 
-async def open_idlers(server: Server, count: int, *, batch: int = 10) -> list[asyncio.StreamWriter]:
-    """``count`` connections logged in, INBOX selected, in IDLE; ``batch`` log in at a time (the
+async def open_idlers(server: Server, count: int, *, box: str = "INBOX", batch: int = 10) -> list[asyncio.StreamWriter]:
+    """``count`` connections logged in, ``box`` selected, in IDLE; ``batch`` log in at a time (the
     gateway limits connections not yet logged in per client address)."""
     ctx = tls_context()
 
     async def one() -> asyncio.StreamWriter:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port, ssl=ctx, limit=1 << 20)
         await reader.readline()
-        for tag, line in (("a", f'LOGIN "{server.user}" "{server.password}"'), ("s", "SELECT INBOX")):
+        for tag, line in (("a", f'LOGIN "{server.user}" "{server.password}"'), ("s", f"SELECT {box}")):
             writer.write(f"{tag} {line}\r\n".encode())
             while True:
                 answer = await reader.readline()
@@ -266,18 +266,21 @@ async def open_idlers(server: Server, count: int, *, batch: int = 10) -> list[as
     return writers
 
 
-def idle_memory(server: Server, count: int, measure: Callable[[], int]) -> tuple[int, int]:
-    """KB before and after ``count`` idle connections (``measure()`` in KB)."""
-    async def run() -> tuple[int, int]:
+def idle_memory(server: Server, count: int, measure: Callable[[], int], boxes: tuple[str, ...] = ("INBOX",)) -> list[int]:
+    """``measure()`` (KB) before any, then after each crowd of ``count`` idle connections, one
+    crowd per box in ``boxes``, each added to those before (none closed in between, so no crowd
+    lives in memory a former one freed)."""
+    async def run() -> list[int]:
         await asyncio.sleep(0.5)
-        before = measure()
-        writers = await open_idlers(server, count)
-        await asyncio.sleep(2)  # let the server settle: buffers, the views' first refresh
-        after = measure()
+        out, writers = [measure()], []
+        for box in boxes:
+            writers += await open_idlers(server, count, box=box)
+            await asyncio.sleep(2)  # let the server settle: buffers, the views' first refresh
+            out.append(measure())
         for w in writers:
             w.close()
         await asyncio.gather(*(w.wait_closed() for w in writers), return_exceptions=True)
-        return before, after
+        return out
     return asyncio.run(run())
 
 
@@ -396,7 +399,7 @@ def gateway_config(upstream: LocalUpstream, work: Path, imaps: int, connections:
         f'smtp = "localhost:{upstream.submission_port}"\nsmtp_tls = "starttls"\nusername = "{COMPANY}"\n'
         f'password_file = "upstream.password"\nca_file = "{upstream.ca_file}"\n[store]\ndata_dir = "data"\n'
         '[listen]\nsmtp = "127.0.0.1:0"\nsmtps = ""\nhostname = "localhost"\n'
-        f'imaps = "127.0.0.1:{imaps}"\nmax_connections = {connections + 100}\n')
+        f'imaps = "127.0.0.1:{imaps}"\nmax_connections = {2 * connections + 100}\n')
     return d / "mailwarden.toml"
 
 
@@ -468,10 +471,13 @@ class Table:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="300 messages and 200 idle connections")
+    ap.add_argument("--profile", type=Path, metavar="FILE",
+                    help="run serve under cProfile, write its stats to FILE and print the top functions "
+                         "(the gateway's figures are then slower than without)")
     args = ap.parse_args()
     n, idlers = (300, 200) if args.quick else (2000, 1000)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, idlers * 2 + 1000)), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, idlers * 4 + 1000)), hard))
 
     work = Path(tempfile.mkdtemp(prefix="mw-bench-imap-"))
     up = LocalUpstream(work / "upstream", [MailAccount(COMPANY, PASSWORD)])
@@ -491,7 +497,10 @@ def main() -> int:
         started = time.monotonic()
         cli(cfg, "sync", "--initial")
         imported = time.monotonic() - started
-        serve = subprocess.Popen([mailwarden(), "--config", str(cfg), "serve"], stdout=subprocess.DEVNULL,
+        argv = [mailwarden()]
+        if args.profile:
+            argv = [sys.executable, "-m", "cProfile", "-o", str(args.profile.resolve()), "-m", "mailwarden.cli"]
+        serve = subprocess.Popen([*argv, "--config", str(cfg), "serve"], stdout=subprocess.DEVNULL,
                                  stderr=open(work / "serve.log", "wb"))
         wait_listening(port, serve)
         gateway = Server("gateway", port, USER, USER_PASSWORD)
@@ -521,8 +530,11 @@ def main() -> int:
         table.notes.append(f"NOOPs answered during one listing: gateway {len(noop['gateway'])}, "
                            f"Dovecot {len(noop['Dovecot'])}")
 
-        before, after = idle_memory(gateway, idlers, lambda: rss_kb(serve.pid))
-        gw_kb = (after - before) / idlers
+        before, after, empty = idle_memory(gateway, idlers, lambda: rss_kb(serve.pid), ("INBOX", "Drafts"))
+        gw_kb, empty_kb = (after - before) / idlers, (empty - after) / idlers
+        table.notes.append(f"gateway, {idlers} more in an empty folder (Drafts): {empty_kb:.0f} KB each; the rest "
+                           f"is the selected INBOX's snapshot, {(gw_kb - empty_kb) * 1024 / n:.0f} bytes per "
+                           f"message per connection")
         master = up.server_pids()["dovecot"]
         assert master is not None
         d_n = min(idlers, DOVECOT_IDLE_CAP)
@@ -578,6 +590,10 @@ def main() -> int:
             serve.terminate()
             serve.wait(60)
         up.stop()
+    if args.profile:
+        import pstats
+        print(f"\nserve's profile ({args.profile}), by own time:")
+        pstats.Stats(str(args.profile)).sort_stats("tottime").print_stats(20)
     return 0
 
 
