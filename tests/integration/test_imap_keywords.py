@@ -28,7 +28,6 @@ def flags_response(c: imaplib.IMAP4) -> bytes:
     return got[-1]
 
 
-@pytest.mark.xfail(strict=True, reason="FLAGS lists only the system flags: keywords in use are never announced")
 async def test_a_keyword_in_use_is_announced_in_flags(upstream, tmp_path):
     async with running_gateway(upstream, tmp_path, listen=LISTEN) as gw:
         def run() -> tuple[bytes, bytes]:
