@@ -63,7 +63,8 @@ def list_lines(cmd: List, boxes: list[BoxInfo], *, utf8: bool) -> list[bytes]:
                 # RFC 3501 6.3.9: a level that is not subscribed itself, above one that is,
                 # answers "%" as \Noselect
                 if box is not None and box.subscribed:
-                    attrs: list[str] = []
+                    # special use in LSUB too: clients that read folders from LSUB look for it there
+                    attrs: list[str] = [SPECIAL_USE[box.kind]] if box.kind in SPECIAL_USE else []
                 elif "%" in pattern.decode("latin-1") and any(
                         b.subscribed for other, b in names.items() if b and other.startswith(name + DELIMITER)):
                     attrs = ["\\Noselect"]

@@ -35,6 +35,7 @@ LOGIN_TIMEOUT = 60.0  # seconds from connect to login
 IDLE_TIMEOUT = 30 * 60.0  # RFC 3501 5.4: at least 30 minutes of silence before an autologout
 IDLE_REFRESH = 29 * 60.0  # an IDLE is ended by the server before proxies and NATs forget it
 HANDSHAKE_TIMEOUT = 10.0
+PRE_AUTH_LITERAL = 8 * 1024  # bytes of one literal before login
 WATCH_INTERVAL = 0.25  # seconds between looks at the view epoch
 IDLE_LOOK = 30.0  # an idling session looks at its box this often even when nothing woke it
 
@@ -100,7 +101,9 @@ class ImapConnection:
         self.implicit = implicit
         peer = writer.get_extra_info("peername")
         self.peer = str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "?")
-        self.codec = CommandReader(max_literal=server.settings.max_append)
+        # Before login a literal is a login name or a password: a stranger cannot make the
+        # gateway hold an APPEND's worth of bytes per connection.
+        self.codec = CommandReader(max_literal=PRE_AUTH_LITERAL)
         self.session = ImapSession(server.store, server.auth, server.settings, peer=self.peer, write=self.send,
                                    read_line=self.read_line, tls=implicit, on_login=self._logged_in)
         self._closing = False
@@ -124,6 +127,7 @@ class ImapConnection:
 
     def _logged_in(self, ident: Identity) -> None:
         self._identity = ident
+        self.codec.max_literal = self.server.settings.max_append
         self.server.registry.add(ident, id(self), lambda: self.shut("Your account was disabled or its password "
                                                                     "changed (账号已停用或密码已更改)"))
 

@@ -194,9 +194,13 @@ class ImapSession:
             return
         try:
             decoded = base64.b64decode(response.strip() if response.strip() != b"=" else b"", validate=True)
-            _authz, user, password = decoded.split(b"\0", 2)
+            authz, user, password = decoded.split(b"\0", 2)
         except (binascii.Error, ValueError):
             await self.done(cmd.tag, "BAD Not a PLAIN response (base64 of authzid NUL login NUL password)")
+            return
+        if authz and authz.strip().lower() != user.strip().lower():
+            # RFC 4616 2: nobody here may act as somebody else
+            await self.done(cmd.tag, "NO [AUTHORIZATIONFAILED] You can log in only as yourself (只能以本人身份登录)")
             return
         await self._check(cmd.tag, user, password)
 
