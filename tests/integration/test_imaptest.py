@@ -6,6 +6,7 @@ tests are skipped with that reason (under CI=true a missing prerequisite fails i
 from __future__ import annotations
 
 import asyncio
+import imaplib
 import os
 import re
 import subprocess
@@ -42,6 +43,13 @@ async def run_imaptest(upstream, tmp_path: Path, *args: str, timeout: float) -> 
     binary = imaptest_binary()
     async with running_gateway(upstream, tmp_path, listen=LISTEN) as gw:
         port = gw.gw.bound["imaps"].port
+
+        def make_box() -> None:  # the stress mode works in a mailbox that exists
+            with imaplib.IMAP4_SSL("localhost", port, ssl_context=gw.tls(), timeout=30) as c:
+                c.login("zhang", PASSWORDS["zhang"])
+                c.create("stress")
+
+        await asyncio.to_thread(make_box)
         result = await asyncio.to_thread(
             subprocess.run, [str(binary), "host=127.0.0.1", f"port={port}", "ssl=any-cert", "user=zhang",
                              f"pass={PASSWORDS['zhang']}", *(a.format(dir=binary.parent) for a in args)],
@@ -66,3 +74,4 @@ async def test_imaptest_stress_ten_clients_no_protocol_errors(upstream, tmp_path
     print(out[-1500:])
     errors = [line for line in out.splitlines() if line.startswith("Error:")]
     assert not errors, "\n".join(errors[:30])
+    assert "Totals:" in out, out[-2000:]  # it ran
