@@ -76,6 +76,7 @@ class Authenticator:
                              login=settings.max_failures_login, lockout=settings.lockout_seconds)
         self._failures = 0
         self.cache_seconds = 300.0
+        self._inflight: dict[tuple[bytes, str], asyncio.Future[AuthOutcome]] = {}
 
     def _current(self, login: str, generation: int) -> bool:
         """Whether the user is still enabled, with the same password (generation)."""
@@ -93,6 +94,29 @@ class Authenticator:
                         hashlib.sha256).digest()
 
     async def check(self, login: str, password: str, ip: str) -> AuthOutcome:
+        """Whether ``password`` is ``login``'s, counted and throttled.  The same login and
+        password from the same address while an attempt with them is still being checked is
+        that attempt again: it waits for its answer instead of counting once more (a mail
+        client opens several connections at once, each logging in; counted each, they would
+        lock their own user out)."""
+        key = (self.pair_digest(login, password), ip)
+        running = self._inflight.get(key)
+        if running is not None:
+            return await asyncio.shield(running)
+        future: asyncio.Future[AuthOutcome] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            outcome = await self._check(login, password, ip)
+            future.set_result(outcome)
+            return outcome
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: nobody may be waiting
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+    async def _check(self, login: str, password: str, ip: str) -> AuthOutcome:
         login = login.strip().lower()
         # Counted first, then checked: an attempt that finds a counter locked is refused unchecked.
         attempt = await asyncio.to_thread(count_attempt, self.store.engine, login, ip, self.bounds)

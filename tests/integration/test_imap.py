@@ -11,6 +11,7 @@ import socket
 import ssl
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from mailwarden.store.directory import add_customer, add_user, assign_customer
@@ -295,3 +296,17 @@ async def test_a_bulk_download_is_an_audit_event(world, own_upstream):
     await asyncio.to_thread(fetch_all)
     found = events()
     assert found == ["zhang"]
+
+
+async def test_a_client_opening_many_connections_at_once_is_not_locked_out(world):
+    # Thunderbird opens several connections at once, each logging in; counted as attempts of
+    # their own before any is checked, they took the login past [auth] max_failures (6 here).
+    def login() -> str:
+        with imaps(world, None) as c:
+            return c.login("zhang", PASSWORDS["zhang"])[0]
+
+    # Threads of their own: the gateway's store calls use the loop's default executor.
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(12) as clients:
+        results = await asyncio.gather(*(loop.run_in_executor(clients, login) for _ in range(12)))
+    assert results == ["OK"] * 12
