@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio.sslproto
 import datetime
 import ipaddress
 import logging
@@ -11,12 +10,6 @@ import ssl
 from pathlib import Path
 
 log = logging.getLogger(__name__)
-
-# asyncio's TLS transport keeps a read buffer of SSLProtocol.max_size per connection (256 KB in
-# Python 3.11): with a thousand phones idling over IMAP that is a quarter of a GB doing nothing.
-# A TLS record holds at most 16 KB, so a buffer of one record costs a little more reading per
-# large transfer and saves 240 KB per connection.
-asyncio.sslproto.SSLProtocol.max_size = 16 * 1024
 
 
 def ensure_self_signed(cert: Path, key: Path, hostname: str) -> bool:

@@ -22,14 +22,17 @@ from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, MailText
 from .views import boxes, bump_epoch, epoch, refresh
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
+NO_FLAGS: frozenset[str] = frozenset()  # one for every message without flags (an empty set is 216 bytes)
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
+    """One message of an opened box (a session holds one per message: kept small)."""
+
     uid: int
     mail_id: int
     modseq: int
-    flags: frozenset[str] = frozenset()
+    flags: frozenset[str] = NO_FLAGS
 
 
 @dataclass
@@ -105,13 +108,26 @@ def _flags(s: Session, user_id: int, mail_ids: Iterable[int]) -> dict[int, froze
         chunk = ids[start:start + 900]
         for mail_id, text in s.exec(select(ImapFlags.mail_id, ImapFlags.flags).where(
                 ImapFlags.user_id == user_id, col(ImapFlags.mail_id).in_(chunk))).all():
-            out[mail_id] = frozenset(text.split())
+            out[mail_id] = _flag_set(text)
     return out
+
+
+_FLAG_SETS: dict[str, frozenset[str]] = {}
+
+
+def _flag_set(text: str) -> frozenset[str]:
+    """One set object per combination of flags in use (sessions hold one per message)."""
+    found = _FLAG_SETS.get(text)
+    if found is None:
+        found = frozenset(text.split()) or NO_FLAGS
+        if len(_FLAG_SETS) < 4096:
+            _FLAG_SETS[text] = found
+    return found
 
 
 def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) -> list[Message]:
     flags = _flags(s, user_id, (r[1] for r in rows))
-    return [Message(uid, mail_id, modseq, flags.get(mail_id, frozenset())) for uid, mail_id, modseq in rows]
+    return [Message(uid, mail_id, modseq, flags.get(mail_id, NO_FLAGS)) for uid, mail_id, modseq in rows]
 
 
 def _claim_recent(box: ImapBox, rows: Sequence[tuple[int, int, int]] | Sequence[int]) -> int:
@@ -188,7 +204,7 @@ def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[in
             if unchanged_since is not None and modseqs is not None and modseqs.get(mail_id, 0) > unchanged_since:
                 refused.append(mail_id)
                 continue
-            old = current.get(mail_id, frozenset())
+            old = current.get(mail_id, NO_FLAGS)
             new = want if mode == "" else old | want if mode == "+" else old - want
             if new != old:
                 changed[mail_id] = new

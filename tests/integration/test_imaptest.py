@@ -57,6 +57,7 @@ async def run_imaptest(upstream, tmp_path: Path, *args: str, timeout: float) -> 
     return result.stdout + result.stderr
 
 
+@pytest.mark.timeout(900)  # 71 groups, some waiting out imaptest's own timeouts: about 6 minutes
 async def test_imaptest_compliance_groups(upstream, tmp_path):
     out = await run_imaptest(upstream, tmp_path, "test={dir}/tests", timeout=600)
     m = re.search(r"(\d+) test groups: (\d+) failed, (\d+) skipped", out)
