@@ -29,7 +29,6 @@ from .access import BulkWatch
 from .bodystructure import describe
 from .listing import list_lines, status_line
 from .names import canonical, wire_name
-from .respond import flag_list
 from .selected import Selected, copy_uids, uses_modseq
 
 log = logging.getLogger(__name__)
@@ -125,7 +124,7 @@ class ImapSession:
             "ENABLE": self.enable, "NAMESPACE": self.namespace, "LIST": self.list, "LSUB": self.list,
             "STATUS": self.status, "SELECT": self.select, "EXAMINE": self.select, "CREATE": self.create,
             "DELETE": self.delete, "RENAME": self.rename, "SUBSCRIBE": self.subscribe,
-            "UNSUBSCRIBE": self.subscribe, "APPEND": self.append, "IDLE": self.idle_refused,
+            "UNSUBSCRIBE": self.subscribe, "APPEND": self.append,
         }
         if name in table:
             await table[name](cmd)
@@ -384,9 +383,6 @@ class ImapSession:
         await self.catch_up(expunge=False)
         await self.done(cmd.tag, f"OK [APPENDUID {info.uidvalidity} {uid}] APPEND done")
 
-    async def idle_refused(self, cmd: c.Command) -> None:
-        await self.done(cmd.tag, "BAD IDLE is handled by the connection")
-
     # --- selected --------------------------------------------------------------------------------
 
     async def check(self, cmd: c.Command) -> None:
@@ -505,4 +501,4 @@ class ImapSession:
         await self.done(cmd.tag, f"OK {code}{'UID ' if cmd.uid else ''}COPY done")
 
 
-__all__ = ["Closing", "ImapSession", "Settings", "flag_list"]
+__all__ = ["Closing", "ImapSession", "Settings"]
