@@ -11,6 +11,8 @@ the user's view (``hidden``), where admins see it in Retention, with an audit ev
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+import threading
+import weakref
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -33,6 +35,51 @@ class Message:
     mail_id: int
     modseq: int
     flags: frozenset[str] = NO_FLAGS
+
+
+class Snapshot(list):  # type: ignore[type-arg]
+    """A box's messages at one HIGHESTMODSEQ, shared by every session of this process that
+    opens the box then (a user's phone, laptop and webmail: one list, not three).  Read-only to
+    its holders: a session that changes its list copies it first (:meth:`owned`)."""
+
+    __slots__ = ("box_id", "modseq", "uid_next", "__weakref__")
+
+    def owned(self) -> list[Message]:
+        return list(self)
+
+
+_SNAPSHOTS: weakref.WeakKeyDictionary[Engine, weakref.WeakValueDictionary[int, Snapshot]] = \
+    weakref.WeakKeyDictionary()  # per store: box id -> its latest snapshot, while a session holds it
+_SNAPSHOTS_LOCK = threading.Lock()
+
+
+_IN_LINE: weakref.WeakKeyDictionary[Engine, dict[int, int]] = weakref.WeakKeyDictionary()
+"""Per store: box id -> the view epoch at which a committed refresh left the box in line with
+its view.  Everything that changes a view raises the epoch, so at that epoch a refresh (two
+queries over the whole box) would find nothing to do."""
+
+
+def _in_line(engine: Engine) -> dict[int, int]:
+    with _SNAPSHOTS_LOCK:
+        return _IN_LINE.setdefault(engine, {})
+
+
+def _snapshot(s: Session, engine: Engine, user_id: int, box: ImapBox) -> Snapshot:
+    """The box's messages now (after :func:`refresh`): the shared snapshot when one is of this
+    very state (every change to a box raises its HIGHESTMODSEQ or its UIDNEXT)."""
+    assert box.id is not None
+    with _SNAPSHOTS_LOCK:
+        shared = _SNAPSHOTS.setdefault(engine, weakref.WeakValueDictionary())  # type: ignore[arg-type]
+        snap = shared.get(box.id)
+    if snap is not None and snap.modseq == box.highest_modseq and snap.uid_next == box.uid_next:
+        return snap
+    rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
+        ImapEntry.box_id == box.id, col(ImapEntry.expunged_modseq).is_(None)).order_by(ImapEntry.uid)).all()
+    snap = Snapshot(_messages(s, user_id, rows))
+    snap.box_id, snap.modseq, snap.uid_next = box.id, box.highest_modseq, box.uid_next
+    with _SNAPSHOTS_LOCK:
+        shared[box.id] = snap
+    return snap
 
 
 @dataclass
@@ -147,12 +194,16 @@ def open_box(engine: Engine, user_id: int, name: str, *, claim: bool = False) ->
         user = _user(s, user_id)
         box = _box(s, user, name)
         seen = epoch(s)
-        refresh(s, user, box)
-        rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
-            ImapEntry.box_id == box.id, col(ImapEntry.expunged_modseq).is_(None)).order_by(ImapEntry.uid)).all()
-        recent = _claim_recent(box, rows) if claim else box.recent_uid
+        assert box.id is not None
+        if _in_line(engine).get(box.id) != seen:
+            refresh(s, user, box)
+            s.flush()
+        messages = _snapshot(s, engine, user_id, box)
+        recent = _claim_recent(box, [messages[-1].uid] if messages else []) if claim else box.recent_uid
         s.add(box)
-        return Opened(_info(box), seen, _messages(s, user_id, rows), recent)
+        opened = Opened(_info(box), seen, messages, recent)
+    _in_line(engine)[box.id] = seen  # committed
+    return opened
 
 
 def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
@@ -290,6 +341,14 @@ def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str, *,
                 row.place, row.box_id = place_name, dest.id
             s.add(row)
         s.flush()
+        if not copy:
+            # MOVE into the box the mail is in already: it arrives anew, with a new UID (RFC 6851
+            # 3.3 lets the server treat it as a copy and an expunge, as Dovecot does).
+            s.refresh(dest, with_for_update=True)
+            for entry in s.exec(select(ImapEntry).where(ImapEntry.box_id == dest.id, col(ImapEntry.mail_id).in_(
+                    list(mail_ids)), col(ImapEntry.expunged_modseq).is_(None))).all():
+                entry.expunged_modseq = dest.highest_modseq + 1
+                s.add(entry)
         bump_epoch(s)
         refresh(s, user, dest)
         placed = list(copies.values()) if copies else list(mail_ids)
@@ -385,76 +444,5 @@ def status(engine: Engine, user_id: int, name: str) -> tuple[BoxInfo, int, int, 
     return opened.box, len(opened.messages), unseen, recent
 
 
-def subscribe(engine: Engine, user_id: int, name: str, on: bool) -> None:
-    with _writing(engine) as s:
-        box = _box(s, _user(s, user_id), name)
-        box.subscribed = on
-        s.add(box)
-
-
-def create(engine: Engine, user_id: int, name: str) -> BoxInfo:
-    """A folder of the user's own (what they put there is placed there)."""
-    from .views import _new_uidvalidity  # one rule for new UIDVALIDITYs
-
-    with _writing(engine) as s:
-        user = _user(s, user_id)
-        have = {b.name: b for b in s.exec(select(ImapBox).where(ImapBox.user_id == user_id)).all()}
-        old = have.get(name)
-        if old is not None and not (old.kind == "personal" and old.gone):
-            raise FileExistsError(name)
-        if old is not None:  # made again: a new UIDVALIDITY, UIDs start over
-            # UIDs go on from where they were (the old ones stay recorded), under a new UIDVALIDITY
-            old.gone, old.uidvalidity, old.subscribed = False, _new_uidvalidity(s, user_id), False
-            s.add(old)
-            s.flush()
-            return _info(old)
-        # CREATE does not subscribe (RFC 3501 6.3.3): clients that want it say SUBSCRIBE
-        box = ImapBox(user_id=user_id, name=name, kind="personal", uidvalidity=_new_uidvalidity(s, user_id),
-                      subscribed=False)
-        s.add(box)
-        s.flush()
-        del user
-        return _info(box)
-
-
-def rename(engine: Engine, user_id: int, old: str, new: str) -> None:
-    """RENAME a folder of the user's own, and the folders under it; the UIDs go with them."""
-    with _writing(engine) as s:
-        user = _user(s, user_id)
-        box = _box(s, user, old)
-        if box.kind != "personal":
-            raise CannotPlace(old)
-        have = {b.name: b for b in s.exec(select(ImapBox).where(ImapBox.user_id == user_id)).all()}
-        if new in have and not (have[new].kind == "personal" and have[new].gone):
-            raise FileExistsError(new)
-        if new in have:  # a deleted folder of that name: its UIDs are not reused, its row is
-            gone = have.pop(new)
-            gone.name = f"{new}\x01gone{gone.id}"  # no client can spell it (a control character)
-            s.add(gone)
-            s.flush()
-        for name, b in have.items():
-            if b.kind == "personal" and (name == old or name.startswith(old + "/")):
-                b.name = new + name[len(old):]
-                s.add(b)
-
-
-def remove(engine: Engine, user_id: int, name: str) -> None:
-    """DELETE a folder of the user's own; what was placed there goes back to where filing shows it."""
-    with _writing(engine) as s:
-        user = _user(s, user_id)
-        box = _box(s, user, name)
-        if box.kind != "personal":
-            raise CannotPlace(name)
-        for row in s.exec(select(ImapPlacement).where(ImapPlacement.user_id == user_id,
-                                                      ImapPlacement.box_id == box.id)).all():
-            s.delete(row)
-        box.gone = True
-        s.add(box)
-        s.flush()
-        bump_epoch(s)
-        refresh(s, user, box)
-
-
-__all__ = ["SYSTEM_FLAGS", "BoxInfo", "CannotPlace", "Message", "NotYours", "Opened", "Update", "append",
-           "box_state", "create", "delete", "mail_rows", "mailboxes", "open_box", "place", "poll", "remove",
-           "rename", "status", "store_flags", "subscribe"]
+__all__ = ["SYSTEM_FLAGS", "BoxInfo", "CannotPlace", "Message", "NotYours", "Opened", "Snapshot", "Update", "append",
+           "box_state", "delete", "mail_rows", "mailboxes", "open_box", "place", "poll", "status", "store_flags"]

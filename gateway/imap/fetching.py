@@ -9,11 +9,15 @@ masked rendition, whose facts and sizes are its own, for every form.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import threading
+import weakref
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mailwarden.store.blobs import Blobs, BlobMissing
 from mailwarden.store.models import Mail
+from sqlalchemy.engine import Engine
 
 from .bodystructure import MessageFacts, describe
 from .commands import FetchItem
@@ -24,13 +28,67 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 
 
-@dataclass
+@dataclass(eq=False)
 class Source:
-    """What one message is served from, for one role."""
+    """What one message is served from, for one role; ``wire``: its ENVELOPE, BODYSTRUCTURE
+    and BODY as written once."""
 
     blob: str
     facts: MessageFacts
     internal_date: datetime
+    wire: dict[str, bytes] = field(default_factory=dict)
+
+    def render(self, name: str) -> bytes:
+        out = self.wire.get(name)
+        if out is None:
+            out = self.wire[name] = _RENDER[name](self.facts)
+        return out
+
+
+_RENDER = {"ENVELOPE": render_envelope, "BODYSTRUCTURE": render_bodystructure, "BODY": render_body}
+
+
+class SourceCache:
+    """The sources of the mails served last, by (mail id, masked).  A stored mail's bytes and
+    facts never change, so a listing after the first is written from memory, as Dovecot writes
+    its from its index cache; the oldest go past ``limit``.  Safe across worker threads."""
+
+    def __init__(self, limit: int = 20_000) -> None:
+        self.limit = limit
+        self._items: OrderedDict[tuple[int, bool], Source] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, mail_id: int, masked: bool) -> Source | None:
+        with self._lock:
+            src = self._items.get((mail_id, masked))
+            if src is not None:
+                self._items.move_to_end((mail_id, masked))
+            return src
+
+    def put(self, mail_id: int, masked: bool, src: Source) -> Source:
+        with self._lock:
+            self._items[(mail_id, masked)] = src
+            while len(self._items) > self.limit:
+                self._items.popitem(last=False)
+        return src
+
+    def source(self, mail: Mail, *, masked: bool, blobs: Blobs) -> Source:
+        assert mail.id is not None
+        return self.get(mail.id, masked) or self.put(mail.id, masked, source_of(mail, masked=masked, blobs=blobs))
+
+
+_CACHES: weakref.WeakKeyDictionary[Engine, SourceCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def sources(engine: Engine) -> SourceCache:
+    """The cache of one store (its engine) in this process: the sessions of every user share it,
+    since a source is a mail's, not a view's."""
+    with _CACHES_LOCK:
+        cache = _CACHES.get(engine)
+        if cache is None:
+            cache = _CACHES[engine] = SourceCache()
+        return cache
 
 
 def source_of(mail: Mail, *, masked: bool, blobs: Blobs) -> Source:
@@ -117,12 +175,8 @@ def sets_seen(item: FetchItem) -> bool:
 def render_item(item: FetchItem, src: Source, blobs: Blobs) -> bytes:
     """``NAME value`` of one item (FLAGS, UID and MODSEQ are the session's)."""
     name = item.name
-    if name == "ENVELOPE":
-        return b"ENVELOPE " + render_envelope(src.facts)
-    if name == "BODYSTRUCTURE":
-        return b"BODYSTRUCTURE " + render_bodystructure(src.facts)
-    if name == "BODY":
-        return b"BODY " + render_body(src.facts)
+    if name in _RENDER:
+        return name.encode() + b" " + src.render(name)
     if name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % src.facts.size
     if name == "INTERNALDATE":

@@ -37,8 +37,9 @@ def attributes(name: str, box: BoxInfo | None, names: dict[str, BoxInfo | None],
     return attrs
 
 
-def list_lines(cmd: List, boxes: list[BoxInfo], *, utf8: bool) -> list[bytes]:
-    """The untagged LIST/LSUB responses of ``cmd`` (names already canonical in ``boxes``)."""
+def list_lines(cmd: List, boxes: list[BoxInfo], *, utf8: bool, lost: tuple[str, ...] = ()) -> list[bytes]:
+    """The untagged LIST/LSUB responses of ``cmd`` (names already canonical in ``boxes``;
+    ``lost``: subscribed names of folders that no longer exist, for LIST (SUBSCRIBED))."""
     verb = cmd.name.encode()
     reference = cmd.reference.decode("utf-8", "replace")
     if len(cmd.patterns) == 1 and cmd.patterns[0] == b"" and not cmd.extended:
@@ -48,38 +49,51 @@ def list_lines(cmd: List, boxes: list[BoxInfo], *, utf8: bool) -> list[bytes]:
     lsub = cmd.name == "LSUB"
     want_subscribed = lsub or "SUBSCRIBED" in cmd.select
     special_only = "SPECIAL-USE" in cmd.select
-    out: list[bytes] = []
-    seen: set[str] = set()
+    lost = tuple(n for n in lost if n not in names) if want_subscribed and not lsub else ()
+    subscribed = {n for n, b in names.items() if b is not None and b.subscribed} | set(lost)
+    matchers = []
     for pattern in cmd.patterns:
         try:
-            match = list_matcher(reference, pattern.decode("utf-8") if utf8 else _decode_pattern(pattern), DELIMITER)
+            matchers.append((pattern, list_matcher(reference, pattern.decode("utf-8") if utf8
+                                                   else _decode_pattern(pattern), DELIMITER)))
         except ValueError:
             continue
-        for name in sorted(names, key=_order):
+    out: list[bytes] = []
+    seen: set[str] = set()
+
+    def line(name: str, attrs: list[str], extra: bytes = b"") -> None:
+        seen.add(name)
+        out.append(verb + b" (" + " ".join(attrs).encode() + b') "/" ' + wire_name(name, utf8=utf8) + extra)
+
+    for pattern, match in matchers:
+        for name in sorted([*names, *lost], key=_order):
             if name in seen or not match(name):
                 continue
-            box = names[name]
+            box = names.get(name)
             if lsub:
                 # RFC 3501 6.3.9: a level that is not subscribed itself, above one that is,
                 # answers "%" as \Noselect
                 if box is not None and box.subscribed:
                     # special use in LSUB too: clients that read folders from LSUB look for it there
-                    attrs: list[str] = [SPECIAL_USE[box.kind]] if box.kind in SPECIAL_USE else []
+                    line(name, [SPECIAL_USE[box.kind]] if box.kind in SPECIAL_USE else [])
                 elif "%" in pattern.decode("latin-1") and any(
                         b.subscribed for other, b in names.items() if b and other.startswith(name + DELIMITER)):
-                    attrs = ["\\Noselect"]
-                else:
-                    continue
-                seen.add(name)
-                out.append(verb + b" (" + " ".join(attrs).encode() + b') "/" ' + wire_name(name, utf8=utf8))
+                    line(name, ["\\Noselect"])
                 continue
-            if want_subscribed and (box is None or not box.subscribed):
+            if name in lost:
+                line(name, ["\\NonExistent", "\\Subscribed"])
+                continue
+            if want_subscribed and name not in subscribed:
+                # RFC 5258 RECURSIVEMATCH: a parent is listed for subscribed descendants the
+                # patterns do not list themselves
+                if "RECURSIVEMATCH" in cmd.select and any(
+                        other.startswith(name + DELIMITER) and not any(m(other) for _, m in matchers)
+                        for other in subscribed):
+                    line(name, attributes(name, box, names, subscribed=False), b' (CHILDINFO ("SUBSCRIBED"))')
                 continue
             if special_only and (box is None or box.kind not in SPECIAL_USE):
                 continue
-            seen.add(name)
-            attrs = attributes(name, box, names, subscribed="SUBSCRIBED" in cmd.returns or "SUBSCRIBED" in cmd.select)
-            out.append(verb + b" (" + " ".join(attrs).encode() + b') "/" ' + wire_name(name, utf8=utf8))
+            line(name, attributes(name, box, names, subscribed="SUBSCRIBED" in cmd.returns or want_subscribed))
     return out
 
 

@@ -200,8 +200,8 @@ def _list(t: Tokens, tag: str, name: str, uid: bool) -> Command:
     extended = False
     if name == "LIST" and t.peek() == 0x28:
         select = _options(t, LIST_SELECT, "selection option")
-        if select == ["RECURSIVEMATCH"]:
-            raise t.fail("RECURSIVEMATCH needs another selection option")
+        if "RECURSIVEMATCH" in select and not set(select) - {"RECURSIVEMATCH", "REMOTE"}:
+            raise t.fail("RECURSIVEMATCH needs another selection option than REMOTE")  # RFC 5258 3
         extended = True
         t.sp()
     reference = t.astring("a reference name")

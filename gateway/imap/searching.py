@@ -1,8 +1,9 @@
 """SEARCH over the messages of one mailbox view, from the store (runs in a worker thread).
 
 Flags, sizes, dates and UIDs are the session's and the mails' rows; header keys read the
-message's header (decoded: RFC 2047 words, any charset), case-insensitively; BODY and TEXT the
-import's searchable text (headers and decoded text parts, case-folded), so a search in Chinese
+message's header (decoded: RFC 2047 words, any charset), case-insensitively; TEXT the
+import's searchable text (every header field and the decoded text parts, case-folded), BODY
+its body half (store/searchtext.py), so a search in Chinese
 finds Chinese in a GB18030 or base64 body.  Strings match as substrings, as RFC 3501 says.
 """
 
@@ -18,10 +19,12 @@ from email.utils import parsedate_tz
 
 from mailwarden.store.blobs import Blobs, BlobMissing
 from mailwarden.store.models import Mail, MailText
+from mailwarden.store.searchtext import body_part, searchable
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from .commands import And, Key, Not, Or, SearchKey
+from .commands import And, Not, Or, SearchKey
+from .envelope import parse_addresses
 from .sections import locate
 
 _FLAG_KEYS = {"ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft", "FLAGGED": "\\Flagged",
@@ -150,15 +153,33 @@ def matches(key: SearchKey, c: Candidate, ctx: SearchContext, charset: str, now:
         age = now - when
         return age <= timedelta(seconds=int(value)) if name == "YOUNGER" else age > timedelta(seconds=int(value))  # type: ignore[arg-type]
     if name in ("BODY", "TEXT"):
-        return _needle(value, charset) in ctx.text(c.mail_id)
+        text = ctx.text(c.mail_id)
+        return searchable(_needle(value, charset)) in (body_part(text) if name == "BODY" else text)
     if name in ("FROM", "TO", "CC", "BCC", "SUBJECT", "HEADER"):
         field, needle = (value if name == "HEADER" else (name, value))  # type: ignore[misc]
         wanted = _needle(needle, charset)
         values = ctx.header(c.mail_id).get_all(str(field)) or []
         if not wanted:
             return bool(values)  # HEADER x "": the field is there
+        if name in _ADDRESS_KEYS:
+            return any(wanted in _decoded(text).casefold() for v in values for text in (str(v), *_addresses(str(v))))
         return any(wanted in _decoded(str(v)).casefold() for v in values)
     return False
+
+
+_ADDRESS_KEYS = frozenset({"FROM", "TO", "CC", "BCC"})
+
+
+def _addresses(value: str) -> list[str]:
+    """Each address of an address field as ``name <mailbox@domain>``, comments and quoting gone,
+    so ``<user (c)@ (c) domain.org>`` is found as ``user@domain.org`` (as Dovecot finds it)."""
+    out = []
+    for name, _route, mailbox, domain in parse_addresses(value.encode("utf-8", "surrogateescape")):
+        if mailbox is None or domain is None:
+            continue  # a group's start or end
+        addr = (mailbox + b"@" + domain).decode("utf-8", "replace")
+        out.append(f"{name.decode('utf-8', 'replace')} <{addr}>" if name else addr)
+    return out
 
 
 def search(candidates: list[Candidate], key: SearchKey, ctx: SearchContext, charset: str) -> list[Candidate]:

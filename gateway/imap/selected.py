@@ -19,7 +19,7 @@ from mailwarden.store import imapstate as st
 from mailwarden.store.imapstate import BoxInfo, Message
 
 from .commands import STAR, Copy, Fetch, FetchItem, Search, SequenceSet, Store
-from .fetching import render_item, sets_seen, source_of
+from .fetching import render_item, sets_seen, sources
 from .searching import Candidate, SearchContext, search
 from .respond import flag_list, sequence_set
 
@@ -94,6 +94,8 @@ class Selected:
             self.box = update.box
             self.gone.update(update.expunged)
             by_uid = {m.uid: i for i, m in enumerate(self.messages)}
+            if update.changed:
+                self._own()
             added = 0
             for m in update.changed:
                 i = by_uid.get(m.uid)
@@ -180,7 +182,12 @@ class Selected:
 
     def _render(self, part: list[tuple[int, Message]], items: list[FetchItem], store: StoreHandle, masked: bool,
                 *, uid: bool, flags: bool, modseq: bool) -> bytes:
-        mails = st.mail_rows(store.engine, [m.mail_id for _, m in part]) if items else {}
+        cache = sources(store.engine)
+        found = {m.mail_id: cache.get(m.mail_id, masked) for _, m in part} if items else {}
+        missing = [mail_id for mail_id, src in found.items() if src is None]
+        if missing:
+            for mail_id, mail in st.mail_rows(store.engine, missing).items():
+                found[mail_id] = cache.source(mail, masked=masked, blobs=store.blobs)
         out = []
         for seq, m in part:
             fields = []
@@ -191,15 +198,20 @@ class Selected:
             if modseq:
                 fields.append(b"MODSEQ (%d)" % m.modseq)
             if items:
-                mail = mails.get(m.mail_id)
-                if mail is None:
+                src = found.get(m.mail_id)
+                if src is None:
                     continue  # gone from the store under us: nothing to say of it
-                src = source_of(mail, masked=masked, blobs=store.blobs)
                 fields.extend(render_item(i, src, store.blobs) for i in items)
             out.append(b"* %d FETCH (" % seq + b" ".join(fields) + b")\r\n")
         return b"".join(out)
 
+    def _own(self) -> None:
+        """Copy the box's shared snapshot before changing the list (other sessions read it)."""
+        if isinstance(self.messages, st.Snapshot):
+            self.messages = self.messages.owned()
+
     def _take(self, after: dict[int, Message]) -> None:
+        self._own()
         for i, m in enumerate(self.messages):
             new = after.get(m.mail_id)
             if new is not None and new.uid == m.uid:
@@ -243,7 +255,7 @@ class Selected:
             mails = st.mail_rows(store.engine, [c.mail_id for c in candidates])
 
             def blob_of(mail):  # type: ignore[no-untyped-def]
-                src = source_of(mail, masked=masked, blobs=store.blobs)
+                src = sources(store.engine).source(mail, masked=masked, blobs=store.blobs)
                 return src.blob, src.facts
 
             ctx = SearchContext(store.engine, store.blobs, mails, len(self.messages),
@@ -253,7 +265,7 @@ class Selected:
         found = await asyncio.to_thread(run) if candidates else []
         numbers = [c.uid if cmd.uid else c.seq for c in found]
         if cmd.returns is not None:
-            return _esearch(cmd, numbers)
+            return _esearch(cmd, found, numbers, self.condstore and uses_modseq(cmd.criteria))
         line = b"* SEARCH" + b"".join(b" %d" % n for n in numbers)
         if self.condstore and uses_modseq(cmd.criteria) and found:
             line += b" (MODSEQ %d)" % max(c.modseq for c in found)
@@ -289,7 +301,9 @@ def uses_modseq(key: object) -> bool:
     return False
 
 
-def _esearch(cmd: Search, numbers: list[int]) -> bytes:
+def _esearch(cmd: Search, found: list[Candidate], numbers: list[int], modseq: bool) -> bytes:
+    """The ESEARCH answer (RFC 4731); ``modseq``: with the MODSEQ of what it returns (RFC 7162
+    3.1.5: of the MIN/MAX messages, or of all found for ALL and COUNT)."""
     returns = cmd.returns or ("ALL",)
     parts = [b'* ESEARCH (TAG "%s")' % cmd.tag.encode()]
     if cmd.uid:
@@ -303,6 +317,14 @@ def _esearch(cmd: Search, numbers: list[int]) -> bytes:
             parts.append(b"ALL " + sequence_set(numbers).encode())
     if "COUNT" in returns:
         parts.append(b"COUNT %d" % len(numbers))
+    if modseq and found:
+        if "ALL" in returns or "COUNT" in returns:
+            shown = found
+        else:
+            ends = {min(numbers), max(numbers)} & {min(numbers) if "MIN" in returns else -1,
+                                                   max(numbers) if "MAX" in returns else -1}
+            shown = [c for c, n in zip(found, numbers) if n in ends]
+        parts.append(b"MODSEQ %d" % max(c.modseq for c in shown))
     return b" ".join(parts) + b"\r\n"
 
 

@@ -40,6 +40,23 @@ WATCH_INTERVAL = 0.25  # seconds between looks at the view epoch
 IDLE_LOOK = 30.0  # an idling session looks at its box this often even when nothing woke it
 
 
+TLS_READ_BUFFER = 4 * 1024  # bytes asyncio's TLS layer reads into per connection (its own: 256 KB)
+
+
+def small_tls_buffer(writer: asyncio.StreamWriter) -> None:
+    """Give the connection's TLS layer a 4 KB socket read buffer instead of asyncio's 256 KB
+    one: an IMAP client sends short commands (an APPEND's literal just takes more reads), and a
+    thousand idle connections would otherwise hold 250 MB.  A Python whose TLS layer looks
+    different keeps its own buffer."""
+    proto = getattr(writer.transport, "_ssl_protocol", None)
+    if proto is None or not isinstance(getattr(proto, "_ssl_buffer", None), bytearray) \
+            or not hasattr(proto, "_ssl_buffer_view") or getattr(proto, "max_size", 0) <= TLS_READ_BUFFER:
+        return
+    proto.max_size = TLS_READ_BUFFER
+    proto._ssl_buffer = bytearray(TLS_READ_BUFFER)
+    proto._ssl_buffer_view = memoryview(proto._ssl_buffer)
+
+
 class ViewWatch:
     """Wakes idling sessions when whose mail is whose, or any mail, changed in the store."""
 
@@ -166,6 +183,7 @@ class ImapConnection:
         try:
             if self.implicit:
                 await self.writer.start_tls(self.server.tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+                small_tls_buffer(self.writer)
             await self.send(f"* OK [CAPABILITY {self.session.capabilities()}] mailwarden ready\r\n".encode())
             while not self._closing:
                 event = await self.next_event()
@@ -219,6 +237,7 @@ class ImapConnection:
             raise Closing
         await self.send(f"{cmd.tag} OK Begin TLS now\r\n".encode())
         await self.writer.start_tls(self.server.tls, ssl_handshake_timeout=HANDSHAKE_TIMEOUT)
+        small_tls_buffer(self.writer)
         self.session.tls = True
 
     async def idle(self, cmd: c.Command) -> None:

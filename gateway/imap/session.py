@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mailwarden.store import StoreHandle
-from mailwarden.store import imapstate as st
+from mailwarden.store import imapfolders as folders, imapstate as st
 
 from mailwarden.gateway.auth import Authenticator, Identity, masked as masked_login
 from mailwarden.gateway.sync.reading import read_mail
@@ -253,7 +253,9 @@ class ImapSession:
     async def list(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.List) and self.identity is not None
         boxes = await self._boxes()
-        lines = list_lines(cmd, boxes, utf8=self.utf8)
+        lost = await asyncio.to_thread(folders.lost_subscriptions, self.store.engine, self.identity.user_id) \
+            if "SUBSCRIBED" in cmd.select else []
+        lines = list_lines(cmd, boxes, utf8=self.utf8, lost=tuple(lost))
         await self.write(b"".join(b"* " + line + b"\r\n" for line in lines))
         if cmd.status_items:
             for box in boxes:
@@ -269,7 +271,7 @@ class ImapSession:
 
     async def status(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.Status)
-        self._condstore("HIGHESTMODSEQ" in cmd.items)
+        await self._condstore("HIGHESTMODSEQ" in cmd.items)
         await self._status_line(self.name(cmd.mailbox), cmd.items)
         await self.done(cmd.tag, "OK STATUS done")
 
@@ -308,7 +310,7 @@ class ImapSession:
                                      "(请在顶层新建邮件夹)")
             return
         try:
-            await asyncio.to_thread(st.create, self.store.engine, self.identity.user_id, name)
+            await asyncio.to_thread(folders.create, self.store.engine, self.identity.user_id, name)
         except FileExistsError:
             await self.done(cmd.tag, "NO [ALREADYEXISTS] Mailbox exists")
             return
@@ -320,7 +322,7 @@ class ImapSession:
         if self.selected is not None and self.selected.box.name == name:
             self.selected = None
         try:
-            await asyncio.to_thread(st.remove, self.store.engine, self.identity.user_id, name)
+            await asyncio.to_thread(folders.remove, self.store.engine, self.identity.user_id, name)
         except st.CannotPlace:
             await self.done(cmd.tag, "NO [CANNOT] Only folders you made can be deleted (只能删除自建邮件夹)")
             return
@@ -333,7 +335,7 @@ class ImapSession:
             await self.done(cmd.tag, "NO [CANNOT] Folders of your own go beside INBOX, not inside the gateway's")
             return
         try:
-            await asyncio.to_thread(st.rename, self.store.engine, self.identity.user_id, old, new)
+            await asyncio.to_thread(folders.rename, self.store.engine, self.identity.user_id, old, new)
         except st.CannotPlace:
             await self.done(cmd.tag, "NO [CANNOT] Only folders you made can be renamed (只能重命名自建邮件夹)")
             return
@@ -346,7 +348,7 @@ class ImapSession:
 
     async def subscribe(self, cmd: c.Command) -> None:
         assert isinstance(cmd, c.MailboxCommand) and self.identity is not None
-        await asyncio.to_thread(st.subscribe, self.store.engine, self.identity.user_id, self.name(cmd.mailbox),
+        await asyncio.to_thread(folders.subscribe, self.store.engine, self.identity.user_id, self.name(cmd.mailbox),
                                 cmd.name == "SUBSCRIBE")
         await self.done(cmd.tag, f"OK {cmd.name} done")
 
@@ -415,17 +417,19 @@ class ImapSession:
         await self.catch_up(expunge=True)
         await self.done(cmd.tag, "OK EXPUNGE done")
 
-    def _condstore(self, used: bool) -> None:
-        """RFC 7162 3.1: a command that uses MODSEQs turns CONDSTORE on for the session."""
+    async def _condstore(self, used: bool) -> None:
+        """RFC 7162 3.1: a command that uses MODSEQs turns CONDSTORE on for the session; with a
+        mailbox selected the client learns its HIGHESTMODSEQ first (3.1.2)."""
         if used and not self.condstore:
             self.condstore = True
             if self.selected is not None:
                 self.selected.condstore = True
+                await self.untagged(f"OK [HIGHESTMODSEQ {self.selected.known_modseq}] CONDSTORE on")
 
     async def fetch(self, cmd: c.Command) -> None:
         sel = self.selected
         assert isinstance(cmd, c.Fetch) and sel is not None and self.identity is not None
-        self._condstore(cmd.changed_since is not None or any(i.name == "MODSEQ" for i in cmd.items))
+        await self._condstore(cmd.changed_since is not None or any(i.name == "MODSEQ" for i in cmd.items))
         await self.catch_up(expunge=cmd.uid)
         if not cmd.uid and not sel.valid_sequence(cmd.messages):
             await self.done(cmd.tag, "BAD No such message sequence number")
@@ -442,7 +446,7 @@ class ImapSession:
     async def store_flags(self, cmd: c.Command) -> None:
         sel = self.selected
         assert isinstance(cmd, c.Store) and sel is not None and self.identity is not None
-        self._condstore(cmd.unchanged_since is not None)
+        await self._condstore(cmd.unchanged_since is not None)
         await self.catch_up(expunge=cmd.uid)
         if sel.readonly:
             await self.done(cmd.tag, "NO [READ-ONLY] Mailbox is read-only")
@@ -459,7 +463,7 @@ class ImapSession:
     async def search(self, cmd: c.Command) -> None:
         sel = self.selected
         assert isinstance(cmd, c.Search) and sel is not None
-        self._condstore(uses_modseq(cmd.criteria))
+        await self._condstore(uses_modseq(cmd.criteria))
         if cmd.charset not in (None, "UTF-8", "US-ASCII"):
             await self.done(cmd.tag, "NO [BADCHARSET (UTF-8 US-ASCII)] Search in UTF-8")
             return

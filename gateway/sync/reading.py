@@ -13,7 +13,6 @@ from __future__ import annotations
 import email.utils
 import logging
 import re
-import unicodedata
 from datetime import datetime, timezone
 
 from mailwarden.rules.mail import Mail
@@ -22,12 +21,12 @@ from mailwarden.rules.mail.htmltext import html_to_text
 from mailwarden.rules.mail.structure import decode_body
 from mailwarden.store.blobs import name_of
 from mailwarden.store.mails import NewMail
+from mailwarden.store.searchtext import TEXT_LIMIT, search_text
 
 from mailwarden.gateway.headers import Headers, decoded, split_headers
 
 log = logging.getLogger(__name__)
 
-TEXT_LIMIT = 200_000  # characters of searchable text kept per mail
 _MSGID = re.compile(r"<[^<>\s]{1,900}>")
 
 
@@ -59,12 +58,6 @@ def header_date(value: str | None) -> datetime | None:
     return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
 
 
-def searchable(text: str) -> str:
-    """Text as SEARCH compares it: NFKC (full-width forms become ASCII), case-folded, runs of
-    white space made one space."""
-    return re.sub(r"\s+", " ", unicodedata.normalize("NFKC", text).casefold()).strip()
-
-
 def body_text(raw: bytes) -> str:
     """The decoded text of the message's text parts (not attachments), up to about
     :data:`TEXT_LIMIT` characters; nothing for a message whose structure cannot be read."""
@@ -94,7 +87,7 @@ def read_mail(raw: bytes, *, internal_date: datetime | None, folder_role: str, f
     h = split_headers(raw)
     subject = decoded(h.get("subject"))
     senders = addresses(h, "from")
-    head = " ".join([subject, *(decoded(v) for n in ("from", "to", "cc") for v in h.get_all(n))])
+    head = " ".join(decoded(raw.decode("utf-8", "replace")) for _name, raw in h.fields)
     refs = message_ids(h.get("references"))
     in_reply_to = message_ids(h.get("in-reply-to"))
     ids = message_ids(h.get("message-id"))
@@ -105,5 +98,5 @@ def read_mail(raw: bytes, *, internal_date: datetime | None, folder_role: str, f
         in_reply_to=in_reply_to[-1] if in_reply_to else None, refs=refs, subject=subject[:2000],
         from_addr=senders[0] if senders else "", to_addrs=addresses(h, "to"), cc_addrs=addresses(h, "cc"),
         direction="out" if folder_role == "sent" else "in", folder_role=folder_role, facts=facts,
-        text=searchable(head + "\n" + body_text(raw))[:TEXT_LIMIT])
+        text=search_text(head, body_text(raw)))
     return new, h

@@ -3,7 +3,7 @@ their boxes; Trash and delete as placements (the mail kept, in Retention); draft
 
 from __future__ import annotations
 
-from mailwarden.store import imapstate as st
+from mailwarden.store import imapfolders as folders, imapstate as st
 from mailwarden.store.models import Mail
 
 from mailwarden.store.blobs import name_of
@@ -75,10 +75,10 @@ def test_only_trash_inbox_drafts_and_own_folders_take_mail_by_hand(store):
     else:
         raise AssertionError("another user's mail entered INBOX")
     assert [m.mail_id for m in st.open_box(store.engine, u["zhang"], "INBOX").messages] == [inbox.messages[0].mail_id]
-    st.create(store.engine, u["zhang"], "Projects")
+    folders.create(store.engine, u["zhang"], "Projects")
     st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects")
     assert len(st.open_box(store.engine, u["zhang"], "Projects").messages) == 1
-    st.remove(store.engine, u["zhang"], "Projects")
+    folders.remove(store.engine, u["zhang"], "Projects")
     assert len(st.open_box(store.engine, u["zhang"], "INBOX").messages) == 1  # back where filing shows it
 
 
@@ -94,12 +94,12 @@ def test_nobody_opens_a_box_that_is_not_theirs(store):
 
 def test_own_folders_rename_with_their_children_and_uids(store):
     u = _ids(store)
-    st.create(store.engine, u["zhang"], "Projects")
-    st.create(store.engine, u["zhang"], "Projects/2027")
+    folders.create(store.engine, u["zhang"], "Projects")
+    folders.create(store.engine, u["zhang"], "Projects/2027")
     inbox = st.open_box(store.engine, u["zhang"], "INBOX")
     st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects/2027")
     before = st.open_box(store.engine, u["zhang"], "Projects/2027")
-    st.rename(store.engine, u["zhang"], "Projects", "Archive")
+    folders.rename(store.engine, u["zhang"], "Projects", "Archive")
     names = {b.name for b in st.mailboxes(store.engine, u["zhang"])}
     assert {"Archive", "Archive/2027"} <= names and not {"Projects", "Projects/2027"} & names
     after = st.open_box(store.engine, u["zhang"], "Archive/2027")
@@ -107,7 +107,7 @@ def test_own_folders_rename_with_their_children_and_uids(store):
     assert after.box.uidvalidity == before.box.uidvalidity
     for old, new in (("INBOX", "Mine"), ("Archive", "Archive/2027")):
         try:
-            st.rename(store.engine, u["zhang"], old, new)
+            folders.rename(store.engine, u["zhang"], old, new)
         except (st.CannotPlace, FileExistsError):
             continue
         raise AssertionError(f"renamed {old} to {new}")
@@ -115,7 +115,7 @@ def test_own_folders_rename_with_their_children_and_uids(store):
 
 def test_copies_and_appends_of_the_same_bytes_are_messages_of_their_own(store):
     u = _ids(store)
-    st.create(store.engine, u["zhang"], "Projects")
+    folders.create(store.engine, u["zhang"], "Projects")
     inbox = st.open_box(store.engine, u["zhang"], "INBOX")
     m1 = inbox.messages[0].mail_id
     st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1], "+", ["\\Flagged"])
@@ -134,3 +134,20 @@ def test_copies_and_appends_of_the_same_bytes_are_messages_of_their_own(store):
                       folder_role="drafts")
         st.append(store.engine, u["zhang"], "Drafts", new, [], store.blobs, raw)
     assert len(st.open_box(store.engine, u["zhang"], "Drafts").messages) == 2
+
+
+def test_sessions_opening_a_box_in_one_state_share_its_snapshot(store):
+    u = _ids(store)
+    first = st.open_box(store.engine, u["zhang"], "INBOX", claim=True)
+    second = st.open_box(store.engine, u["zhang"], "INBOX", claim=True)
+    assert first.messages and second.messages is first.messages  # one list for both sessions
+    assert isinstance(first.messages, st.Snapshot)
+    # a change to the box (a flag) makes the next opening read the box anew
+    m1 = first.messages[0]
+    st.store_flags(store.engine, u["zhang"], first.box.id, [m1.mail_id], "+", ["\\Flagged"])
+    third = st.open_box(store.engine, u["zhang"], "INBOX")
+    assert third.messages is not first.messages
+    assert "\\Flagged" in third.messages[0].flags and "\\Flagged" not in first.messages[0].flags
+    # another user's box of the same customer is theirs alone
+    boss = st.open_box(store.engine, u["boss"], "Customers/Acme")
+    assert boss.messages is not st.open_box(store.engine, u["zhang"], "Customers/Acme").messages
