@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from .db import session_scope, writer_engine
+from .db import relaxed_engine, session_scope, writer_engine
+from .rawsql import raw
 from .mails import Filing, NewMail, insert_mail
 from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, MailText, User
-from .views import boxes, bump_epoch, epoch, refresh
+from .views import NeedsWrite, boxes, bump_epoch, epoch, refresh
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 NO_FLAGS: frozenset[str] = frozenset()  # one for every message without flags (an empty set is 216 bytes)
@@ -68,14 +69,18 @@ def _snapshot(s: Session, engine: Engine, user_id: int, box: ImapBox) -> Snapsho
     """The box's messages now (after :func:`refresh`): the shared snapshot when one is of this
     very state (every change to a box raises its HIGHESTMODSEQ or its UIDNEXT)."""
     assert box.id is not None
+    s.flush()  # the plain SQL below does not
     with _SNAPSHOTS_LOCK:
         shared = _SNAPSHOTS.setdefault(engine, weakref.WeakValueDictionary())  # type: ignore[arg-type]
         snap = shared.get(box.id)
     if snap is not None and snap.modseq == box.highest_modseq and snap.uid_next == box.uid_next:
         return snap
-    rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
-        ImapEntry.box_id == box.id, col(ImapEntry.expunged_modseq).is_(None)).order_by(ImapEntry.uid)).all()
-    snap = Snapshot(_messages(s, user_id, rows))
+    rows = raw(s).execute(
+        "SELECT e.uid, e.mail_id, e.modseq, f.flags FROM imap_entries e "
+        "LEFT JOIN imap_flags f ON f.user_id = :user AND f.mail_id = e.mail_id "
+        "WHERE e.box_id = :box AND e.expunged_modseq IS NULL ORDER BY e.uid", {"user": user_id, "box": box.id})
+    snap = Snapshot(Message(uid, mail_id, modseq, _flag_set(flags) if flags else NO_FLAGS)
+                    for uid, mail_id, modseq, flags in rows.fetchall())
     snap.box_id, snap.modseq, snap.uid_next = box.id, box.highest_modseq, box.uid_next
     with _SNAPSHOTS_LOCK:
         shared[box.id] = snap
@@ -117,10 +122,12 @@ class NotYours(LookupError):
     """The mailbox is not one of the user's (or not any more)."""
 
 
-def _writing(engine: Engine):  # type: ignore[no-untyped-def]
+def _writing(engine: Engine, *, durable: bool = True):  # type: ignore[no-untyped-def]
     """A transaction that may write: on SQLite it takes the write lock at BEGIN, so two
-    sessions refreshing one box wait for each other instead of failing."""
-    return session_scope(writer_engine(engine))
+    sessions refreshing one box wait for each other instead of failing.  ``durable=False``:
+    what it writes is flags, marks and UIDs, which a power cut may undo (:func:`relaxed_engine`);
+    mail, placements and deletes are written durably."""
+    return session_scope(writer_engine(engine if durable else relaxed_engine(engine)))
 
 
 def _info(b: ImapBox) -> BoxInfo:
@@ -137,12 +144,12 @@ def _user(s: Session, user_id: int) -> User:
 
 def mailboxes(engine: Engine, user_id: int) -> list[BoxInfo]:
     """The user's mailboxes as their role and customers make them now."""
-    with _writing(engine) as s:
-        return [_info(b) for b in boxes(s, _user(s, user_id))]
+    return _read_first(engine, lambda s, writing: [_info(b) for b in boxes(s, _user(s, user_id),
+                                                                         readonly=not writing)])
 
 
-def _box(s: Session, user: User, name: str) -> ImapBox:
-    for b in boxes(s, user):
+def _box(s: Session, user: User, name: str, *, readonly: bool = False) -> ImapBox:
+    for b in boxes(s, user, readonly=readonly):
         if b.name == name:
             return b
     raise NotYours(name)
@@ -177,65 +184,114 @@ def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) ->
     return [Message(uid, mail_id, modseq, flags.get(mail_id, NO_FLAGS)) for uid, mail_id, modseq in rows]
 
 
-def _claim_recent(box: ImapBox, rows: Sequence[tuple[int, int, int]] | Sequence[int]) -> int:
-    """Take the news of the box for one session: returns the old mark (UIDs above it are
-    \\Recent to that session alone, RFC 3501 2.3.2)."""
-    old = box.recent_uid
-    top = max((r if isinstance(r, int) else r[0] for r in rows), default=0)
-    if top > old:
-        box.recent_uid = top
+_RECENT: weakref.WeakKeyDictionary[Engine, dict[int, int]] = weakref.WeakKeyDictionary()
+"""Per store: box id -> the highest UID a session of this process has been told of as new."""
+
+
+def _recent_mark(engine: Engine, box: ImapBox) -> int:
+    assert box.id is not None
+    with _SNAPSHOTS_LOCK:
+        return max(_RECENT.setdefault(engine, {}).get(box.id, 0), box.recent_uid)
+
+
+def _claim_recent(engine: Engine, box: ImapBox, top: int) -> int:
+    """Take the news of the box up to UID ``top`` for one session: returns the old mark (UIDs
+    above it are \\Recent to that session alone, RFC 3501 2.3.2).  The claim is the process's,
+    in memory (no write lock for it); the box row keeps the mark whenever it is written anyway,
+    so after a restart the first session may see as recent what was not yet recorded."""
+    assert box.id is not None
+    with _SNAPSHOTS_LOCK:
+        marks = _RECENT.setdefault(engine, {})
+        old = max(marks.get(box.id, 0), box.recent_uid)
+        marks[box.id] = max(old, top)
     return old
+
+
+def _keep_recent_mark(engine: Engine, box: ImapBox) -> None:
+    """Record the process's mark in the box row being written."""
+    mark = _recent_mark(engine, box)
+    if mark > box.recent_uid:
+        box.recent_uid = mark
+
+
+def _read_first(engine: Engine, work):  # type: ignore[no-untyped-def]
+    """``work(session, writing)`` in a read-only transaction, and again in a writing one if it
+    raises :class:`NeedsWrite`: most SELECTs and polls change nothing, and on SQLite a writing
+    transaction waits for the store's one write lock (and its fsync) however little it writes."""
+    try:
+        with Session(engine) as s:
+            return work(s, False)
+    except NeedsWrite as need:
+        with _writing(engine, durable=need.durable) as s:
+            return work(s, True)
 
 
 def open_box(engine: Engine, user_id: int, name: str, *, claim: bool = False) -> Opened:
     """The mailbox ``name`` (canonical) of the user, brought up to date, with its messages;
     ``claim``: a SELECT, which takes the box's \\Recent messages for itself."""
-    with _writing(engine) as s:
+    def work(s: Session, writing: bool) -> Opened:
         user = _user(s, user_id)
-        box = _box(s, user, name)
+        box = _box(s, user, name, readonly=not writing)
         seen = epoch(s)
         assert box.id is not None
         if _in_line(engine).get(box.id) != seen:
-            refresh(s, user, box)
+            refresh(s, user, box, readonly=not writing)
             s.flush()
         messages = _snapshot(s, engine, user_id, box)
-        recent = _claim_recent(box, [messages[-1].uid] if messages else []) if claim else box.recent_uid
-        s.add(box)
-        opened = Opened(_info(box), seen, messages, recent)
-    _in_line(engine)[box.id] = seen  # committed
+        top = messages[-1].uid if messages else 0
+        recent = _claim_recent(engine, box, top) if claim else _recent_mark(engine, box)
+        if writing:
+            _keep_recent_mark(engine, box)
+            s.add(box)
+        return Opened(_info(box), seen, messages, recent)
+
+    opened = _read_first(engine, work)
+    _in_line(engine)[opened.box.id] = opened.epoch  # committed (or found so)
     return opened
 
 
 def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
     """(view epoch, the box's HIGHESTMODSEQ): what a session compares to know whether to look."""
     with Session(engine) as s:
-        modseq = s.exec(select(ImapBox.highest_modseq).where(ImapBox.id == box_id)).first()
-        return epoch(s), int(modseq or 0)
+        row = raw(s).execute("SELECT (SELECT epoch FROM view_epoch WHERE id = 1), "
+                             "(SELECT highest_modseq FROM imap_boxes WHERE id = :box)", {"box": box_id}).fetchone()
+        return int(row[0]), int(row[1] or 0)
 
 
 def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool, claim: bool = False) -> Update:
     """What changed in the box after ``since_modseq``; ``resolve``: the views may have changed
     (the epoch moved), so bring the box in line with them first."""
-    with _writing(engine) as s:
+    def work(s: Session, writing: bool) -> Update:
         user = _user(s, user_id)
         box = s.get(ImapBox, box_id)
         if box is None or box.user_id != user_id:
             raise NotYours(str(box_id))
         seen = epoch(s)
-        if resolve:
-            boxes(s, user)  # a customer no longer theirs: its box is gone, and shows empty
-            refresh(s, user, box)
-        rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq, ImapEntry.expunged_modseq).where(
-            ImapEntry.box_id == box.id, ImapEntry.modseq > since_modseq).order_by(ImapEntry.uid)).all()
-        gone = s.exec(select(ImapEntry.uid).where(ImapEntry.box_id == box.id,
-                                                  col(ImapEntry.expunged_modseq) > since_modseq)).all()
-        live = [(r[0], r[1], r[2]) for r in rows if r[3] is None]
-        recent = None
-        if claim:
-            recent = _claim_recent(box, live)
+        if resolve and _in_line(engine).get(box_id) != seen:
+            boxes(s, user, readonly=not writing)  # a customer no longer theirs: its box is gone, shows empty
+            refresh(s, user, box, readonly=not writing)
+        # One statement for what changed and what went, with the user's flags (the ORM's three
+        # cost more than the rest of a command); plain SQL does not flush what refresh added
+        if writing:
+            s.flush()
+        rows = raw(s).execute(
+            "SELECT e.uid, e.mail_id, e.modseq, e.expunged_modseq, f.flags FROM imap_entries e "
+            "LEFT JOIN imap_flags f ON f.user_id = :user AND f.mail_id = e.mail_id "
+            "WHERE e.box_id = :box AND (e.modseq > :since OR e.expunged_modseq > :since) ORDER BY e.uid",
+            {"user": user_id, "box": box_id, "since": since_modseq}).fetchall()
+        changed = [Message(uid, mail_id, modseq, _flag_set(flags) if flags else NO_FLAGS)
+                   for uid, mail_id, modseq, expunged, flags in rows if expunged is None]
+        gone = sorted({r[0] for r in rows if r[3] is not None and r[3] > since_modseq})
+        recent = _claim_recent(engine, box, changed[-1].uid if changed else 0) if claim else None
+        if writing:
+            _keep_recent_mark(engine, box)
             s.add(box)
-        return Update(_info(box), seen, changed=_messages(s, user_id, live), expunged=sorted(set(gone)),
-                      recent_above=recent)
+        return Update(_info(box), seen, changed=changed, expunged=gone, recent_above=recent)
+
+    update = _read_first(engine, work)
+    if resolve:
+        _in_line(engine)[box_id] = update.epoch
+    return update
 
 
 def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], mode: str,
@@ -246,7 +302,7 @@ def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[in
     changed after ``unchanged_since`` (CONDSTORE).  Each mail changed gets one new MODSEQ in
     every one of the user's boxes that shows it."""
     want = frozenset(flags)
-    with _writing(engine) as s:
+    with _writing(engine, durable=False) as s:  # flags: what Dovecot does not fsync either
         _user(s, user_id)
         current = _flags(s, user_id, mail_ids)
         refused: list[int] = []
@@ -393,13 +449,15 @@ def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Seque
            raw: bytes) -> tuple[BoxInfo, int]:
     """APPEND to Drafts or a folder of the user's own: the mail is stored (each APPEND a mail of
     its own, even of the same bytes) and placed there.  Returns the box and the new UID."""
+    # The bytes first, outside the write lock (a blob no mail names is harmless; a mail without
+    # its blob is not).
+    blobs.put(raw, new.blob)  # type: ignore[attr-defined]
+    blobs.sync()  # type: ignore[attr-defined]
     with _writing(engine) as s:
         user = _user(s, user_id)
         dest = _box(s, user, target)
         if dest.kind not in ("drafts", "personal"):
             raise CannotPlace(target)
-        blobs.put(raw, new.blob)  # type: ignore[attr-defined]
-        blobs.sync()  # type: ignore[attr-defined]
         mail_id = insert_mail(session=s, new=new, filing=Filing("draft", user_id=user_id))
         row = s.get(ImapPlacement, (user_id, mail_id))
         if row is None:

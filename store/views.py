@@ -84,9 +84,21 @@ def visible_customers(session: Session, user: User) -> Select:  # type: ignore[t
     return q.where(Customer.owner_id == user.id)
 
 
-def boxes(session: Session, user: User) -> list[ImapBox]:
+class NeedsWrite(Exception):
+    """A look in a read-only transaction found that something must be written first: the
+    caller does it again in a writing one (on SQLite that takes the one write lock, so what
+    only reads does not).  ``durable``: what is to be written must survive a power cut (UIDs,
+    boxes); else it is a mark a power cut may undo (\\Recent)."""
+
+    def __init__(self, what: str, *, durable: bool = True) -> None:
+        super().__init__(what)
+        self.durable = durable
+
+
+def boxes(session: Session, user: User, *, readonly: bool = False) -> list[ImapBox]:
     """The user's mailboxes now, made where missing; a customer box of a customer they may no
-    longer see is marked gone (and comes back, with its UIDs, if the customer does)."""
+    longer see is marked gone (and comes back, with its UIDs, if the customer does).
+    ``readonly``: raise :class:`NeedsWrite` instead of changing anything."""
     have = {b.name: b for b in session.exec(select(ImapBox).where(ImapBox.user_id == user.id)).all()}
     want: list[tuple[str, str, int | None]] = [(n, k, None) for n, k in FIXED]
     if user.role in POOL_ROLES:
@@ -100,6 +112,8 @@ def boxes(session: Session, user: User) -> list[ImapBox]:
     for name, kind, cid in want:
         wanted_names.add(name)
         box = have.get(name)
+        if readonly and (box is None or box.gone or box.customer_id != cid):
+            raise NeedsWrite(name)
         if box is None:
             assert user.id is not None
             box = ImapBox(user_id=user.id, name=name, kind=kind, customer_id=cid,
@@ -116,6 +130,8 @@ def boxes(session: Session, user: User) -> list[ImapBox]:
                 out.append(box)
             continue
         if not box.gone:
+            if readonly:
+                raise NeedsWrite(name)
             box.gone = True
             session.add(box)
     return out
@@ -156,10 +172,11 @@ def wanted(user: User, box: ImapBox) -> Select:  # type: ignore[type-arg]
     raise ValueError(f"unknown mailbox kind {kind!r}")
 
 
-def refresh(session: Session, user: User, box: ImapBox) -> Change:
+def refresh(session: Session, user: User, box: ImapBox, *, readonly: bool = False) -> Change:
     """Bring ``box``'s UIDs in line with :func:`wanted`: new mail gets new UIDs (oldest first),
-    mail gone from the view is expunged.  Both raise the box's HIGHESTMODSEQ."""
-    if box.id is not None:
+    mail gone from the view is expunged.  Both raise the box's HIGHESTMODSEQ.  ``readonly``:
+    only look, and raise :class:`NeedsWrite` if there is something to do."""
+    if box.id is not None and not readonly:
         # Read uid_next as it is now, and hold the box (PostgreSQL) until the caller commits: two
         # sessions of one user refreshing one box must not hand out the same UID.
         session.flush()  # a refresh would drop changes not yet flushed
@@ -171,6 +188,8 @@ def refresh(session: Session, user: User, box: ImapBox) -> Change:
     new = [m for m in want if m not in present]
     if not gone and not new:
         return Change([], [])
+    if readonly:
+        raise NeedsWrite(box.name)
     box.highest_modseq += 1
     modseq = box.highest_modseq
     if gone:
