@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
 from mailwarden.store.audit import anchor_line, parse_anchors
-from mailwarden.store.models import AuditEvent
+from mailwarden.store.auditquery import find_events
 from rich import box
 from rich.table import Table
 from rich.text import Text
-from sqlmodel import col, select
 
-from .common import fail, out, print_json_lines, store
+from .common import fail, out, parse_time, print_json_lines, store
 
 app = typer.Typer(help="Read, verify and anchor the audit chain.", no_args_is_help=True)
 
@@ -21,21 +21,21 @@ app = typer.Typer(help="Read, verify and anchor the audit chain.", no_args_is_he
 @app.command("log")
 def log(
     ctx: typer.Context,
-    limit: int = typer.Option(50, "--limit", "-n", help="How many of the newest events"),
+    limit: int = typer.Option(50, "--limit", "-n", min=1, help="How many of the newest events that match"),
+    since: str = typer.Option(None, "--since", help="From then on: YYYY-MM-DD[THH:MM] (UTC) or a time ago (24h, 7d)"),
+    until: str = typer.Option(None, "--until", help="Before then (a bare date: to the end of that day)"),
+    user: str = typer.Option(None, "--user", "--actor", help="Only events by or about this login"),
+    customer: str = typer.Option(None, "--customer", help="Only events about this customer or mail to it"),
     action: str = typer.Option(None, "--action", help="Only events whose action starts with this, e.g. 'auth' or 'send'"),
-    actor: str = typer.Option(None, "--actor", help="Only events by this operator"),
     json_: bool = typer.Option(False, "--json", help="JSON Lines for scripts"),
 ) -> None:
-    """Show the newest audit events, oldest first."""
+    """Show the newest audit events that match, oldest first."""
+    start, end = parse_time("--since", since), parse_time("--until", until, end_of_day=True)
     with store(ctx) as (_cfg, st), st.session() as s:
-        q = select(AuditEvent).order_by(col(AuditEvent.seq).desc()).limit(limit)
-        if action:
-            q = q.where(col(AuditEvent.action).startswith(action))
-        if actor:
-            q = q.where(AuditEvent.actor == actor)
-        events = list(reversed(s.exec(q).all()))
+        events = find_events(session=s, since=start, until=end, user=user, customer=customer, action=action,
+                             limit=limit)
     if json_:
-        print_json_lines([{"seq": e.seq, "ts": e.ts.isoformat(), "actor": e.actor, "action": e.action,
+        print_json_lines([{"seq": e.seq, "ts": _utc(e.ts).isoformat(), "actor": e.actor, "action": e.action,
                            "target": e.target, "peer": e.peer, "detail": json.loads(e.detail)} for e in events])
         return
     # The short columns keep their words whole. Target and detail share the last column, one
@@ -51,6 +51,11 @@ def log(
         cell = Text("\n").join(t for t in (Text(target), detail) if t.plain)
         table.add_row(str(e.seq), f"{e.ts:%Y-%m-%d %H:%M:%S}", e.actor, e.action, cell)
     out.print(table)
+
+
+def _utc(ts: datetime) -> datetime:
+    """SQLite gives the stored UTC time back without its zone."""
+    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
 
 
 def _detail(raw: str) -> str:

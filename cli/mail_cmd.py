@@ -8,19 +8,9 @@ import typer
 from mailwarden.store.mails import assign_mail, list_mails
 from rich.table import Table
 
-from .common import actor, fail, out, print_json_lines, store
+from .common import actor, out, parse_time, print_json_lines, store
 
 app = typer.Typer(help="List the company mailbox's mail and file it by hand.", no_args_is_help=True)
-
-
-def _since(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        fail(f"--since {value!r}: give a date as YYYY-MM-DD (or YYYY-MM-DDTHH:MM)")
-    return ts if ts.tzinfo is not None else ts.replace(tzinfo=timezone.utc)
 
 
 @app.command("list")
@@ -29,13 +19,13 @@ def list_(
     owner: str = typer.Option(None, "--owner", help="Only mail in this salesperson's view"),
     customer: str = typer.Option(None, "--customer", help="Only mail of this customer (name or id)"),
     pool: bool = typer.Option(False, "--pool", help="Only mail in the pool (nobody's yet)"),
-    since: str = typer.Option(None, "--since", help="Only mail from this date on (YYYY-MM-DD, UTC)"),
+    since: str = typer.Option(None, "--since", help="Only mail from then on (YYYY-MM-DD, UTC, or a time ago: 7d)"),
     limit: int = typer.Option(200, "--limit", min=1, help="At most this many, newest first"),
     json_: bool = typer.Option(False, "--json", help="JSON Lines for scripts"),
 ) -> None:
     """List mail with its customer, owner and how it was filed, newest first."""
     with store(ctx) as (_cfg, st), st.session() as s:
-        rows = list_mails(session=s, owner=owner, customer=customer, pool=pool, since=_since(since), limit=limit)
+        rows = list_mails(session=s, owner=owner, customer=customer, pool=pool, since=parse_time("--since", since), limit=limit)
     if json_:
         print_json_lines([{"id": r.id, "date": r.internal_date.astimezone(timezone.utc).isoformat()
                            if r.internal_date.tzinfo else r.internal_date.replace(tzinfo=timezone.utc).isoformat(),

@@ -7,29 +7,23 @@ import email.policy
 
 import typer
 from mailwarden.gateway.delivery.notices import rejected_notice
-from mailwarden.store.quarantine import get_held, list_held, may_review
+from mailwarden.store.quarantine import get_held, list_held
 from mailwarden.store.quarantine import reject as reject_held
 from mailwarden.store.quarantine import release as release_held
 from rich.table import Table
 
-from .common import actor, fail, out, print_json_lines, store
+from .common import REVIEWER, fail, out, print_json_lines, reviewer, store
 
 app = typer.Typer(help="List, show, release or reject mail held for review.", no_args_is_help=True)
 
-BY = typer.Option(None, "--by", help="Supervisor or admin login acting (checked: supervisors see their team only)")
-
-
-def _who(session, by: str | None):  # type: ignore[no-untyped-def]
-    if by is None:
-        return actor(), None
-    return by, may_review(session=session, reviewer=by)
+BY = REVIEWER
 
 
 @app.command("list")
 def list_(ctx: typer.Context, by: str = BY, json_: bool = typer.Option(False, "--json", help="JSON Lines")) -> None:
     """Held messages, oldest first."""
     with store(ctx) as (_cfg, st), st.session() as s:
-        _actor, visible = _who(s, by)
+        _actor, visible = reviewer(s, by)
         held = list_held(session=s, visible_to=visible)
     if json_:
         print_json_lines([{"id": h.id, "operator": h.operator, "rcpts": h.rcpts, "subject": h.subject,
@@ -46,7 +40,7 @@ def show(ctx: typer.Context, message_id: int = typer.Argument(..., help="Id from
          by: str = BY, raw: bool = typer.Option(False, "--raw", help="Print the whole message as it would go out")) -> None:
     """Show one held message: who, to whom, why, and its text."""
     with store(ctx) as (_cfg, st), st.session() as s:
-        _actor, visible = _who(s, by)
+        _actor, visible = reviewer(s, by)
         item, h = get_held(session=s, message_id=message_id)
         if visible is not None and not visible(h.operator):
             fail(f"message {message_id} is not from your team")
@@ -74,10 +68,10 @@ def show(ctx: typer.Context, message_id: int = typer.Argument(..., help="Id from
 
 @app.command("release")
 def release(ctx: typer.Context, message_id: int = typer.Argument(...), by: str = BY,
-            note: str = typer.Option("", "--note", help="Why, for the audit log")) -> None:
+            note: str = typer.Option("", "--reason", "--note", help="Why, for the audit log")) -> None:
     """Release a held message: the gateway sends it within seconds."""
     with store(ctx) as (_cfg, st), st.session() as s:
-        who, visible = _who(s, by)
+        who, visible = reviewer(s, by)
         _item, h = get_held(session=s, message_id=message_id)
         if visible is not None and not visible(h.operator):
             fail(f"message {message_id} is not from your team")
@@ -91,7 +85,7 @@ def reject(ctx: typer.Context, message_id: int = typer.Argument(...), by: str = 
     """Reject a held message: it is never sent, and the sender is told why."""
     with store(ctx, {"upstream"}) as (cfg, st), st.session() as s:
         assert cfg.upstream is not None
-        who, visible = _who(s, by)
+        who, visible = reviewer(s, by)
         _item, h = get_held(session=s, message_id=message_id)
         if visible is not None and not visible(h.operator):
             fail(f"message {message_id} is not from your team")

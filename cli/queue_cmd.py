@@ -7,24 +7,17 @@ them within seconds (it sends, or puts the bounce report in the sender's INBOX v
 from __future__ import annotations
 
 import typer
-from mailwarden.store.quarantine import may_review
 from mailwarden.store.spool import states as st
 from mailwarden.store.spool.queue import Queued, give_up, list_queue, waiting
 from mailwarden.store.spool.queue import retry as retry_items
 from rich.table import Table
 
-from .common import actor, out, print_json_lines, store
+from .common import REVIEWER, out, print_json_lines, reviewer, store
 
 app = typer.Typer(help="List, show, retry or bounce the outbound mail waiting in the spool.", no_args_is_help=True)
 
-BY = typer.Option(None, "--by", help="Supervisor or admin login acting (checked: supervisors see their team only)")
+BY = REVIEWER
 MESSAGE = typer.Argument(..., help="Message id (as in `queue list` and the sender's 'Queued as')")
-
-
-def _who(session, by: str | None):  # type: ignore[no-untyped-def]
-    if by is None:
-        return actor(), None
-    return by, may_review(session=session, reviewer=by)
 
 
 def _error(q: Queued) -> str:
@@ -38,7 +31,7 @@ def list_(ctx: typer.Context, by: str = BY,
           json_: bool = typer.Option(False, "--json", help="JSON Lines")) -> None:
     """Waiting items, the next due first: state, attempts, next attempt and the last error."""
     with store(ctx) as (_cfg, stor), stor.session() as s:
-        _actor, visible = _who(s, by)
+        _actor, visible = reviewer(s, by)
         items = list_queue(session=s, states=state or st.WAITING, visible_to=visible)
     if json_:
         print_json_lines([q.as_json() for q in items])
@@ -59,7 +52,7 @@ def show(ctx: typer.Context, message_id: int = MESSAGE, by: str = BY,
          json_: bool = typer.Option(False, "--json", help="JSON Lines, one per item")) -> None:
     """Everything the spool records about one message (each of its items, in any state)."""
     with store(ctx) as (_cfg, stor), stor.session() as s:
-        _actor, visible = _who(s, by)
+        _actor, visible = reviewer(s, by)
         items = waiting(session=s, message_id=message_id, visible_to=visible, states=st.STATES)
     if json_:
         print_json_lines([q.as_json() for q in items])
@@ -75,7 +68,7 @@ def show(ctx: typer.Context, message_id: int = MESSAGE, by: str = BY,
 def retry(ctx: typer.Context, message_id: int = MESSAGE, by: str = BY) -> None:
     """Try a message again now (a shunted one too): the gateway sends it within seconds."""
     with store(ctx) as (_cfg, stor), stor.session() as s:
-        who, visible = _who(s, by)
+        who, visible = reviewer(s, by)
         moved = retry_items(session=s, audit=stor.audit, message_id=message_id, actor=who, visible_to=visible)
     for q in moved:
         out.print(f"message {q.message_id} ({q.operator} → {', '.join(q.rcpts)}): {q.state} → due now")
@@ -86,7 +79,7 @@ def bounce(ctx: typer.Context, message_id: int = MESSAGE, by: str = BY,
            reason: str = typer.Option("", "--reason", help="Told to the sender and kept in the audit log")) -> None:
     """Give up on a message: it is not sent, and its sender gets a bounce report."""
     with store(ctx) as (_cfg, stor), stor.session() as s:
-        who, visible = _who(s, by)
+        who, visible = reviewer(s, by)
         moved = give_up(session=s, audit=stor.audit, message_id=message_id, actor=who, reason=reason,
                         visible_to=visible)
     rcpts = sorted({r for q in moved for r in q.rcpts})

@@ -32,7 +32,7 @@ from mailwarden.rules import (
     load_policy,
 )
 from mailwarden.rules.policy import DEFAULT_PACK
-from mailwarden.rules.words import collect_word_list_errors, parse_word_list
+from mailwarden.rules.words import WordList, collect_word_list_errors, parse_word_list
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -267,13 +267,18 @@ def _read_list(path: Path) -> str:
 @app.command("import-words")
 def import_words(
     ctx: typer.Context,
-    file: Path = typer.Argument(..., help="Word list: one term per line, optional <TAB>severity"),
+    file: Path = typer.Argument(..., help="Word list: one term per line, or term,severity (e.g. 新公司,high); "
+                                "# starts a comment"),
     severity: str = typer.Option(None, "--severity", help="Default severity of the terms (info … critical)"),
     name: str = typer.Option(None, "--name", help="Name of the list (default: the file name)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change and write nothing"),
 ) -> None:
     """Validate a word list and install it for every gateway using this data directory.
 
-    Nothing is written when a line is bad. Importing a list with an existing name replaces it.
+    A line is a term, or a term, a comma and a severity (info, low, medium, high, critical); a
+    TAB, a full-width comma or anything but a severity after the last comma is refused with
+    the line number. Nothing is written when a line is bad. Importing a list with an existing
+    name replaces it: --dry-run shows the terms that would be added, removed or changed.
     """
     from mailwarden.rules.findings import SEVERITIES  # noqa: PLC0415
 
@@ -326,6 +331,12 @@ def import_words(
             fail(f"{file}: {_strip_path(str(exc), tmp)}; nothing was imported")
         if not wl.terms:
             fail(f"{file}: no terms in the list; nothing was imported")
+        if dry_run:
+            for line in word_changes(_installed(target) if existed else None, wl):
+                out.print(line)
+            out.print(f"dry run: {file} would be installed as {target} (rule {wl.rule}, {len(wl.terms)} terms); "
+                      "nothing was written")
+            return
         os.replace(tmp, target)
         _fsync_dir(target_dir)
     finally:
@@ -333,6 +344,29 @@ def import_words(
         staging.rmdir()
     replaced = " (replaced the previous list)" if existed else ""
     out.print(f"imported {len(wl.terms)} terms from {file} into {target} as rule {wl.rule}{replaced}")
+
+
+def _installed(target: Path) -> WordList | None:
+    """The list installed under the name now (None when it no longer reads: all of it is new)."""
+    try:
+        return parse_word_list(target)
+    except RulesConfigError as exc:
+        err.print(f"the installed {target.name} does not read ({exc}): every term counts as new", markup=False)
+        return None
+
+
+def word_changes(old: WordList | None, new: WordList) -> list[str]:
+    """What installing ``new`` over ``old`` changes, a line per term (severity as it applies)."""
+    def terms(wl: WordList | None) -> dict[str, str]:
+        return {} if wl is None else {t.text: t.severity or wl.severity for t in wl.terms}
+
+    before, after = terms(old), terms(new)
+    lines = [f"+ {t} ({sev})" for t, sev in after.items() if t not in before]
+    lines += [f"- {t} ({sev})" for t, sev in before.items() if t not in after]
+    lines += [f"~ {t}: {before[t]} → {sev}" for t, sev in after.items() if t in before and before[t] != sev]
+    if old is not None and old.rule != new.rule:
+        lines.append(f"~ rule {old.rule} → {new.rule}")
+    return lines or ["no change to the terms"]
 
 
 def _strip_path(message: str, tmp: Path) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 from mailwarden.store.directory import (
+    LANGUAGES,
     add_user,
+    edit_user,
     list_users,
     require_user,
     set_enabled,
@@ -14,9 +16,10 @@ from mailwarden.store.models import ROLES
 from mailwarden.store.throttle import unlock as forget_failures
 from rich.table import Table
 
-from .common import actor, out, print_json_lines, read_password_stdin, store
+from .common import actor, fail, out, print_json_lines, read_password_stdin, store
 
-app = typer.Typer(help="Add, list, disable, enable and unlock users (salespeople, supervisors, admins).", no_args_is_help=True)
+app = typer.Typer(help="Add, list, edit, disable, enable and unlock users (salespeople, supervisors, admins).",
+                  no_args_is_help=True)
 
 
 @app.command("add")
@@ -43,14 +46,41 @@ def list_(ctx: typer.Context, json_: bool = typer.Option(False, "--json", help="
     """List users."""
     with store(ctx) as (_cfg, st), st.session() as s:
         users = list_users(session=s)
-        rows = [{"login": u.login, "name": u.name, "role": u.role, "team": u.team, "enabled": u.enabled} for u in users]
+        rows = [{"login": u.login, "name": u.name, "role": u.role, "team": u.team, "lang": u.lang,
+                 "enabled": u.enabled} for u in users]
     if json_:
         print_json_lines(rows)
         return
-    table = Table("login", "name", "role", "team", "enabled")
+    table = Table("login", "name", "role", "team", "lang", "enabled")
     for r in rows:
-        table.add_row(r["login"], r["name"], r["role"], r["team"] or "", "yes" if r["enabled"] else "NO")
+        table.add_row(r["login"], r["name"], r["role"], r["team"] or "", r["lang"] or "",
+                      "yes" if r["enabled"] else "NO")
     out.print(table)
+
+
+@app.command("edit")
+def edit(
+    ctx: typer.Context,
+    login: str = typer.Argument(..., help="The user to change"),
+    name: str = typer.Option(None, "--name", help="Display name shown to customers"),
+    team: str = typer.Option(None, "--team", help="Team name (supervisors see their team); '' for none"),
+    role: str = typer.Option(None, "--role", help=f"One of: {', '.join(ROLES)}"),
+    lang: str = typer.Option(None, "--lang", help=f"Language of refusals and notices to them: {', '.join(LANGUAGES)}; "
+                             "'' for the config's"),
+) -> None:
+    """Change a user's name, team, role or language.  A new role or team changes whose mail they
+    (and their supervisors) see over IMAP from their next command on."""
+    if name is None and team is None and role is None and lang is None:
+        fail("nothing to change: give --name, --team, --role or --lang")
+    with store(ctx) as (_cfg, st), st.session() as s:
+        user, changes = edit_user(session=s, login=login, name=name, team=team, role=role, lang=lang)
+        if changes:
+            st.audit.append(actor=actor(), action="user.edit", target=user.login, session=s,
+                            **{k: {"before": b, "after": a} for k, (b, a) in changes.items()})
+    if not changes:
+        out.print(f"{user.login}: nothing changed")
+        return
+    out.print(f"{user.login}: " + "; ".join(f"{k} {b or '(none)'} → {a or '(none)'}" for k, (b, a) in changes.items()))
 
 
 def _toggle(ctx: typer.Context, login: str, enabled: bool) -> None:

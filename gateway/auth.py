@@ -28,6 +28,7 @@ from mailwarden.store.passwords import verify_password
 from mailwarden.store.throttle import Bounds, count_attempt, give_back, purge
 from sqlmodel import Session, col, select
 
+from mailwarden.gateway import metrics
 from mailwarden.gateway.config import Auth as AuthSettings
 
 log = logging.getLogger(__name__)
@@ -122,6 +123,7 @@ class Authenticator:
         attempt = await asyncio.to_thread(count_attempt, self.store.engine, login, ip, self.bounds)
         locked = attempt.locked
         if locked is not None:
+            metrics.login_failed("locked")
             await asyncio.to_thread(give_back, self.store.engine, attempt, succeeded=False)
             minutes = max(0, int(locked.last_at + self.bounds.lockout - time.time())) // 60 + 1
             known = login in self._cache or await asyncio.to_thread(self._lookup, login) is not None
@@ -132,6 +134,7 @@ class Authenticator:
             await asyncio.to_thread(give_back, self.store.engine, attempt, succeeded=True)
             return AuthOutcome(ident, known=True)
         self._failures += 1
+        metrics.login_failed("password")
         if self._failures % PURGE_EVERY == 0:
             await asyncio.to_thread(purge, self.store.engine, self.bounds.lockout)
         delay = min(self.settings.max_delay, self.settings.base_delay * 2 ** (attempt.pair_count() - 1))

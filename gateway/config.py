@@ -69,6 +69,7 @@ class Listen:
     max_connections: int | None = None   # None: derived from the descriptor limit at start
     max_connections_per_address: int = 20  # not yet logged in, from one client address
     login_timeout: float = 60.0          # seconds from connect to AUTH
+    http: HostPort | None = None         # /metrics and /healthz; None (the default): off
 
 
 @dataclass(frozen=True)
@@ -333,7 +334,7 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
 
 def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname", "max_connections",
-                    "max_connections_per_address", "login_timeout"})
+                    "max_connections_per_address", "login_timeout", "http"})
     total = r.get("max_connections", int, 0)
     per_address = r.get("max_connections_per_address", int, 20)
     if total < 0:
@@ -361,6 +362,7 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
         max_connections=total or None,
         max_connections_per_address=per_address,
         login_timeout=login_timeout,
+        http=r.hostport("http", ""),
     )
 
 

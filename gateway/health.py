@@ -22,6 +22,7 @@ from mailwarden.store import StoreHandle, loose_permissions
 from mailwarden.store.migrate import current_revision, head_revision
 from sqlalchemy import text
 
+from mailwarden.gateway import metrics
 from mailwarden.gateway.config import Config, Listen, Upstream
 from mailwarden.gateway.logsetup import limited_log
 from mailwarden.gateway.tls import server_context
@@ -125,17 +126,51 @@ async def run_checks(cfg: Config, store: StoreHandle) -> list[Finding]:
     return found
 
 
-async def watch_upstream(upstream: Upstream) -> None:
-    """``serve``'s start-up check of the upstream logins: each failure logged, tried again
-    (30 s, doubling to 10 min) until both logins work."""
+@dataclass
+class UpstreamHealth:
+    """The last upstream login check, as ``/healthz`` and ``mailwarden_upstream_up`` tell it."""
+
+    ok: bool | None = None                 # None: not checked yet
+    problems: tuple[str, ...] = ()
+    checked_at: datetime.datetime | None = None
+
+    def record(self, findings: list[Finding]) -> None:
+        failed = [f for f in findings if not f.ok]
+        self.ok = not failed
+        self.problems = tuple(f.line() for f in failed)
+        self.checked_at = datetime.datetime.now(datetime.timezone.utc)
+        for f in failed:
+            metrics.upstream_error(f.what.removeprefix("upstream "), "login")
+
+
+async def watch_upstream(upstream: Upstream, health: UpstreamHealth | None = None,
+                         recheck: float | None = None) -> None:
+    """``serve``'s check of the upstream logins: each failure logged, tried again (30 s,
+    doubling to 10 min) until both logins work.  With ``recheck`` (seconds), the SMTP login alone
+    is tried again that often afterwards, so that ``health`` notices a password changed later
+    (not IMAP: its logins are the budget the relay and the sync share)."""
+    health = health or UpstreamHealth()
     delay = RETRY_FIRST
     while True:
-        failed = [f for f in await check_upstream(upstream) if not f.ok]
+        found = await check_upstream(upstream)
+        health.record(found)
+        failed = [f for f in found if not f.ok]
         if not failed:
             log.info("upstream logins work (SMTP %s, IMAP %s)", upstream.smtp, upstream.imap)
-            return
+            break
         for f in failed:
             limited_log(log, "upstream check", "%s (retrying in %g s; mail waits in the spool meanwhile)",
                         f.line(), delay, level=logging.ERROR)
         await asyncio.sleep(delay)
         delay = min(RETRY_MAX, delay * 2)
+    while recheck:
+        await asyncio.sleep(recheck)
+        found = [await _login("upstream smtp", SMTPConnection(upstream, upstream_tls(upstream)), upstream.smtp,
+                              upstream.username)]
+        was = health.ok
+        health.record(found)
+        if not health.ok:
+            limited_log(log, "upstream check", "%s (checked again in %g s)", found[0].line(), recheck,
+                        level=logging.ERROR)
+        elif not was:
+            log.info("upstream SMTP login works again (%s)", upstream.smtp)

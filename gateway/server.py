@@ -9,6 +9,7 @@ import os
 import signal
 import ssl
 from contextlib import suppress
+from pathlib import Path
 
 from mailwarden.rules import load_policy
 from mailwarden.signatures import load_signatures
@@ -23,7 +24,9 @@ from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_l
 from mailwarden.gateway.imap.access import BulkWatch
 from mailwarden.gateway.imap.server import ImapServer
 from mailwarden.gateway.imap.session import Settings as ImapSettings
-from mailwarden.gateway.health import check_store, check_tls, watch_upstream
+from mailwarden.gateway import metrics
+from mailwarden.gateway.health import UpstreamHealth, check_store, check_tls, watch_upstream
+from mailwarden.gateway.httpserver import METRICS_TYPE, HttpServer, health_body
 from mailwarden.gateway.engines import company_profile, rules_settings, scan_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
 from mailwarden.gateway.submission.limits import ConnectionLimits, derived_total, descriptor_limit
@@ -34,6 +37,7 @@ from mailwarden.gateway.tls import ensure_self_signed, server_context
 
 log = logging.getLogger(__name__)
 SECTIONS = {"company", "upstream", "listen", "store", "outbound", "auth", "sync", "filing", "imap"}
+HEALTH_RECHECK = 300.0  # seconds between the upstream SMTP login checks while [listen] http is on
 
 
 class Gateway:
@@ -71,6 +75,10 @@ class Gateway:
         self.handler: SubmissionHandler | None = None
         self.imap: ImapServer | None = None
         self.check_upstream = check_upstream  # log in to the upstream at start, retrying until it works
+        self.health = UpstreamHealth()
+        self.health_recheck = HEALTH_RECHECK
+        self.http: HttpServer | None = None
+        self._metrics_files: Path | None = None  # the delivery process's counters
 
     def _wake(self) -> None:
         if self.relay is not None:
@@ -108,7 +116,9 @@ class Gateway:
             log.info("listening for SMTP submission (%s) on %s", "implicit TLS" if implicit else "STARTTLS",
                      self.bound[name])
         await self._listen_imap(tls)
+        await self._listen_http()
         if self.delivery is not None:
+            self.delivery.metrics_dir = self._metrics_files
             await self.delivery.start()
         else:
             self._delivery_lock = await hold_delivery_lock(self.store.data_dir)
@@ -119,7 +129,40 @@ class Gateway:
                 self.sync, self._sync_lock = start_sync(cfg, self.store, budget)
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
         if self.check_upstream:
-            self._tasks.append(asyncio.create_task(watch_upstream(cfg.upstream), name="upstream-check"))
+            recheck = self.health_recheck if self.http is not None else None
+            self._tasks.append(asyncio.create_task(watch_upstream(cfg.upstream, self.health, recheck),
+                                                   name="upstream-check"))
+
+    async def _listen_http(self) -> None:
+        """``[listen] http``: /metrics and /healthz (off unless set)."""
+        cfg = self.cfg
+        assert cfg.listen and cfg.store
+        addr = cfg.listen.http
+        if addr is None:
+            return
+        if self.delivery is not None:
+            self._metrics_files = metrics.fresh_metrics_dir(cfg.store.data_dir)
+        self.http = HttpServer({"/metrics": self._metrics, "/healthz": self._healthz})
+        try:
+            server = await self.http.listen(addr.host, addr.port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot listen on {addr} ([listen] http): {exc.strerror or exc}") from exc
+        self.servers.append(server)
+        self.bound["http"] = HostPort(addr.host, server.sockets[0].getsockname()[1])
+        log.info("serving /metrics and /healthz over HTTP on %s", self.bound["http"])
+
+    async def _metrics(self) -> tuple[int, str, bytes]:
+        snapshot = metrics.Snapshot(sessions=sum(len(c) for c in self.registry.sessions.values()),
+                                    upstream_up=self.health.ok)
+        body = await asyncio.to_thread(metrics.render, self.store.engine, snapshot, self._metrics_files)
+        return 200, METRICS_TYPE, body
+
+    async def _healthz(self) -> tuple[int, str, bytes]:
+        h = self.health
+        checked = h.checked_at.isoformat() if h.checked_at else None
+        state = "not checked yet" if h.ok is None else ("ok" if h.ok else "failing")
+        return health_body(h.ok is not False, {"upstream": {"login": state, "checked_at": checked,
+                                                             "problems": list(h.problems)}})
 
     async def _listen_imap(self, tls: ssl.SSLContext) -> None:
         cfg = self.cfg

@@ -25,6 +25,7 @@ _LATIN = re.compile(r"[a-z0-9]")
 _RULE_ID = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _HEADER = re.compile(r"^#\s*(rule|severity|action|description)\s*:\s*(.+?)\s*$", re.IGNORECASE)
 MAX_TERM_LEN = 200
+_SEVERITY_SLIP = re.compile(r"([，、;；|])\s*([A-Za-z]+)$")  # "新公司，high": an input method's comma
 
 
 _WS_ASCII = "".join(c for c in _WS_CHARS if c.isascii()).encode("ascii")
@@ -89,7 +90,8 @@ def _check_term(term: str, path: Path | str, lineno: int | str) -> str:
 
 
 def parse_word_list(path: Path, *, severity: str | None = None, rule: str | None = None) -> WordList:
-    """Read a word list: one term per line, optional ``<TAB or ,>severity``.
+    """Read a word list: one term per line, optional ``,severity`` (``term,high``; nothing else
+    separates a severity: a TAB or a full-width comma is an error naming the line).
 
     ``#`` starts a comment line; header comments ``# rule: ID``, ``# severity: S``,
     ``# action: A`` and ``# description: …`` set the list's rule id, default severity and action.
@@ -138,23 +140,27 @@ def _parse_line(line: str, path: Path | str, lineno: int) -> tuple[str, str | No
             if key == "rule" and not _RULE_ID.match(value):
                 raise RulesConfigError(path, f"line {lineno}", f"rule id {value!r} is not UPPER_SNAKE")
         return None
+    # One format: "term" or "term,severity".  Anything else that looks like a severity is
+    # refused, never read as part of the term (a TAB, a full-width comma, a misspelt severity).
+    if "\t" in stripped:
+        raise RulesConfigError(path, f"line {lineno}", "a TAB: write term,severity with a comma "
+                               "(e.g. 新公司,high), or the term alone")
     sev: str | None = None
     term = stripped
-    if "\t" in stripped:
-        term, _, sev_raw = stripped.rpartition("\t")
-        sev = sev_raw.strip().lower()
+    if "," in stripped:
+        head, _, tail = stripped.rpartition(",")
+        sev = tail.strip().lower()
         if sev not in SEVERITIES:
             raise RulesConfigError(
-                path, f"line {lineno}", f"unknown severity {sev_raw.strip()!r} (use {', '.join(SEVERITIES)})"
-            )
-    elif "," in stripped:
-        head, _, tail = stripped.rpartition(",")
-        cand = tail.strip().lower()
-        if cand in SEVERITIES:
-            term, sev = head, cand
-        elif re.fullmatch(r"[a-z]{2,10}", cand) and not head.isascii():
-            # "新公司,hgih": a Chinese term followed by a misspelt severity.
-            raise RulesConfigError(path, f"line {lineno}", f"unknown severity {tail.strip()!r}")
+                path, f"line {lineno}", f"{tail.strip()!r} after the last comma is not a severity "
+                f"({', '.join(SEVERITIES)}): a line is term or term,severity, and a term with a comma "
+                "in it needs ,severity after it")
+        term = head
+    else:
+        slip = _SEVERITY_SLIP.search(stripped)
+        if slip and slip.group(2).lower() in SEVERITIES:
+            raise RulesConfigError(path, f"line {lineno}", f"{slip.group(1)!r} before {slip.group(2)!r}: "
+                                   f"the severity follows an ASCII comma (term,{slip.group(2).lower()})")
     _check_term(term, path, lineno)
     return term.strip(), sev
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -12,6 +12,7 @@ from .models import ROLES, Contact, Customer, CustomerDomain, User
 from .passwords import hash_password
 from .views import bump_epoch
 
+LANGUAGES = ("en", "zh")  # what refusals and notices are written in
 LOGIN_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 EMAIL_RE = re.compile(r"^[^@\s<>\"]+@[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$")
 DOMAIN_RE = re.compile(r"^(?=.{1,253}$)([a-z0-9-]{1,63}\.)+[a-z0-9-]{2,63}$")
@@ -115,6 +116,36 @@ def list_users(*, session: Session) -> Sequence[User]:
     return session.exec(select(User).order_by(User.login)).all()
 
 
+def edit_user(*, session: Session, login: str, name: str | None = None, team: str | None = None,
+              role: str | None = None, lang: str | None = None) -> tuple[User, dict[str, tuple[object, object]]]:
+    """Change what is given (``team=""`` / ``lang=""``: none).  Returns the user and each changed
+    field as ``(before, after)``.  A new role or team changes whose mail the user and their
+    supervisors see: the views follow at their next command."""
+    user = require_user(session=session, login=login)
+    wanted: dict[str, object] = {}
+    if name is not None:
+        wanted["name"] = _one_line(name, "name")
+    if team is not None:
+        wanted["team"] = _one_line(team, "team") if team.strip() else None
+    if role is not None:
+        if role not in ROLES:
+            raise DirectoryError(f"role {role!r} must be one of {', '.join(ROLES)}")
+        wanted["role"] = role
+    if lang is not None:
+        code = lang.strip().lower() or None
+        if code is not None and code not in LANGUAGES:
+            raise DirectoryError(f"language {lang!r} must be one of {', '.join(LANGUAGES)} (or '' for the config's)")
+        wanted["lang"] = code
+    changes = {k: (getattr(user, k), v) for k, v in wanted.items() if getattr(user, k) != v}
+    for k, (_before, after) in changes.items():
+        setattr(user, k, after)
+    if changes:
+        session.add(user)
+        if "role" in changes or "team" in changes:
+            bump_epoch(session)
+    return user, changes
+
+
 # ---- customers -------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -126,12 +157,17 @@ class CustomerView:
     contacts: tuple[str, ...]
 
 
+def name_key(name: str) -> str:
+    """What makes two customer names the same: case and surrounding blanks do not count."""
+    return name.strip().casefold()
+
+
 def get_customer(*, session: Session, name_or_id: str) -> Customer | None:
     if name_or_id.isdigit():
         c = session.get(Customer, int(name_or_id))
         if c:
             return c
-    return session.exec(select(Customer).where(Customer.name == name_or_id.strip())).first()
+    return session.exec(select(Customer).where(Customer.name_key == name_key(name_or_id))).first()
 
 
 def require_customer(*, session: Session, name_or_id: str) -> Customer:
@@ -147,40 +183,94 @@ def add_customer(*, session: Session, name: str, domains: Sequence[str] = (), co
     name = _one_line(name, "customer name")
     if len(name) > 200:
         raise DirectoryError("customer name is longer than 200 characters")
-    if get_customer(session=session, name_or_id=name):
-        raise DirectoryError(f"customer {name!r} exists already")
-    owner_id = require_user(session=session, login=owner).id if owner else None
-    customer = Customer(name=name, owner_id=owner_id, created_by=created_by)
+    existing = get_customer(session=session, name_or_id=name)
+    if existing is not None and existing.name_key == name_key(name):
+        same = "" if existing.name == name else f" as {existing.name!r} (names do not differ by case)"
+        raise DirectoryError(f"customer {name!r} exists already{same}")
+    owner_id = _owner_id(session, owner)
+    customer = Customer(name=name, name_key=name_key(name), owner_id=owner_id, created_by=created_by)
     session.add(customer)
     session.flush()
-    assert customer.id is not None
-    for d in dict.fromkeys(normalise_domain(d) for d in domains):
-        if d in freemail:
-            raise DirectoryError(f"{d} is a free-mail domain: add the customer's addresses with --contact instead")
-        taken = session.exec(select(CustomerDomain).where(CustomerDomain.domain == d)).first()
-        if taken:
-            other = session.get(Customer, taken.customer_id)
-            raise DirectoryError(f"domain {d} belongs to customer {other.name if other else taken.customer_id!r} already")
-        session.add(CustomerDomain(customer_id=customer.id, domain=d))
-    for e in dict.fromkeys(normalise_email(e) for e in contacts):
-        taken_c = session.exec(select(Contact).where(Contact.email == e)).first()
-        if taken_c:
-            other = session.get(Customer, taken_c.customer_id)
-            raise DirectoryError(f"contact {e} belongs to customer {other.name if other else taken_c.customer_id!r} already")
-        session.add(Contact(customer_id=customer.id, email=e))
+    set_domains(session=session, customer=customer, domains=domains, freemail=freemail)
+    set_contacts(session=session, customer=customer, contacts=contacts)
     session.flush()
     return customer
 
 
+def _owner_id(session: Session, owner: str | None) -> int | None:
+    """The id of an owner to be: an enabled user (None: the pool)."""
+    if not owner:
+        return None
+    user = require_user(session=session, login=owner)
+    if not user.enabled:
+        raise DirectoryError(f"user {user.login!r} is disabled: customers go to enabled users only "
+                             "(`mailwarden user enable`, or give them to someone else)")
+    return user.id
+
+
+def _replace_rows(session: Session, customer: Customer, model: type[CustomerDomain] | type[Contact], column: str,
+                  want: list[str], what: str, check: Callable[[str], None] = lambda _v: None) -> tuple[list[str], list[str]]:
+    """Make ``want`` the customer's values in ``model``'s ``column``; returns those added and removed.
+    A value another customer has is refused, naming that customer."""
+    assert customer.id is not None
+    field = getattr(model, column)
+    rows = {getattr(r, column): r for r in session.exec(select(model).where(model.customer_id == customer.id)).all()}
+    for value in want:
+        if value in rows:
+            continue
+        check(value)
+        taken = session.exec(select(model).where(field == value)).first()
+        if taken:
+            other = session.get(Customer, taken.customer_id)
+            raise DirectoryError(f"{what} {value} belongs to customer {other.name if other else taken.customer_id!r} already")
+        session.add(model(customer_id=customer.id, **{column: value}))
+    removed = [v for v in rows if v not in want]
+    for v in removed:
+        session.delete(rows[v])
+    return [v for v in want if v not in rows], removed
+
+
+def set_domains(*, session: Session, customer: Customer, domains: Sequence[str],
+                freemail: Sequence[str] = ()) -> tuple[list[str], list[str]]:
+    """Make ``domains`` the customer's domains; returns those added and those removed."""
+    def not_freemail(d: str) -> None:
+        if d in freemail:
+            raise DirectoryError(f"{d} is a free-mail domain: add the customer's addresses with --contact instead")
+
+    want = list(dict.fromkeys(normalise_domain(d) for d in domains))
+    return _replace_rows(session, customer, CustomerDomain, "domain", want, "domain", not_freemail)
+
+
+def set_contacts(*, session: Session, customer: Customer, contacts: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Make ``contacts`` the customer's contact addresses; returns those added and those removed."""
+    want = list(dict.fromkeys(normalise_email(e) for e in contacts))
+    return _replace_rows(session, customer, Contact, "email", want, "contact")
+
+
 def assign_customer(*, session: Session, name_or_id: str, owner: str | None) -> tuple[Customer, str | None]:
-    """Give a customer to ``owner`` (None: to the pool).  Returns the customer and the previous owner."""
+    """Give a customer to ``owner`` (None: to the pool; a disabled user is refused).  Returns the
+    customer and the previous owner.  The one way a customer changes hands: the IMAP views
+    follow (the epoch moves), at the next command of every session."""
     customer = require_customer(session=session, name_or_id=name_or_id)
     before = session.get(User, customer.owner_id).login if customer.owner_id else None  # type: ignore[union-attr]
-    customer.owner_id = require_user(session=session, login=owner).id if owner else None
+    customer.owner_id = _owner_id(session, owner)
     customer.return_reminded_at = None  # a new owner is reminded afresh before the pool takes it back
     session.add(customer)
     bump_epoch(session)
     return customer, before
+
+
+def reassign_customers(*, session: Session, from_login: str | None, to_login: str | None) -> list[Customer]:
+    """Every customer of ``from_login`` (None: the pool's) to ``to_login`` (None: the pool), each
+    through :func:`assign_customer`.  A disabled ``from_login`` is fine: that is who leaves."""
+    source = require_user(session=session, login=from_login).id if from_login else None
+    _owner_id(session, to_login)  # refused before anything moves
+    q = select(Customer).order_by(Customer.name)
+    q = q.where(Customer.owner_id == source) if source is not None else q.where(col(Customer.owner_id).is_(None))
+    moved = list(session.exec(q).all())
+    for c in moved:
+        assign_customer(session=session, name_or_id=str(c.id), owner=to_login)
+    return moved
 
 
 def customer_view(*, session: Session, customer: Customer) -> CustomerView:
@@ -192,8 +282,11 @@ def customer_view(*, session: Session, customer: Customer) -> CustomerView:
 
 
 def list_customers(*, session: Session, owner: str | None = None) -> list[CustomerView]:
-    q = select(Customer).order_by(Customer.name)
-    if owner:
+    """Every customer by name; ``owner``: only that user's (``"pool"``: only those nobody owns)."""
+    q = select(Customer).order_by(Customer.name_key)
+    if owner == "pool":
+        q = q.where(col(Customer.owner_id).is_(None))
+    elif owner:
         q = q.where(Customer.owner_id == require_user(session=session, login=owner).id)
     return [customer_view(session=session, customer=c) for c in session.exec(q).all()]
 

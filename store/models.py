@@ -58,12 +58,16 @@ class User(SQLModel, table=True):
     created_at: datetime = _ts()  # type: ignore[assignment]
     # Bumped on disable/passwd so that live sessions notice and end.
     generation: int = Field(default=0)
+    # The language of what the gateway tells this user (refusals, notices); None: the config's.
+    lang: str | None = Field(default=None, max_length=8)
 
 
 class Customer(SQLModel, table=True):
     __tablename__ = "customers"
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True, max_length=200)
+    # The name casefolded: names are found, and unique, regardless of case ("ACME" is "Acme").
+    name_key: str = Field(index=True, unique=True, max_length=220)
     owner_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     created_at: datetime = _ts()  # type: ignore[assignment]
     created_by: str | None = Field(default=None, max_length=64)

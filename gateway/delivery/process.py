@@ -39,6 +39,7 @@ from mailwarden.gateway import logsetup
 from mailwarden.gateway.config import Config, config_from_dict
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.engines import quarantine_expiry
+from mailwarden.gateway.metrics import multiprocess_env
 from mailwarden.gateway.delivery.relay import Relay, upstream_budget
 from mailwarden.gateway.sync.service import start_sync
 from mailwarden.gateway.upstream.budget import ConnectionBudget
@@ -95,6 +96,7 @@ class DeliveryProcess:
         self._proc: Any = None  # multiprocessing's SpawnProcess
         self._pipe: Any = None  # the write end of the nudge pipe
         self._supervisor: asyncio.Task[None] | None = None
+        self.metrics_dir: Path | None = None  # where the process keeps its counters (None: not counted)
 
     @property
     def pid(self) -> int | None:
@@ -109,7 +111,8 @@ class DeliveryProcess:
         reader, writer = ctx.Pipe(duplex=False)
         proc = ctx.Process(target=main, name="mailwarden-delivery", daemon=False,
                            args=(self.cfg.raw, self.cfg.path, self.sections, reader, logging.getLogger().level))
-        proc.start()
+        with multiprocess_env(self.metrics_dir):
+            proc.start()
         reader.close()
         os.set_blocking(writer.fileno(), False)  # a nudge never blocks the event loop
         self._proc, self._pipe = proc, writer

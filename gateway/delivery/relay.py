@@ -54,6 +54,7 @@ from mailwarden.store.spool import (
 from mailwarden.store.spool import states as st
 from sqlmodel import Session
 
+from mailwarden.gateway import metrics
 from mailwarden.gateway.config import Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.inflight import InFlight
@@ -252,8 +253,10 @@ class Relay:
             await data.open()
             return rcpts, await conn.send(item.mail_from, rcpts, data)
         except TemporaryFailure as exc:
+            metrics.upstream_error("smtp", "temporary")
             await self._temporary(item, str(exc))
         except PermanentFailure as exc:
+            metrics.upstream_error("smtp", "permanent")
             await self._bounce(item, rcpts, str(exc), await spool_head(path, tags))
         finally:
             data.close()

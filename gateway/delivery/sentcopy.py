@@ -23,6 +23,7 @@ from mailwarden.store import StoreHandle
 from mailwarden.store.spool import DueItem, damaged, sent_copies_filed
 from mailwarden.store.spool import states as st
 
+from mailwarden.gateway import metrics
 from mailwarden.gateway.config import Upstream
 from mailwarden.gateway.delivery.inflight import InFlight
 from mailwarden.gateway.delivery.notices import read_head
@@ -197,6 +198,7 @@ class SentCopies:
         unreachable), or counted towards the shunt (anything else); the item leaves the stage."""
         try:
             if isinstance(exc, (TemporaryFailure, Refused)):
+                metrics.upstream_error("imap", "temporary")
                 log.warning("Sent copy of message=%s not stored yet: %s", item.message_id, exc)
                 await self.work.retry_later(item, f"Sent copy pending: {exc}")
             else:  # an unreadable spool file does not come back by itself: shunted after a few tries

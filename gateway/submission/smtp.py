@@ -16,6 +16,7 @@ import ssl
 import time
 from typing import Any
 
+from mailwarden.gateway import metrics
 from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry, masked
 from mailwarden.gateway.logsetup import limited_log
 from mailwarden.gateway.submission.smtpevents import (
@@ -191,6 +192,7 @@ class SubmissionConnection:
             return reply
         self.identity = outcome.identity
         handler.registry.add(outcome.identity, id(self), self.cut)
+        metrics.session_opened("smtp")
         await handler.audit("auth.login", actor=outcome.identity.login, peer=self.peer, mechanism=attempt.mechanism,
                             via="smtp")
         log.info("login peer=%s operator=%s", self.peer, outcome.identity.login)
@@ -302,6 +304,7 @@ class SubmissionHandler:
             self.connections.discard(conn)
             if conn.identity is not None:
                 self.registry.remove(conn.identity.login, id(conn))
+                metrics.session_closed("smtp")
             if not writer.is_closing():
                 writer.close()
             try:

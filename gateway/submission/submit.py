@@ -33,6 +33,7 @@ from mailwarden.gateway.auth import Identity
 from mailwarden.gateway.config import Company, Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.recipients import lookup_recipients
+from mailwarden.gateway import metrics
 from mailwarden.gateway.submission.enforce import Blocked, Verdict, decision_detail, judge
 from mailwarden.gateway.submission.scanpool import DEFAULT_MEMORY_MB, ScanPool, ScanSettings, default_workers, needs_worker
 from mailwarden.gateway.delivery.notices import build_notice
@@ -112,14 +113,20 @@ class Submitter:
             recipients = self._cached(rcpts) or await asyncio.to_thread(self._lookup, ident, rcpts)
             job = [Mail(content)]
             del content
-            prepared = await self._prepared(ident, recipients, job)
+            started = time.monotonic()
+            try:
+                prepared = await self._prepared(ident, recipients, job)
+            finally:
+                metrics.scanned(time.monotonic() - started)
         except Blocked as exc:
+            metrics.message("block")
             await self.audit("send.blocked", actor=ident.login, peer=peer, rcpts=rcpts,
                              reason=exc.smtp_reply, **decision_detail(exc.decision))
             rules = ",".join(sorted({f.rule for f in exc.decision.findings if f.action == "block"}))
             log.info("blocked peer=%s operator=%s rules=%s", peer, ident.login, rules)  # no matched text: it is message content
             return exc.smtp_reply
         except MessageRejected as exc:
+            metrics.message("refused")
             await self.audit("send.refused", actor=ident.login, peer=peer, reason=exc.smtp_reply, rcpts=rcpts)
             return exc.smtp_reply
         blobs: Blobs | None = None
@@ -141,6 +148,7 @@ class Submitter:
             return "451 4.3.0 The gateway could not store your message; nothing was sent, please try again"
         self.wake()
         action = prepared.verdict.action
+        metrics.message(action)
         log.info("accepted peer=%s operator=%s message=%s rcpts=%d size=%d action=%s",
                  peer, ident.login, msg_id, len(rcpts), prepared.rw.size, action)
         if prepared.verdict.stage == st.HELD:

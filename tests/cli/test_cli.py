@@ -4,22 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from mailwarden.cli.app import app
 from typer.testing import CliRunner
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    cfg = tmp_path / "mailwarden.toml"
-    cfg.write_text('[company]\nname = "Bright Lighting"\ndomains = ["company.test"]\n[store]\ndata_dir = "data"\n')
-    monkeypatch.setenv("MAILWARDEN_CONFIG", str(cfg))
-    runner = CliRunner()
-
-    def run(*args: str, input: str | None = None):
-        return runner.invoke(app, list(args), input=input)
-
-    return run
 
 
 def test_user_lifecycle(cli):
@@ -29,7 +15,7 @@ def test_user_lifecycle(cli):
     assert r.exit_code == 2 and "exists already" in r.output
     assert cli("user", "disable", "zhang").exit_code == 0
     rows = [json.loads(line) for line in cli("user", "list", "--json").stdout.splitlines()]
-    assert rows == [{"login": "zhang", "name": "Zhang San", "role": "sales", "team": None, "enabled": False}]
+    assert rows == [{"login": "zhang", "name": "Zhang San", "role": "sales", "team": None, "lang": None, "enabled": False}]
     assert cli("user", "enable", "zhang").exit_code == 0
     assert cli("user", "passwd", "zhang", "--password-stdin", input="another-pass\n").exit_code == 0
     r = cli("user", "disable", "nobody")

@@ -10,7 +10,6 @@ from mailwarden.store.models import AuditEvent
 from mailwarden.store.throttle import Bounds, count_attempt
 from sqlmodel import Session, select
 
-from tests.cli.test_cli import cli  # noqa: F401  (the fixture)
 
 BOUNDS = Bounds(pair=3, address=30, login=15, lockout=600)
 

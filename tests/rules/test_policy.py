@@ -96,7 +96,7 @@ def test_audit_mode_decides_but_does_not_enforce(tmp_path: Path) -> None:
 def test_word_list_with_severities(tmp_path: Path) -> None:
     wl = tmp_path / "competitors products.txt"
     wl.write_text("# description: competitor product names\n# severity: low\nSuperLED X1\n"
-                  "暗标\thigh\nsecret discount,critical\n\n", encoding="utf-8")
+                  "暗标,high\nsecret discount,critical\n\n", encoding="utf-8")
     p = load_policy(COMPANY, RulesSettings(word_lists=(wl,)))
     rule = p.rules["WORDLIST_COMPETITORS_PRODUCTS"]
     assert rule.category == "sensitive_word" and rule.severity == "low"

@@ -162,7 +162,7 @@ def test_import_words_then_the_word_triggers(env):
     before = _lines(env("rules", "check", "--json", str(msg)).stdout)[0]
     assert before["action"] == "allow"
     wl = env.tmp / "site words.txt"
-    wl.write_bytes("# description: local words\n锦绣灯饰城\nzorgblatt trading\tcritical\n".encode("gb18030"))
+    wl.write_bytes("# description: local words\n锦绣灯饰城\nzorgblatt trading,critical\n".encode("gb18030"))
     r = env("rules", "import-words", str(wl), "--name", "local", "--severity", "high")
     assert r.exit_code == 0, r.output
     assert "imported 2 terms" in r.stdout and "WORDLIST_LOCAL" in r.stdout

@@ -118,3 +118,19 @@ def test_what_changes_whose_mail_is_whose_moves_the_epoch(store):
             s.flush()
             assert epoch(s) > seen
             seen = epoch(s)
+
+
+def test_reassigning_everyone_and_editing_a_team_moves_the_views(store):
+    """customer reassign and user edit go through the functions the views read: the next refresh
+    shows the new owner's mail and takes it from the old one."""
+    from mailwarden.store.directory import edit_user, reassign_customers
+
+    with store.session() as s:
+        u = _setup(s)
+        assert _view(s, u["zhang"])["INBOX"] == ["m1"]
+        reassign_customers(session=s, from_login="zhang", to_login="li")
+        assert _view(s, u["zhang"]) == {"Sent": ["m4"]}
+        assert _view(s, u["li"])["Customers/Acme"] == ["m1", "m4"] and _view(s, u["li"])["INBOX"] == ["m1", "m2", "m5"]
+        assert "Customers/Beta-Sub" in _view(s, u["boss"])
+        edit_user(session=s, login="li", team="west")  # li's customers leave the east supervisor's view
+        assert "Customers/Beta-Sub" not in _view(s, u["boss"]) and "Customers/Acme" not in _view(s, u["boss"])
