@@ -20,6 +20,7 @@ from mailwarden.store import StoreHandle
 from mailwarden.store.views import epoch as view_epoch
 from sqlmodel import Session
 
+from mailwarden.gateway import metrics
 from mailwarden.gateway.auth import Authenticator, Identity, SessionRegistry
 from mailwarden.gateway.logsetup import limited_log
 from mailwarden.gateway.submission.limits import ConnectionLimits
@@ -145,6 +146,7 @@ class ImapConnection:
     def _logged_in(self, ident: Identity) -> None:
         self._identity = ident
         self.codec.max_literal = self.server.settings.max_append
+        metrics.session_opened("imap")
         self.server.registry.add(ident, id(self), lambda: self.shut("Your account was disabled or its password "
                                                                     "changed (账号已停用或密码已更改)"))
 
@@ -223,6 +225,7 @@ class ImapConnection:
         finally:
             if self._identity is not None:
                 self.server.registry.remove(self._identity.login, id(self))
+                metrics.session_closed("imap")
             self.writer.close()
             with suppress(Exception):
                 await asyncio.wait_for(self.writer.wait_closed(), 1)
