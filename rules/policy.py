@@ -35,7 +35,8 @@ _OVERRIDE_KEYS = {"rule", "category", "role", "team", "customer", "operator", "a
                   "enabled"}
 _POLICY_KEYS = {"mode", "quoted_max_action", "phone_region", "freemail_domains",
                 "competitor_domains", "list_threshold", "spreadsheet_min_rows"}
-_TOP_KEYS = {"pack", "policy", "severity_actions", "rule", "override"}
+# "intent" and "cues" are the context layer's, read by rules.lexicon
+_TOP_KEYS = {"pack", "policy", "severity_actions", "rule", "override", "intent", "cues"}
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,15 @@ def _str_set(v: Any, path: Path, key: str, lower: bool = True) -> frozenset[str]
     return frozenset(str(x).lower() if lower else str(x) for x in items)
 
 
+def check_table(raw: Any, path: Path, where: str, keys: set[str]) -> None:
+    """*raw* must be a TOML table with only *keys* (errors name *where* and the key)."""
+    if not isinstance(raw, dict):
+        raise _err(path, where, "must be a table")
+    for k in raw:
+        if k not in keys:
+            raise _err(path, f"{where}.{k}", "unknown key")
+
+
 def _check_choice(v: Any, choices: tuple[str, ...], path: Path, key: str) -> str:
     if not isinstance(v, str) or v.lower() not in choices:
         raise _err(path, key, f"{v!r} is not one of {', '.join(choices)}")
@@ -273,11 +283,7 @@ class _Loader:
 
     def _override(self, raw: Any, path: Path, i: int) -> None:
         where = f"override[{i}]"
-        if not isinstance(raw, dict):
-            raise _err(path, where, "must be a table")
-        for k in raw:
-            if k not in _OVERRIDE_KEYS:
-                raise _err(path, f"{where}.{k}", "unknown key")
+        check_table(raw, path, where, _OVERRIDE_KEYS)
         rule = raw.get("rule")
         if rule is not None and rule != "*" and rule not in self.rules:
             raise _err(path, f"{where}.rule", f"unknown rule {rule!r}")

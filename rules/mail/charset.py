@@ -107,6 +107,9 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
                 # a line end added in 8 bits after UTF-16 text (Python's email package does)
                 return decode_bytes(stripped, declared)
     declared_ok = codec in _PERMISSIVE
+    if declared_ok and _western(data):
+        text = data.decode(codec, errors="replace")  # type: ignore[arg-type]
+        return text, not looks_binary(text)
     cjk = _cjk(data, strict_big5=declared_ok)
     if cjk is not None:
         return cjk, True
@@ -127,6 +130,19 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
         return text, not looks_binary(text)
     text = data.decode("utf-8", errors="replace")
     return text, False
+
+
+_ASCII_BYTES = bytes(range(128))
+_NOT_LETTERS = bytes(b for b in range(256) if not (65 <= b <= 90 or 97 <= b <= 122))
+
+
+def _western(data: bytes) -> bool:
+    """Few 8-bit bytes among many ASCII letters: Western European text, which its Latin-1 /
+    windows-1252 label reads right (CJK, Cyrillic or Arabic text is mostly 8-bit bytes), so
+    no guessing (charset-normalizer costs about a millisecond a part)."""
+    high = len(data.translate(None, _ASCII_BYTES))
+    letters = len(data.translate(None, _NOT_LETTERS))
+    return high < 0.25 * letters
 
 
 _WIDE = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
