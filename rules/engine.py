@@ -13,6 +13,7 @@ from .budget import Deadline, EvaluationTimeout
 from .confidence import LOW_CAP, assess, official_pattern, personal_cue
 from .context import CheckContext, CompanyProfile, RulesSettings
 from .detectors import DETECTORS, handles, phones
+from .detectors.disguised import REVEALED
 from .detectors.base import Doc, Hit
 from .findings import Decision, Finding, action_rank, min_action, severity_rank
 from .mail import Mail, ParsedMessage
@@ -166,6 +167,8 @@ def decide(policy: Policy, hits: list[Hit], ctx: CheckContext, doc: Doc | None =
                 cue = cue or f"personal: {marked}"
         if confidence == "low":
             action = min_action(action, LOW_CAP)
+        elif doc is not None and h.segment is not None and id(h.segment) in doc.cache.get(REVEALED, ()):  # type: ignore[operator]
+            cue = "disguised"
         if rule.category == "private_contact" and rule.kind != "phone" and h.segment is not None \
                 and h.start is not None and rule.kind != "email":
             im_spans.append((id(h.segment), h.start, h.end or h.start))
