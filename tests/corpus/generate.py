@@ -5,9 +5,10 @@ message: id, file, lang, charset, shape, set, class, expected_action, categories
 split). Deterministic: the same script writes the same bytes, and a test checks that the
 committed files are what it writes, so the corpus grows by editing the script.
 
-``set`` is ``risky`` (must be raised: warn or above, with the expected categories),
+``fresh`` marks the cases of :mod:`.fresh`. ``set`` is ``risky`` (must be raised: warn or above, with the expected categories),
 ``hard_clean`` (looks risky, is fine: must stay below warn) or ``clean``. ``split`` is
-``heldout`` for about 30 % of the messages (by a hash of the id): measured, never tuned on.
+``heldout`` for about 30 % of the messages (by a hash of the id) and for every case of
+:mod:`.fresh` (written after tuning, in new phrasings): measured, never tuned on.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from email.header import Header
 from email.message import EmailMessage
 from pathlib import Path
 
+from .fresh import FRESH
 from .special import SPECIAL
 from .texts_latin import DE, EN, ES, FR, PT
 from .texts_other import AR, JA, RU, ZH, ZH_HANT
@@ -118,6 +120,7 @@ class Entry:
     to: list[str] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)
     raw_body: bytes | None = None  # a hand-made text/plain body (transfer encoding in headers)
+    split_override: str | None = None  # "heldout" for the cases in .fresh
 
     @property
     def shape(self) -> str:
@@ -129,6 +132,8 @@ class Entry:
 
     @property
     def split(self) -> str:
+        if self.split_override is not None:
+            return self.split_override
         return "heldout" if zlib.crc32(self.id.encode()) % 10 < 3 else "tune"
 
 
@@ -248,13 +253,13 @@ def build(e: Entry) -> bytes:
 
 def entries() -> list[Entry]:
     """Every corpus message, base then special cases."""
-    return base_entries() + [Entry(**s) for s in SPECIAL]
+    return base_entries() + [Entry(**s) for s in (*SPECIAL, *FRESH)]
 
 
 def label(e: Entry) -> dict[str, object]:
     return {"id": e.id, "file": f"mail/{e.id}.eml", "lang": e.lang, "charset": e.charset, "shape": e.shape,
             "set": e.set, "class": e.cls, "expected_action": e.expected_action, "categories": e.categories,
-            "to": e.to, "split": e.split}
+            "to": e.to, "split": e.split, "fresh": e.split_override is not None}
 
 
 def render() -> dict[str, bytes]:
