@@ -117,6 +117,8 @@ def report(results: list, seconds: float, size: int, *, title: str) -> dict[str,
     table("language", results, lambda lab: [lab["lang"]])
     table("charset", results, lambda lab: [lab["charset"]])
     table("shape", results, lambda lab: [lab["shape"]])
+    table("charset label", results,
+          lambda lab: ["as declared" if lab.get("declared", lab["charset"]) == lab["charset"] else "wrong or none"])
     confusion(results)
     return s
 

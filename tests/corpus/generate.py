@@ -5,7 +5,8 @@ message: id, file, lang, charset, shape, set, class, expected_action, categories
 split). Deterministic: the same script writes the same bytes, and a test checks that the
 committed files are what it writes, so the corpus grows by editing the script.
 
-``fresh`` marks the cases of :mod:`.fresh`. ``set`` is ``risky`` (must be raised: warn or above, with the expected categories),
+``fresh`` marks the cases of :mod:`.fresh`; ``declared`` is the charset the header names
+(``charset`` the one the text is in: they differ where a client labels it wrong or not at all). ``set`` is ``risky`` (must be raised: warn or above, with the expected categories),
 ``hard_clean`` (looks risky, is fine: must stay below warn) or ``clean``. ``split`` is
 ``heldout`` for about 30 % of the messages (by a hash of the id) and for every case of
 :mod:`.fresh` (written after tuning, in new phrasings): measured, never tuned on.
@@ -121,6 +122,7 @@ class Entry:
     headers: dict[str, str] = field(default_factory=dict)
     raw_body: bytes | None = None  # a hand-made text/plain body (transfer encoding in headers)
     split_override: str | None = None  # "heldout" for the cases in .fresh
+    declare: str | None = "same"  # the charset the header names: "same", another label, or None (none)
 
     @property
     def shape(self) -> str:
@@ -206,6 +208,12 @@ def _cte(data: bytes, charset: str) -> str:
     return "base64"
 
 
+def _params(e: Entry, charset: str) -> dict[str, str]:
+    if e.declare == "same":
+        return {"charset": charset}
+    return {} if e.declare is None else {"charset": e.declare}
+
+
 def build(e: Entry) -> bytes:
     """The message's bytes (the charset actually used is stored back in ``e.charset``)."""
     msg = EmailMessage()
@@ -222,14 +230,14 @@ def build(e: Entry) -> bytes:
     elif e.text is not None:
         data, cs = _encode(e.text, e.charset)
         used.add(cs)
-        msg.set_content(data, maintype="text", subtype="plain", cte=_cte(data, cs), params={"charset": cs})
+        msg.set_content(data, maintype="text", subtype="plain", cte=_cte(data, cs), params=_params(e, cs))
     if e.html is not None:
         data, cs = _encode(e.html, e.charset)
         used.add(cs)
         if e.text is None:
-            msg.set_content(data, maintype="text", subtype="html", cte=_cte(data, cs), params={"charset": cs})
+            msg.set_content(data, maintype="text", subtype="html", cte=_cte(data, cs), params=_params(e, cs))
         else:
-            msg.add_alternative(data, maintype="text", subtype="html", cte=_cte(data, cs), params={"charset": cs})
+            msg.add_alternative(data, maintype="text", subtype="html", cte=_cte(data, cs), params=_params(e, cs))
     for filename, mime, payload in e.attachments:
         maintype, subtype = mime.split("/", 1)
         if e.text is None and e.html is None:
@@ -259,7 +267,8 @@ def entries() -> list[Entry]:
 def label(e: Entry) -> dict[str, object]:
     return {"id": e.id, "file": f"mail/{e.id}.eml", "lang": e.lang, "charset": e.charset, "shape": e.shape,
             "set": e.set, "class": e.cls, "expected_action": e.expected_action, "categories": e.categories,
-            "to": e.to, "split": e.split, "fresh": e.split_override is not None}
+            "to": e.to, "split": e.split, "fresh": e.split_override is not None,
+            "declared": e.charset if e.declare == "same" else e.declare}
 
 
 def render() -> dict[str, bytes]:

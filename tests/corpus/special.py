@@ -53,7 +53,38 @@ _QP = ("Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: quot
        "MIME-Version: 1.0\n\nDear John,\n\nFor faster answers use my personal Whats=\nApp +86 138 =\n1234 5678.\n\n"
        "Tom Li\n").encode()
 
+def _mislabelled(cid: str, lang: str, text: str, charset: str, declare: str | None, *, risky: bool = False,
+                 html: bool = False) -> dict:
+    """A message in *charset* whose header names *declare* (None: no charset at all)."""
+    body = _HEAD[lang] + text + _TAIL
+    if risky:
+        entry = _risky(cid, lang, body if not html else None, charset=charset)
+    else:
+        entry = _clean(cid, lang, body if not html else None, charset=charset)
+        entry["set"] = "clean"
+    if html:
+        entry["html"] = (f'<html><head><meta http-equiv="Content-Type" content="text/html; charset={charset}">'
+                         f"</head><body><p>{text}</p></body></html>")
+    entry["text"] = None if html else _HEAD[lang] + text + _TAIL
+    entry["declare"] = declare
+    entry["id"] = entry["id"].replace("-x-", "-m-").replace("-h-", "-m-")
+    return entry
+
+
 SPECIAL: list[dict] = [
+    # ---------------------------------------------------------------- labels that cannot be right
+    _mislabelled("nolabel-0", "ja", "納期は前金受領後25日です。よろしくお願いいたします。", "iso-2022-jp", None),
+    _mislabelled("nolabel-1", "ja", "今後は私個人のLINE: tanaka_88 にご連絡ください。", "iso-2022-jp", None, risky=True),
+    _mislabelled("nolabel-2", "ja", "お見積書を添付いたします。ご確認ください。", "euc-jp", None),
+    _mislabelled("nolabel-3", "ja", "サンプルは本日発送しました。", "shift_jis", None),
+    _mislabelled("ascii-0", "ja", "請求書を添付いたします。", "iso-2022-jp", "us-ascii"),
+    _mislabelled("ascii-1", "zh", "附件是报价单，请查收。交货期为25天。", "gbk", "us-ascii"),
+    _mislabelled("latin1-0", "ru", "Во вложении наше предложение, срок поставки 25 дней.", "koi8-r", "iso-8859-1"),
+    _mislabelled("latin1-1", "ru", "Пишите мне лично в WhatsApp: +7 916 123 4567", "windows-1251", "iso-8859-1",
+                 risky=True),
+    _mislabelled("latin1-2", "ar", "مرفق عرض الأسعار، ومدة التسليم 25 يوماً.", "windows-1256", "iso-8859-1"),
+    _mislabelled("meta-0", "ja", "お見積書を添付いたします。", "iso-2022-jp", None, html=True),
+
     # ---------------------------------------------------------------- separators and spacing
     _risky("spaced-0", "en", "Add my w.e.c.h.a.t: tom_8888 for quick answers."),
     _risky("spaced-1", "en", "My W h a t s A p p is +86 138 1234 5678, message me there."),
