@@ -10,7 +10,9 @@ Between the detectors and the policy table: each hit in a text segment gets a co
 * whose thing it is: "your new company", "贵司新公司" (an other-owner cue right before),
   "our new company brochure" (an object right after);
 * "contact me directly" beside the company's own channels (an official phone, handle or
-  address within :data:`OFFICIAL_NEAR` characters).
+  address within :data:`OFFICIAL_NEAR` characters);
+* a free-mail address the registry does not know, that wrote the mail quoted in this one
+  (:func:`thread_authors`): the customer's own, in the recipients and in the text.
 
 A low-confidence finding is capped at ``tag`` (recorded and shown, not enforced). Cues come
 from the lexicon (:mod:`.lexicon`); a first-person "personal" cue in the sentence keeps a
@@ -25,7 +27,7 @@ from typing import Any
 from .detectors.base import SEP, Doc, Hit
 from .policy import Rule
 
-__all__ = ["assess", "personal_cue", "official_pattern", "OFFICIAL_NEAR", "LOW_CAP"]
+__all__ = ["assess", "personal_cue", "thread_authors", "official_pattern", "OFFICIAL_NEAR", "LOW_CAP"]
 
 OFFICIAL_NEAR = 120
 LOW_CAP = "tag"
@@ -98,8 +100,37 @@ def _third_party_address(doc: Doc, sentence: str) -> str | None:
     return None
 
 
+_ATTRIBUTION = re.compile(r"wrote|写道|寫道|a écrit|schrieb|escribió|escreveu|написал|からの|كتب|"
+                          r"^\s*(?:from|发件人|寄件者|von|de|от|差出人|من)\s*[:：]", re.I | re.M)
+_THREAD_RULES = ("RECIPIENT_FREEMAIL", "RECIPIENT_FORWARD_PRIVATE", "PRIVATE_EMAIL_FREEMAIL")
+
+
+def thread_authors(doc: Doc) -> frozenset[str]:
+    """Addresses that wrote mail quoted in this one (an attribution line "… <a@b> wrote:",
+    "From: … a@b" in the quoted history): a customer the registry does not know yet is
+    still the customer whose mail is being answered."""
+    cached = doc.cache.get("thread_authors")
+    if cached is not None:
+        return cached  # type: ignore[return-value]
+    found: set[str] = set()
+    segs = doc.segments
+    for i, seg in enumerate(segs):
+        if seg.region != "quoted":
+            continue
+        # the attribution line may end the segment before the quote
+        for text in (segs[i - 1].text[-300:] if i else "", seg.text[:2000]):
+            for line in text.splitlines():
+                if "@" in line and _ATTRIBUTION.search(line):
+                    found.update(m.group(0).lower() for m in _EMAIL.finditer(line))
+    out = frozenset(found)
+    doc.cache["thread_authors"] = out
+    return out
+
+
 def assess(doc: Doc, hit: Hit, rule: Rule) -> tuple[str, str]:
     """``(confidence, cue)`` of *hit*; ``("high", "")`` when nothing around it says otherwise."""
+    if rule.id in _THREAD_RULES and hit.match.strip().lower() in thread_authors(doc):
+        return "low", "thread: quoted mail from this address"
     seg = hit.segment
     if seg is None or hit.start is None or hit.end is None:
         return "high", ""

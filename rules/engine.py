@@ -142,6 +142,7 @@ def decide(policy: Policy, hits: list[Hit], ctx: CheckContext, doc: Doc | None =
     low-confidence finding is capped at ``tag``, and a contact marked personal in the
     signature block keeps its action."""
     findings: list[Finding] = []
+    lexicon = policy.extra.get("lexicon") if policy.extra else None
     seen: dict[tuple[str, str, str], int] = {}
     im_spans: list[tuple[int, int, int]] = []  # (segment id, start, end) of IM handles
     for h in hits:
@@ -166,7 +167,7 @@ def decide(policy: Policy, hits: list[Hit], ctx: CheckContext, doc: Doc | None =
             else:
                 cue = cue or f"personal: {marked}"
         if confidence == "low":
-            action = min_action(action, LOW_CAP)
+            action = min_action(action, lexicon.low_cap(rule.category) if lexicon is not None else LOW_CAP)
         elif doc is not None and h.segment is not None and id(h.segment) in doc.cache.get(REVEALED, ()):  # type: ignore[operator]
             cue = "disguised"
         if rule.category == "private_contact" and rule.kind != "phone" and h.segment is not None \

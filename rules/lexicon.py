@@ -1,7 +1,8 @@
 """The context layer's lexicons: intents (wording without a stock phrase) and cues.
 
 Read from the shipped ``packs/lexicon.toml`` and then from every site pack, whose
-``[[intent]]`` tables add intents and whose ``[cues]`` lists add terms; validated at load,
+``[[intent]]`` tables add intents, whose ``[cues]`` lists add terms and whose
+``[confidence] low`` says what a low-confidence finding does at most (per category or ``*``); validated at load,
 errors naming the file, the line and the key. Compiled once per policy into two automata
 (:class:`~.words.Dictionary`): one over all intent terms, one over all cue terms.
 """
@@ -10,13 +11,15 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, Mapping
 
 from .errors import RulesConfigError
 from .normalize import normalize
-from .policy import check_table
+from .findings import ACTIONS
+from .policy import CATEGORIES, check_table
 from .words import Dictionary, Term, term_key
 
 __all__ = ["DEFAULT_LEXICON", "CUE_KINDS", "Intent", "Lexicon", "load_lexicon"]
@@ -112,6 +115,11 @@ class Lexicon:
     intents: tuple[Intent, ...]
     intent_terms: IntentTerms
     cue_terms: Dictionary  # Term.rule: a cue kind
+    low_caps: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # category → at most
+
+    def low_cap(self, category: str) -> str:
+        """What a low-confidence finding of *category* does at most (``[confidence] low``)."""
+        return self.low_caps.get(category, self.low_caps.get("*", "tag"))
 
 
 def _line_of(text: str, header: str, index: int) -> int | None:
@@ -144,6 +152,7 @@ def load_lexicon(packs: tuple[Path, ...], rules: set[str]) -> Lexicon:
     intents: list[Intent] = []
     iterms: list[tuple[str, int, int]] = []
     cterms: list[Term] = []
+    caps: dict[str, str] = {}
     for path in (DEFAULT_LEXICON, *packs):
         path = Path(path)
         try:
@@ -171,6 +180,20 @@ def load_lexicon(packs: tuple[Path, ...], rules: set[str]) -> Lexicon:
                 for t in _terms(terms, path, f"{where}.groups[{g}]"):
                     iterms.append((spaced_key(t), idx, g))
             intents.append(Intent(rule, str(raw.get("name", rule.lower())), window, len(groups), f"{path}:{where}"))
+        conf = data.get("confidence", {})
+        where = _where(text, "confidence", 0, "confidence")
+        check_table(conf, path, where, {"low"})
+        if "low" in conf:
+            low = conf["low"]
+            items = {"*": low} if isinstance(low, str) else low
+            if not isinstance(items, dict):
+                raise RulesConfigError(path, f"{where}.low", "must be an action or a table of category = action")
+            for cat, act in items.items():
+                if cat != "*" and cat not in CATEGORIES:
+                    raise RulesConfigError(path, f"{where}.low.{cat}", f"unknown category (expected {', '.join(CATEGORIES)})")
+                if act not in ACTIONS:
+                    raise RulesConfigError(path, f"{where}.low.{cat}", f"{act!r} is not one of {', '.join(ACTIONS)}")
+                caps[cat] = act
         cues = data.get("cues", {})
         if not isinstance(cues, dict):
             raise RulesConfigError(path, "cues", "must be a table ([cues])")
@@ -180,4 +203,5 @@ def load_lexicon(packs: tuple[Path, ...], rules: set[str]) -> Lexicon:
                 raise RulesConfigError(path, where, f"unknown cue kind (expected {', '.join(CUE_KINDS)})")
             for t in _terms(terms, path, where):
                 cterms.append(Term(t, term_key(t), kind, None, f"{path}:{where}"))
-    return Lexicon(tuple(intents), IntentTerms(iterms, tuple(i.groups for i in intents)), Dictionary(cterms))
+    return Lexicon(tuple(intents), IntentTerms(iterms, tuple(i.groups for i in intents)), Dictionary(cterms),
+                   MappingProxyType(caps))

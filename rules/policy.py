@@ -35,8 +35,8 @@ _OVERRIDE_KEYS = {"rule", "category", "role", "team", "customer", "operator", "a
                   "enabled"}
 _POLICY_KEYS = {"mode", "quoted_max_action", "phone_region", "freemail_domains",
                 "competitor_domains", "list_threshold", "spreadsheet_min_rows"}
-# "intent" and "cues" are the context layer's, read by rules.lexicon
-_TOP_KEYS = {"pack", "policy", "severity_actions", "rule", "override", "intent", "cues"}
+# "intent", "cues" and "confidence" are the context layer's, read by rules.lexicon
+_TOP_KEYS = {"pack", "policy", "severity_actions", "rule", "override", "intent", "cues", "confidence"}
 
 
 @dataclass(frozen=True)

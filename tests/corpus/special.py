@@ -171,6 +171,17 @@ SPECIAL: list[dict] = [
            charset="gbk"),
     _clean("iban-0", "de", "Bitte überweisen Sie auf unser Firmenkonto IBAN DE89 3704 0044 0532 0130 00, BIC COBADEFFXXX.",
            charset="windows-1252"),
+    # ---------------------------------------------------------------- the thread: an unknown customer's own address
+    _clean("thread-0", "en", "Price confirmed, see the PI attached.\n\nOn Mon, Mar 4, 2024 at 10:01 AM Mike Brown "
+           "<mike.brown.imports@gmail.com> wrote:\n> Please quote 500 pcs of the 600x600 panel.",
+           to=["mike.brown.imports@gmail.com"]),
+    _clean("thread-1", "zh", "价格确认，形式发票见附件。\n\n在 2024年3月4日 周一 10:01，刘先生 <liu.trading88@163.com> 写道：\n"
+           "> 请报500件的价格。", to=["liu.trading88@163.com"], charset="gbk"),
+    _clean("thread-2", "es", "Precio confirmado.\n\nEl lun., 4 mar. 2024 a las 10:01, Pedro <pedro.compras@hotmail.com> "
+           "escribió:\n> Cotice 500 piezas, por favor.", to=["pedro.compras@hotmail.com"], charset="windows-1252"),
+    _risky("forward-0", "en", "FYI, the whole thread with ACME.\n\nOn Mon, Mar 4, 2024 at 10:01 AM John "
+           "<buyer@acme-imports.com> wrote:\n> Please quote 500 pcs.", to=["tomli1988@163.com"], cats=("recipient",),
+           action="quarantine"),
     # ---------------------------------------------------------------- near-miss words
     _clean("nearmiss-0", "en", "We chat about the LINE-IN wiring tomorrow; the QQ connector is in stock."),
     _clean("nearmiss-1", "en", "Our Private Label program covers packaging; personal care products are excluded."),

@@ -149,3 +149,42 @@ def test_bad_site_lexicon_names_file_line_and_key(tmp_path: Path, text: str, whe
     with pytest.raises(RulesConfigError) as e:
         load_policy(COMPANY, RulesSettings(packs=(pack,)))
     assert e.value.file == str(pack) and e.value.where == where and problem in e.value.problem, str(e.value)
+
+
+# ------------------------------------------------ the thread as evidence of a customer
+_THREAD = ("Dear Mike, price confirmed, I copy mike.buyer@gmail.com.\n\n"
+           "On Mon, Mar 4, 2024 at 10:01 AM Mike <mike.buyer@gmail.com> wrote:\n> Please quote 500 pcs.\n")
+
+
+def test_an_unknown_freemail_recipient_answering_his_own_quoted_mail_is_low(policy) -> None:
+    from mailwarden.rules import CheckContext, RecipientInfo
+
+    ctx = CheckContext(operator="tom", recipients=(RecipientInfo("mike.buyer@gmail.com", None, None, None),))
+    d = evaluate(policy, make_message(_THREAD, to="mike.buyer@gmail.com").as_bytes(), ctx)
+    assert not raised(d) and {f.cue for f in d.findings} == {"thread: quoted mail from this address"}
+    other = _THREAD.replace("Mike <mike.buyer@gmail.com>", "John <buyer@acme-imports.com>")
+    d = evaluate(policy, make_message(other, to="mike.buyer@gmail.com").as_bytes(), ctx)
+    assert "RECIPIENT_FORWARD_PRIVATE" in {f.rule for f in raised(d)} and not any(f.cue for f in raised(d))
+
+
+# ------------------------------------------------ what low confidence does, per site
+def test_site_pack_may_flag_low_confidence_findings(tmp_path: Path) -> None:
+    pack = _pack(tmp_path, '[confidence]\nlow = { sensitive_word = "flag" }\n')
+    policy = load_policy(COMPANY, RulesSettings(packs=(pack,)))
+    body = "Please note: we never ask customers to pay into a personal account."
+    d = evaluate(policy, make_message(body).as_bytes(), CTX)
+    assert d.action == "flag" and d.findings[0].confidence == "low"
+    d = evaluate(policy, make_message("Our forwarder: tel +86 21 6123 4567.").as_bytes(), CTX)
+    assert d.action == "tag"  # private_contact keeps the shipped "tag"
+
+
+@pytest.mark.parametrize(("text", "where"), [
+    ('\n[confidence]\nlow = "shout"\n', "line 2: confidence.low.*"),
+    ('[confidence]\nlow = { gossip = "tag" }\n', "line 1: confidence.low.gossip"),
+    ('[confidence]\nhigh = "tag"\n', "line 1: confidence.high"),
+])
+def test_bad_confidence_table_names_the_line(tmp_path: Path, text: str, where: str) -> None:
+    pack = _pack(tmp_path, text)
+    with pytest.raises(RulesConfigError) as e:
+        load_policy(COMPANY, RulesSettings(packs=(pack,)))
+    assert e.value.where == where, str(e.value)
