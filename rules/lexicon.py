@@ -19,7 +19,8 @@ from typing import Any, Mapping
 from .errors import RulesConfigError
 from .normalize import normalize
 from .findings import ACTIONS
-from .policy import CATEGORIES, check_table
+from .packfile import check_table
+from .policy import CATEGORIES
 from .words import Dictionary, Term, term_key
 
 __all__ = ["DEFAULT_LEXICON", "CUE_KINDS", "Intent", "Lexicon", "load_lexicon"]
