@@ -71,6 +71,7 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "line": ("line", "ライン"),
     "viber": ("viber", "invite.viber.com"),
 }
+_KEYWORD_WORDS = frozenset(w for words in _KEYWORDS.values() for w in words) | {"line", "telegram", "viber"}
 _LATIN = re.compile(r"[a-z0-9]")
 _RULES = {
     "wechat": "PRIVATE_WECHAT", "whatsapp": "PRIVATE_WHATSAPP", "qq": "PRIVATE_QQ",
@@ -168,6 +169,8 @@ def _match_at(text: str, start: int, kind: str) -> tuple[int, int, str] | None:
             continue
         if "sep" in pat.groupindex and not sep and not re.search(r"[\d_]", handle):
             continue  # "wechat please": no separator and no digit, not a handle
+        if handle.strip().lower() in _KEYWORD_WORDS:
+            continue  # "WeChat: WeChat BrightLightingCN" (a label, then alt text): the name, not an ID
         return start, end, handle.strip()
     return None
 

@@ -62,8 +62,11 @@ def test_contacts_in_alt_title_and_link_targets_are_found(check, html: str, kind
     assert kind in _raised_kinds(check(make_message(html=html)))
 
 
-def test_official_wechat_link_stays_official(check) -> None:
-    html = '<p><a href="weixin://dl/chat?BrightLightingCN">WeChat</a> <img alt="WeChat BrightLightingCN"></p>'
+@pytest.mark.parametrize("html", [
+    '<p><a href="weixin://dl/chat?BrightLightingCN">WeChat</a> <img alt="WeChat BrightLightingCN"></p>',
+    '<p>Our WeChat: <img src="cid:qr" alt="WeChat BrightLightingCN"></p>',
+])
+def test_official_wechat_link_and_alt_text_stay_official(check, html: str) -> None:
     assert check(make_message(html=html)).action == "allow"
 
 
