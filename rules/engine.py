@@ -10,8 +10,10 @@ from types import MappingProxyType
 from . import detectors
 from . import normalize as _normalize
 from .budget import Deadline, EvaluationTimeout
+from .confidence import LOW_CAP, assess, official_pattern, personal_cue
 from .context import CheckContext, CompanyProfile, RulesSettings
 from .detectors import DETECTORS, handles, phones
+from .detectors.disguised import REVEALED
 from .detectors.base import Doc, Hit
 from .findings import Decision, Finding, action_rank, min_action, severity_rank
 from .mail import Mail, ParsedMessage
@@ -39,6 +41,7 @@ def load_policy(company: CompanyProfile, settings: RulesSettings) -> Policy:
                      official_handles=handles.official_handles(company))
     extra = detectors.prepare(policy)
     extra["signature_check"] = _signature_check(policy)
+    extra["official_pattern"] = official_pattern(company)
     return replace(policy, extra=MappingProxyType(extra))
 
 
@@ -103,7 +106,7 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
             hits.extend(det.check(doc))
             deadline.check()
     except EvaluationTimeout:
-        found = decide(policy, hits, ctx).findings
+        found = decide(policy, hits, ctx, doc).findings
         return _decision(policy, [evaluation_finding("timeout", deadline.describe()), *found])
     except ReadersNeeded:
         raise
@@ -114,7 +117,7 @@ def evaluate(policy: Policy, message: bytes, ctx: CheckContext, *, mail: Mail | 
     except Exception:  # noqa: BLE001 - never pass a message unchecked because of a bug
         log.exception("rules evaluation failed (operator=%s)", ctx.operator)
         return held_unscanned(policy, "error", "internal error")
-    return decide(policy, hits, ctx)
+    return decide(policy, hits, ctx, doc)
 
 
 _EVALUATION_RULES = {"timeout": "EVALUATION_TIMEOUT", "memory": "EVALUATION_MEMORY", "error": "EVALUATION_ERROR"}
@@ -132,9 +135,14 @@ def held_unscanned(policy: Policy, kind: str, detail: str) -> Decision:
     return _decision(policy, [evaluation_finding(kind, detail)])
 
 
-def decide(policy: Policy, hits: list[Hit], ctx: CheckContext) -> Decision:
-    """Apply the decision table to the hits: the most severe action wins."""
+def decide(policy: Policy, hits: list[Hit], ctx: CheckContext, doc: Doc | None = None) -> Decision:
+    """Apply the decision table to the hits: the most severe action wins.
+
+    *doc*: the message the hits are of, for the context layer (:mod:`.confidence`): a
+    low-confidence finding is capped at ``tag``, and a contact marked personal in the
+    signature block keeps its action."""
     findings: list[Finding] = []
+    lexicon = policy.extra.get("lexicon") if policy.extra else None
     seen: dict[tuple[str, str, str], int] = {}
     im_spans: list[tuple[int, int, int]] = []  # (segment id, start, end) of IM handles
     for h in hits:
@@ -149,17 +157,26 @@ def decide(policy: Policy, hits: list[Hit], ctx: CheckContext) -> Decision:
         if resolved is None:
             continue
         action, severity = resolved
+        confidence, cue = assess(doc, h, rule) if doc is not None else ("high", "")
         if h.region == "quoted":
             action = min_action(action, policy.quoted_max_action)
         elif h.region == "signature":
-            action = min_action(action, min_action("tag", policy.quoted_max_action))
+            marked = personal_cue(doc, h) if doc is not None and rule.category == "private_contact" else None
+            if marked is None:
+                action = min_action(action, min_action("tag", policy.quoted_max_action))
+            else:
+                cue = cue or f"personal: {marked}"
+        if confidence == "low":
+            action = min_action(action, lexicon.low_cap(rule.category) if lexicon is not None else LOW_CAP)
+        elif doc is not None and h.segment is not None and id(h.segment) in doc.cache.get(REVEALED, ()):  # type: ignore[operator]
+            cue = "disguised"
         if rule.category == "private_contact" and rule.kind != "phone" and h.segment is not None \
                 and h.start is not None and rule.kind != "email":
             im_spans.append((id(h.segment), h.start, h.end or h.start))
         where = h.location
         key = (h.rule, " ".join(h.match.lower().split()),
                "body" if where in ("body", "html") else where)
-        f = Finding(h.rule, rule.category, rule.kind, h.match, severity, action, where)
+        f = Finding(h.rule, rule.category, rule.kind, h.match, severity, action, where, confidence, cue)
         if key in seen:
             i = seen[key]
             if action_rank(action) > action_rank(findings[i].action):

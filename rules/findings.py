@@ -50,8 +50,8 @@ class Finding:
 
     ``where`` is ``"body"``, ``"html"``, ``"subject"``, ``"header:<Name>"``,
     ``"attachment:<filename>"``, ``"quoted"``, ``"signature"`` or ``"recipient"``.
-    ``action`` is the action the policy table assigned, already capped for quoted history
-    and the company signature.
+    ``action`` is the action the policy table assigned, already capped for quoted history,
+    the company signature and a low ``confidence``.
     """
 
     rule: str
@@ -61,15 +61,19 @@ class Finding:
     severity: str
     action: str
     where: str
+    confidence: str = "high"  # "high" | "low" (the context layer's, see rules.confidence)
+    cue: str = ""  # what around the match decided the confidence ("negation: never")
 
     def to_json(self) -> dict[str, str]:
-        """The public JSON shape of a finding."""
+        """The public JSON shape of a finding (``confidence`` and ``cue`` added by issue 19)."""
         return {
             "rule": self.rule,
             "category": self.category,
             "kind": self.kind,
             "match": self.match,
             "severity": self.severity,
+            "confidence": self.confidence,
+            "cue": self.cue,
         }
 
 

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
 from .context import CheckContext, CompanyProfile, RulesSettings
-from .errors import RulesConfigError
 from .findings import ACTIONS, SEVERITIES
 from .memo import Memos
+from .packfile import check_choice as _check_choice
+from .packfile import check_table
+from .packfile import err as _err
+from .packfile import load_toml as _load_toml
+from .packfile import str_set as _str_set
 from .words import Dictionary, Term, WordList, parse_word_list, term_key
 
 __all__ = ["Rule", "Override", "Policy", "build_policy", "word_list_paths", "DEFAULT_PACK", "CATEGORIES"]
@@ -35,7 +38,8 @@ _OVERRIDE_KEYS = {"rule", "category", "role", "team", "customer", "operator", "a
                   "enabled"}
 _POLICY_KEYS = {"mode", "quoted_max_action", "phone_region", "freemail_domains",
                 "competitor_domains", "list_threshold", "spreadsheet_min_rows"}
-_TOP_KEYS = {"pack", "policy", "severity_actions", "rule", "override"}
+# "intent", "cues" and "confidence" are the context layer's, read by rules.lexicon
+_TOP_KEYS = {"pack", "policy", "severity_actions", "rule", "override", "intent", "cues", "confidence"}
 
 
 @dataclass(frozen=True)
@@ -147,35 +151,6 @@ class Policy:
         return any(domain == d or domain.endswith("." + d) for d in self.company_domains)
 
 
-def _err(file: object, key: str, problem: str) -> RulesConfigError:
-    return RulesConfigError(file, key, problem)
-
-
-def _load_toml(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise _err(path, "", "file not found") from None
-    except OSError as e:
-        raise _err(path, "", f"cannot read: {e.strerror or e}") from None
-    except tomllib.TOMLDecodeError as e:
-        raise _err(path, "", f"invalid TOML: {e}") from None
-
-
-def _str_set(v: Any, path: Path, key: str, lower: bool = True) -> frozenset[str]:
-    items = [v] if isinstance(v, (str, int)) else v
-    if not isinstance(items, list) or not all(isinstance(x, (str, int)) for x in items):
-        raise _err(path, key, "must be a string or a list of strings")
-    return frozenset(str(x).lower() if lower else str(x) for x in items)
-
-
-def _check_choice(v: Any, choices: tuple[str, ...], path: Path, key: str) -> str:
-    if not isinstance(v, str) or v.lower() not in choices:
-        raise _err(path, key, f"{v!r} is not one of {', '.join(choices)}")
-    return v.lower()
-
-
 class _Loader:
     def __init__(self) -> None:
         self.rules: dict[str, Rule] = {}
@@ -273,11 +248,7 @@ class _Loader:
 
     def _override(self, raw: Any, path: Path, i: int) -> None:
         where = f"override[{i}]"
-        if not isinstance(raw, dict):
-            raise _err(path, where, "must be a table")
-        for k in raw:
-            if k not in _OVERRIDE_KEYS:
-                raise _err(path, f"{where}.{k}", "unknown key")
+        check_table(raw, path, where, _OVERRIDE_KEYS)
         rule = raw.get("rule")
         if rule is not None and rule != "*" and rule not in self.rules:
             raise _err(path, f"{where}.rule", f"unknown rule {rule!r}")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import attachments, customer_list, emails, fixedscan, handles, phones, recipients, words
+from . import attachments, customer_list, disguised, emails, fixedscan, handles, intents, phones, recipients, words
 from .phonescan import _special_automaton
 
 __all__ = ["DETECTORS", "prepare"]
@@ -18,7 +18,7 @@ __all__ = ["DETECTORS", "prepare"]
 # Order matters only for the report: IM handles before phones, so a WhatsApp number is
 # reported as WhatsApp and the bare phone finding on the same text is dropped.
 DETECTORS: tuple[ModuleType, ...] = (
-    emails, handles, phones, words, customer_list, recipients, attachments,
+    emails, handles, phones, words, intents, customer_list, recipients, attachments, disguised,
 )
 
 

@@ -25,20 +25,22 @@ _PATTERNS: dict[str, list[re.Pattern[str]]] = {
     "wechat": [
         re.compile(r"(?:微信|威信|薇信|徽信|weixin|wei\s*xin|wechat|we\s*chat|vx|v信|wx)" + _SEP
                    + rf"(?P<h>[a-z][a-z0-9_\-]{{5,19}}|{_PHONE})(?![a-z0-9_\-])"),
-        re.compile(r"(?:u\.wechat\.com|weixin\.qq\.com|weixin:|wechat:)/*(?P<h>[a-z0-9_\-/]{4,40})"),
+        re.compile(r"(?:u\.wechat\.com|weixin\.qq\.com|weixin:|wechat:)/*(?:dl/chat\?)?(?P<h>[a-z0-9_\-/]{4,40})"),
     ],
     "whatsapp": [
         re.compile(r"(?:wa\.me|api\.whatsapp\.com/send/?\?phone=|whatsapp:/*send/?\?phone=)/?"
                    r"(?P<h>\+?\d{7,15})"),
         re.compile(r"chat\.whatsapp\.com/(?P<h>[a-z0-9]{10,40})"),
-        re.compile(r"(?:whatsapp|whats\s*app|whatapp|watsapp|wa|瓦次艾普)" + _SEP + rf"(?P<h>{_PHONE})"),
+        re.compile(r"(?:whatsapp|whats\s*app|whatapp|watsapp|wa|瓦次艾普|вотсап[а-я]{0,2}|ватсап[а-я]{0,2}|вацап[а-я]{0,2})"
+                   + _SEP + rf"(?P<h>{_PHONE})"),
     ],
     "qq": [
         re.compile(r"(?:qq|扣扣|企鹅|q号|ｑｑ)" + _SEP + r"(?P<h>[1-9]\d{4,11})(?![\d@])"),
     ],
     "telegram": [
         re.compile(r"(?:t\.me|telegram\.me|tg://resolve\?domain=)/?(?P<h>[a-z0-9_]{4,32})"),
-        re.compile(r"(?:telegram|tg|电报|纸飞机)" + _SEP + r"(?P<h>@?[a-z][a-z0-9_]{4,31}|" + _PHONE + ")"),
+        re.compile(r"(?:telegram|tg(?![a-z])|电报|纸飞机|телеграм[а-я]{0,3}|телеге|тг(?![а-я]))" + _SEP
+                   + r"(?P<h>@?[a-z][a-z0-9_]{4,31}|" + _PHONE + ")"),
     ],
     "skype": [
         re.compile(r"(?P<h>live:[a-z0-9._:\-]{3,40})"),
@@ -48,7 +50,9 @@ _PATTERNS: dict[str, list[re.Pattern[str]]] = {
     "line": [
         re.compile(r"line\.me/(?:r/)?(?:ti/p/|ti/g/)?(?P<h>[~@a-z0-9._\-]{3,40})"),
         re.compile(r"line\s*(?:id|账号|帳號)\s*(?P<sep>[:：=]|\bis\b)?\s*(?P<h>@?[a-z0-9._\-]{4,20})"),
-        re.compile(r"line\s*(?P<sep>[:：])\s*(?P<h>@?[a-z0-9._\-]{4,20})"),
+        re.compile(r"(?:line|ライン)\s*(?P<sep>[:：])\s*(?P<h>@?[a-z0-9._\-]{4,20})"),
+        # a bare handle after the word: only one with a digit or "_" ("LINE tanaka_88", not "line item")
+        re.compile(r"(?:line|ライン)\s+(?P<h>@?(?=[a-z0-9.\-]*[\d_])[a-z][a-z0-9._\-]{3,19})"),
     ],
     "viber": [
         re.compile(r"viber://(?:chat\?number=|add\?number=)?(?P<h>[%+a-z0-9._\-]{4,40})"),
@@ -60,13 +64,14 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "wechat": ("微信", "威信", "薇信", "徽信", "weixin", "wei", "wechat", "we", "vx", "v信", "wx",
                "u.wechat.com", "weixin.qq.com"),
     "whatsapp": ("wa.me", "api.whatsapp.com", "whatsapp", "whats", "whatapp", "watsapp", "wa",
-                 "chat.whatsapp.com", "瓦次艾普"),
+                 "chat.whatsapp.com", "瓦次艾普", "вотсап", "ватсап", "вацап"),
     "qq": ("qq", "扣扣", "企鹅", "q号", "ｑｑ"),
-    "telegram": ("t.me", "telegram", "tg", "电报", "纸飞机"),
+    "telegram": ("t.me", "telegram", "tg", "电报", "纸飞机", "телеграм", "телеге", "тг"),
     "skype": ("live:", "skype"),
-    "line": ("line",),
+    "line": ("line", "ライン"),
     "viber": ("viber", "invite.viber.com"),
 }
+_KEYWORD_WORDS = frozenset(w for words in _KEYWORDS.values() for w in words) | {"line", "telegram", "viber"}
 _LATIN = re.compile(r"[a-z0-9]")
 _RULES = {
     "wechat": "PRIVATE_WECHAT", "whatsapp": "PRIVATE_WHATSAPP", "qq": "PRIVATE_QQ",
@@ -164,6 +169,8 @@ def _match_at(text: str, start: int, kind: str) -> tuple[int, int, str] | None:
             continue
         if "sep" in pat.groupindex and not sep and not re.search(r"[\d_]", handle):
             continue  # "wechat please": no separator and no digit, not a handle
+        if handle.strip().lower() in _KEYWORD_WORDS:
+            continue  # "WeChat: WeChat BrightLightingCN" (a label, then alt text): the name, not an ID
         return start, end, handle.strip()
     return None
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..budget import EvaluationTimeout
-from .charset import decode_bytes
+from .charset import decode_bytes, html_meta_charset
 from .htmltext import html_to_text
 
 __all__ = ["ReadersNeeded", "Uninspectable", "Extracted", "SheetInfo", "extract", "warm_up", "limit", "LIMIT", "MAX_TEXT"]
@@ -314,7 +314,7 @@ def extract(
     if ext == ".eml" or ctype == "message/rfc822":
         return [Extracted(name, "", is_message=True, raw=data)]
     if ext in _HTML_EXT or ctype == "text/html":
-        text, ok = decode_bytes(data, declared_charset)
+        text, ok = decode_bytes(data, declared_charset or html_meta_charset(data))
         if not ok:
             raise Uninspectable("undecodable", "text in no known charset")
         return [Extracted(name, html_to_text(text)[:MAX_TEXT])]

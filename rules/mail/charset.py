@@ -5,7 +5,7 @@ from __future__ import annotations
 import codecs
 import re
 
-__all__ = ["decode_bytes", "looks_binary"]
+__all__ = ["decode_bytes", "html_meta_charset", "looks_binary"]
 
 # Declared names mapped to the superset codec that decodes them (mail clients mislabel GBK as
 # GB2312 all the time; Big5 mail often carries HKSCS characters).
@@ -88,7 +88,9 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
     codec = _codec(declared)
     if data.isascii():
         return _ascii_bytes(data, codec, declared)
-    if codec not in ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"):
+    if codec == "ascii":
+        codec = declared = None  # 8-bit data labelled US-ASCII: the label says nothing
+    if codec not in _WIDE:
         try:
             text = data.decode("utf-8")
             return text, not looks_binary(text)
@@ -100,12 +102,22 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
             if not looks_binary(text):
                 return text, True
         except (UnicodeDecodeError, LookupError):
-            pass
+            stripped = data.rstrip(b"\r\n")
+            if codec in _WIDE and len(data) % 2 and stripped != data:
+                # a line end added in 8 bits after UTF-16 text (Python's email package does)
+                return decode_bytes(stripped, declared)
     declared_ok = codec in _PERMISSIVE
+    if declared_ok and _western(data):
+        text = data.decode(codec, errors="replace")  # type: ignore[arg-type]
+        return text, not looks_binary(text)
     cjk = _cjk(data, strict_big5=declared_ok)
     if cjk is not None:
         return cjk, True
     guess = _guess(data)
+    if declared_ok and guess not in _CJK_CODECS:
+        other = _single_byte_script(data, codec, guess)  # type: ignore[arg-type]
+        if other is not None:
+            return other, True
     if guess is not None and not (declared_ok and guess not in _CJK_CODECS):
         try:
             text = data.decode(guess, errors="replace")
@@ -120,6 +132,20 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, bool]:
     return text, False
 
 
+_ASCII_BYTES = bytes(range(128))
+_NOT_LETTERS = bytes(b for b in range(256) if not (65 <= b <= 90 or 97 <= b <= 122))
+
+
+def _western(data: bytes) -> bool:
+    """Few 8-bit bytes among many ASCII letters: Western European text, which its Latin-1 /
+    windows-1252 label reads right (CJK, Cyrillic or Arabic text is mostly 8-bit bytes), so
+    no guessing (charset-normalizer costs about a millisecond a part)."""
+    high = len(data.translate(None, _ASCII_BYTES))
+    letters = len(data.translate(None, _NOT_LETTERS))
+    return high < 0.25 * letters
+
+
+_WIDE = ("utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be")
 # Codecs that read every 7-bit byte as the same ASCII character: nothing to decode again.
 _ASCII_SAME = {"ascii", "utf-8", "cp1252", "iso8859-1", "iso8859-15", "gb18030", "big5hkscs", "cp949",
                "euc_jp", "shift_jis", "euc_kr"}
@@ -131,6 +157,12 @@ def _ascii_bytes(data: bytes, codec: str | None, declared: str | None) -> tuple[
     """:func:`decode_bytes` for 7-bit *data*; *codec*: the declared charset's codec (None when
     none was declared or Python does not know it)."""
     text = data.decode("ascii")
+    if b"\x1b" in data and (codec is None or codec in _ASCII_SAME):
+        # ISO-2022 escape sequences under no label or a label that cannot be right (mail
+        # from Japanese clients is often sent so): read what every mail program shows.
+        read = _iso2022(data)
+        if read is not None:
+            return read, not looks_binary(read)
     if codec is not None and codec not in _ASCII_SAME:
         try:
             read = data.decode(codec)
@@ -151,6 +183,66 @@ def _ascii_bytes(data: bytes, codec: str | None, declared: str | None) -> tuple[
     return text, not looks_binary(text)
 
 
+# ISO-2022 codecs tried on 7-bit data with escape sequences, the widest first
+# (iso2022_jp_2 also reads ESC $ A for GB 2312 and ESC $ ( C for KS X 1001).
+_ISO2022 = ("iso2022_jp_2", "iso2022_jp_ext", "iso2022_jp_3", "iso2022_kr")
+
+
+def _iso2022(data: bytes) -> str | None:
+    for name in _ISO2022:
+        try:
+            text = data.decode(name)
+        except UnicodeDecodeError:
+            continue
+        if "\x1b" not in text:
+            return text
+    return None
+
+
+# Single-byte codecs charset-normalizer may name for text whose label says Western European.
+_NON_LATIN_SINGLE = {codecs.lookup(n).name for n in (
+    "cp1251", "koi8_r", "koi8_u", "iso8859_5", "mac_cyrillic", "cp866", "cp1256", "iso8859_6", "cp1253",
+    "iso8859_7", "cp1255", "iso8859_8", "cp1250", "iso8859_2")}
+_LATIN_SUPPLEMENT = re.compile(r"[\u00c0-\u00ff]")
+
+
+def _single_byte_script(data: bytes, codec: str, guess: str | None) -> str | None:
+    """Russian, Arabic, Greek, Hebrew or Central European text labelled Latin-1 / windows-1252
+    (a default many clients send): when the Western reading is mostly accented capitals and
+    symbols — letters no Western text has that many of — read it in the guessed codec."""
+    if guess not in _NON_LATIN_SINGLE:
+        return None
+    western = data.decode(codec, errors="replace")
+    wide = sum(1 for c in western if ord(c) > 0x7F)
+    letters = sum(1 for c in western if c.isalpha())
+    if not letters or wide < 0.4 * letters:
+        return None  # a few accents: Western text
+    if len(_LATIN_SUPPLEMENT.findall(western)) < 0.8 * wide:
+        return None
+    try:
+        text = data.decode(guess)  # type: ignore[arg-type]
+    except UnicodeDecodeError:
+        return None
+    return None if looks_binary(text) else text
+
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+
+
+def _japanese(data: bytes) -> str | None:
+    """Undeclared Japanese (EUC-JP or Shift_JIS): kana make up much of any Japanese text and
+    almost none of Chinese, whose readings of the same bytes would win otherwise."""
+    for name in ("euc_jp", "shift_jis", "cp932"):
+        try:
+            text = data.decode(name)
+        except UnicodeDecodeError:
+            continue
+        wide = sum(1 for c in text if ord(c) > 0x7F)
+        if wide and len(_KANA.findall(text)) >= 0.2 * wide and not looks_binary(text):
+            return text
+    return None
+
+
 _CJK_CODECS = {"gb18030", "gbk", "gb2312", "big5", "big5hkscs", "cp950", "hz", "euc_jp", "shift_jis",
                "euc_kr", "cp949", "iso2022_jp"}
 _IDEOGRAPH = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]")
@@ -158,7 +250,11 @@ _IDEOGRAPH = re.compile(r"[\u3400-\u9fff\u3000-\u303f\uff00-\uffef]")
 
 def _cjk(data: bytes, *, strict_big5: bool) -> str | None:
     """Undeclared or mislabelled Chinese: GBK if the text is mostly common simplified
-    characters (GB2312 repertoire), else Big5 if it decodes to ideographs."""
+    characters (GB2312 repertoire), else Big5 if it decodes to ideographs; Japanese first
+    (:func:`_japanese`)."""
+    ja = _japanese(data)
+    if ja is not None:
+        return ja
     try:
         gb = data.decode("gb18030")
     except UnicodeDecodeError:
@@ -196,4 +292,36 @@ def _guess(data: bytes) -> str | None:
     best = from_bytes(data[:200_000]).best()
     if best is None:
         return None
-    return _codec(best.encoding)
+    codec = _codec(best.encoding)
+    if codec is not None and codec.startswith(("shift_jis", "cp932")):
+        return _not_halfwidth_kana(data, codec)
+    return codec
+
+
+_HALFWIDTH_KANA = re.compile(r"[\uff61-\uff9f]")
+
+
+def _not_halfwidth_kana(data: bytes, codec: str) -> str:
+    """A short Russian text reads as Shift_JIS half-width katakana (bytes 0xA1-0xDF), which
+    no Japanese mail is written in: then KOI8-R or windows-1251, by letter case (Russian text
+    is mostly lower case: 0xC0-0xDF in KOI8-R, 0xE0-0xFF in windows-1251)."""
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError:
+        return codec
+    wide = sum(1 for c in text if ord(c) > 0x7F)
+    if not wide or len(_HALFWIDTH_KANA.findall(text)) < 0.5 * wide:
+        return codec
+    low = sum(1 for b in data if 0xC0 <= b <= 0xDF)
+    high = sum(1 for b in data if b >= 0xE0)
+    return "koi8-r" if low > high else "cp1251"
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
+
+
+def html_meta_charset(data: bytes) -> str | None:
+    """The charset an HTML document names in a ``<meta>`` tag in its first 4 KB (what a mail
+    program reads when the MIME header names none)."""
+    m = _META_CHARSET.search(data[:4096])
+    return m.group(1).decode("ascii") if m else None

@@ -23,6 +23,9 @@ _CONTACT_HREF = re.compile(
     re.I,
 )
 _CELL = re.compile(r"</?t[dh]\b[^>]*>", re.I)
+# Alternative and title text of pictures and links is what a reader sees when pictures are
+# off (and what the hover shows): kept as text.
+_ALT = re.compile(r"""<(?:img|a|area)\b[^>]*?\b(?:alt|title)\s*=\s*(?:"([^"]*)"|'([^']*)')[^>]*>""", re.I)
 _TAG = re.compile(r"</?[a-zA-Z!?][^>]*>")
 _SIG_OPEN = re.compile(
     r"<([a-zA-Z][a-zA-Z0-9]*)\b[^>]*\bclass\s*=\s*[\"']?[^\"'>]*\bmailwarden-signature\b[^>]*>", re.I
@@ -70,6 +73,8 @@ def html_to_text(source: str) -> str:
         text = _DROP.sub(" ", text)
     if "href" in text:
         text = _CONTACT_HREF.sub(lambda m: f" {m.group(1)} ", text)
+    if "alt=" in text or "title=" in text or "ALT=" in text or "TITLE=" in text:
+        text = _ALT.sub(lambda m: f" {m.group(1) or m.group(2) or ''} {m.group(0)}", text)
     text = _BLOCK.sub("\n", text)
     # The substitutions above replace tags by whitespace (or keep a link target, which was
     # in the source): they never make a "<td"/"<th" that the source did not have.

@@ -17,7 +17,7 @@ from typing import Callable
 
 from ..budget import Deadline
 from .attachments import LIMIT, Extracted, ReadersNeeded, SheetInfo, Uninspectable, extract
-from .charset import decode_bytes
+from .charset import decode_bytes, html_meta_charset
 from .htmltext import html_to_text, split_signature_html
 from .mimeparse import parse_bytes
 from .quotes import find_quote_start_html, find_signature_text, quoted_spans_text
@@ -155,11 +155,15 @@ def _payload(part: Message) -> bytes:
     return b""
 
 
-def _charset(part: Message) -> str | None:
+def _charset(part: Message, html: bytes | None = None) -> str | None:
+    """The part's declared charset; for HTML (*html*: its bytes) without one, the charset its
+    ``<meta>`` tag names."""
     try:
         cs = part.get_content_charset()
     except Exception:  # noqa: BLE001
-        return None
+        cs = None
+    if not cs and html is not None:
+        cs = html_meta_charset(html)
     return str(cs) if cs else None
 
 
@@ -262,7 +266,8 @@ class _Builder:
             name is not None and ctype not in ("text/plain", "text/html")
         ) or (name is not None and disposition != "inline")
         if attachment_of is None and not is_attachment and ctype in ("text/plain", "text/html"):
-            text, ok = decode_bytes(_payload(part), _charset(part))
+            payload = _payload(part)
+            text, ok = decode_bytes(payload, _charset(part, payload if ctype == "text/html" else None))
             if not ok:
                 self.out.problems.append(Problem(ctype, "undecodable", "text in no known charset"))
             if ctype == "text/html":

@@ -57,4 +57,5 @@ def test_to_json_shape(policy) -> None:
     js = d.to_json()
     assert js["action"] == "quarantine"
     assert js["findings"] == [{"rule": "DIVERT_BUSINESS", "category": "sensitive_word",
-                               "kind": "word", "match": "my new company", "severity": "high"}]
+                               "kind": "word", "match": "my new company", "severity": "high",
+                               "confidence": "high", "cue": ""}]

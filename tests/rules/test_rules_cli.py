@@ -60,7 +60,7 @@ def test_check_json_gbk_wechat_exact_shape(env):
         "file": str(f),
         "action": "block",
         "findings": [{"rule": "PRIVATE_WECHAT", "category": "private_contact", "kind": "wechat",
-                      "match": "微信：tom_li88", "severity": "high"}],
+                      "match": "微信：tom_li88", "severity": "high", "confidence": "high", "cue": ""}],
     }
     assert list(json.loads(raw)) == ["file", "action", "findings"]
 
