@@ -43,7 +43,7 @@ class Snapshot(list):  # type: ignore[type-arg]
     opens the box then (a user's phone, laptop and webmail: one list, not three).  Read-only to
     its holders: a session that changes its list copies it first (:meth:`owned`)."""
 
-    __slots__ = ("box_id", "modseq", "uid_next", "__weakref__")
+    __slots__ = ("modseq", "uid_next", "__weakref__")
 
     def owned(self) -> list[Message]:
         return list(self)
@@ -75,13 +75,8 @@ def _snapshot(s: Session, engine: Engine, user_id: int, box: ImapBox) -> Snapsho
         snap = shared.get(box.id)
     if snap is not None and snap.modseq == box.highest_modseq and snap.uid_next == box.uid_next:
         return snap
-    rows = raw(s).execute(
-        "SELECT e.uid, e.mail_id, e.modseq, f.flags FROM imap_entries e "
-        "LEFT JOIN imap_flags f ON f.user_id = :user AND f.mail_id = e.mail_id "
-        "WHERE e.box_id = :box AND e.expunged_modseq IS NULL ORDER BY e.uid", {"user": user_id, "box": box.id})
-    snap = Snapshot(Message(uid, mail_id, modseq, _flag_set(flags) if flags else NO_FLAGS)
-                    for uid, mail_id, modseq, flags in rows.fetchall())
-    snap.box_id, snap.modseq, snap.uid_next = box.id, box.highest_modseq, box.uid_next
+    snap = Snapshot(_message(r) for r in _entries(s, user_id, box.id, "e.expunged_modseq IS NULL"))
+    snap.modseq, snap.uid_next = box.highest_modseq, box.uid_next
     with _SNAPSHOTS_LOCK:
         shared[box.id] = snap
     return snap
@@ -179,6 +174,21 @@ def _flag_set(text: str) -> frozenset[str]:
     return found
 
 
+def _entries(s: Session, user_id: int, box_id: int, where: str, **params: int) -> list[tuple]:  # type: ignore[type-arg]
+    """(uid, mail id, modseq, the user's flags text or None, expunged modseq) of the box's
+    entries matching ``where``, in UID order: one plain statement (the ORM's costs more than
+    the rest of a command).  Plain SQL does not flush: callers flush first."""
+    return raw(s).execute(
+        "SELECT e.uid, e.mail_id, e.modseq, f.flags, e.expunged_modseq FROM imap_entries e "
+        "LEFT JOIN imap_flags f ON f.user_id = :user AND f.mail_id = e.mail_id "
+        f"WHERE e.box_id = :box AND {where} ORDER BY e.uid", {"user": user_id, "box": box_id, **params}).fetchall()
+
+
+def _message(row: tuple) -> Message:  # type: ignore[type-arg]
+    uid, mail_id, modseq, flags = row[:4]
+    return Message(uid, mail_id, modseq, _flag_set(flags) if flags else NO_FLAGS)
+
+
 def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) -> list[Message]:
     flags = _flags(s, user_id, (r[1] for r in rows))
     return [Message(uid, mail_id, modseq, flags.get(mail_id, NO_FLAGS)) for uid, mail_id, modseq in rows]
@@ -270,18 +280,12 @@ def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolv
         if resolve and _in_line(engine).get(box_id) != seen:
             boxes(s, user, readonly=not writing)  # a customer no longer theirs: its box is gone, shows empty
             refresh(s, user, box, readonly=not writing)
-        # One statement for what changed and what went, with the user's flags (the ORM's three
-        # cost more than the rest of a command); plain SQL does not flush what refresh added
-        if writing:
+        if writing:  # what refresh added, for the plain SQL below
             s.flush()
-        rows = raw(s).execute(
-            "SELECT e.uid, e.mail_id, e.modseq, e.expunged_modseq, f.flags FROM imap_entries e "
-            "LEFT JOIN imap_flags f ON f.user_id = :user AND f.mail_id = e.mail_id "
-            "WHERE e.box_id = :box AND (e.modseq > :since OR e.expunged_modseq > :since) ORDER BY e.uid",
-            {"user": user_id, "box": box_id, "since": since_modseq}).fetchall()
-        changed = [Message(uid, mail_id, modseq, _flag_set(flags) if flags else NO_FLAGS)
-                   for uid, mail_id, modseq, expunged, flags in rows if expunged is None]
-        gone = sorted({r[0] for r in rows if r[3] is not None and r[3] > since_modseq})
+        rows = _entries(s, user_id, box_id, "(e.modseq > :since OR e.expunged_modseq > :since)",
+                        since=since_modseq)
+        changed = [_message(r) for r in rows if r[4] is None]
+        gone = sorted({r[0] for r in rows if r[4] is not None and r[4] > since_modseq})
         recent = _claim_recent(engine, box, changed[-1].uid if changed else 0) if claim else None
         if writing:
             _keep_recent_mark(engine, box)

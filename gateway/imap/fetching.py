@@ -51,7 +51,7 @@ _RENDER = {"ENVELOPE": render_envelope, "BODYSTRUCTURE": render_bodystructure, "
 class SourceCache:
     """The sources of the mails served last, by (mail id, masked).  A stored mail's bytes and
     facts never change, so a listing after the first is written from memory, as Dovecot writes
-    its from its index cache; the oldest go past ``limit``.  Safe across worker threads."""
+    its own from its index cache; the oldest go past ``limit``.  Safe across worker threads."""
 
     def __init__(self, limit: int = 20_000) -> None:
         self.limit = limit
