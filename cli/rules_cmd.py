@@ -3,16 +3,14 @@ import word lists.
 
 ``check`` needs only ``[company]`` and ``[rules]``; when the config also has a ``[store]``
 that exists, ``--to`` recipients are resolved to customers (their domains, contacts and phones
-never trigger) and ``--from`` to the salesperson's role and team. Word lists imported with
-``import-words`` live in ``<data_dir>/rules/*.txt`` and are loaded with every policy.
+never trigger) and ``--from`` to the salesperson's role and team, and ``list`` shows which
+version each running gateway has loaded. Word lists imported with ``import-words``
+(:mod:`.rules_import`) live in ``<data_dir>/rules/*.txt`` and are loaded with every policy.
 """
 
 from __future__ import annotations
 
-import os
-import re
 import sys
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,6 @@ from mailwarden.rules import (
     load_policy,
 )
 from mailwarden.rules.policy import DEFAULT_PACK
-from mailwarden.rules.words import WordList, collect_word_list_errors, parse_word_list
 from rich import box
 from rich.markup import escape
 from rich.table import Table
@@ -42,9 +39,6 @@ from .common import config, err, fail, out, print_json_lines
 app = typer.Typer(help="Check messages against the compliance rules, list rules, import word lists.",
                   no_args_is_help=True)
 
-WORD_DIR = "rules"  # under the data directory
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-_SEVERITY_HEADER = re.compile(r"^\s*#\s*severity\s*:", re.IGNORECASE)
 
 
 # ----------------------------------------------------------------- shared helpers
@@ -109,6 +103,28 @@ def _short_origin(origin: str) -> str:
 
 # ----------------------------------------------------------------- check
 
+def _existing_store(cfg: Config) -> tuple[Any, str | None]:
+    """The store of the config's ``[store]``, when it exists (a report never creates one), or
+    None and a note for the user."""
+    if "store" not in cfg.raw:
+        return None, None
+    try:
+        st_cfg = config_from_dict(cfg.raw, cfg.path, {"store"}).store
+    except ConfigError as exc:
+        return None, f"store not used: {exc}"
+    assert st_cfg is not None
+    if st_cfg.url.startswith("sqlite:///"):
+        db = Path(st_cfg.url[len("sqlite:///"):])
+        if not db.is_file():  # a report must not create a database as a side effect
+            return None, None
+    try:
+        from mailwarden.store import open_store  # noqa: PLC0415
+
+        return open_store(st_cfg, migrate=False), None
+    except Exception as exc:  # noqa: BLE001 - the report works without the store
+        return None, f"store not used: {exc}"
+
+
 def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[str]) -> tuple[CheckContext, str | None]:
     """Recipients (resolved to customers when a store exists) and the sender's role and team.
 
@@ -116,25 +132,14 @@ def _store_context(cfg: Config, policy: Policy, operator: str | None, to: list[s
     """
     plain = CheckContext(operator=operator.lower() if operator else None,
                          recipients=tuple(RecipientInfo(a.strip().lower(), None, None, None) for a in to))
-    if "store" not in cfg.raw or not (to or operator):
+    if not (to or operator):
         return plain, None
-    try:
-        st_cfg = config_from_dict(cfg.raw, cfg.path, {"store"}).store
-    except ConfigError as exc:
-        return plain, f"store not used: {exc}"
-    assert st_cfg is not None
-    if st_cfg.url.startswith("sqlite:///"):
-        db = Path(st_cfg.url[len("sqlite:///"):])
-        if not db.is_file():  # a report must not create a database as a side effect
-            return plain, None
-    try:
-        from mailwarden.gateway.recipients import lookup_recipients  # noqa: PLC0415 - only when there is a store
-        from mailwarden.store import open_store  # noqa: PLC0415
-        from mailwarden.store.directory import get_user  # noqa: PLC0415
+    handle, note = _existing_store(cfg)
+    if handle is None:
+        return plain, note
+    from mailwarden.gateway.recipients import lookup_recipients  # noqa: PLC0415 - only when there is a store
+    from mailwarden.store.directory import get_user  # noqa: PLC0415
 
-        handle = open_store(st_cfg, migrate=False)
-    except Exception as exc:  # noqa: BLE001 - the check works without the store
-        return plain, f"store not used: {exc}"
     unknown = False
     try:
         with handle.session() as s:
@@ -229,7 +234,7 @@ def list_(
             continue
         rows.append({"id": rule.id, "category": rule.category, "kind": rule.kind, "action": rule.action,
                      "severity": rule.severity, "enabled": rule.enabled, "terms": terms.get(rule.id, 0),
-                     "source": _origin(rule.source, settings)})
+                     "source": _origin(rule.source, settings), "version": policy.version})
     if json_:
         print_json_lines(rows)
         return
@@ -252,147 +257,39 @@ def list_(
     if policy.overrides:
         out.print(f"{len(policy.overrides)} override(s) adjust these per role, team, customer or operator")
     out.print(f"mode: {policy.mode}")
+    out.print(f"version of these files: {policy.version}")
+    for line in _running(cfg, policy.version):
+        out.print(line)
 
 
-# ----------------------------------------------------------------- import-words
+def _running(cfg: Config, files_version: str) -> list[str]:
+    """What the gateways sharing the store run: the last change, each gateway's version, and why
+    a load failed."""
+    from mailwarden.store.rulesstate import epoch_info, loaded_rules  # noqa: PLC0415
 
-def _read_list(path: Path) -> str:
-    raw = path.read_bytes()
+    handle, note = _existing_store(cfg)
+    if handle is None:
+        return [note] if note else []
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return raw.decode("gb18030")
-
-
-@app.command("import-words")
-def import_words(
-    ctx: typer.Context,
-    file: Path = typer.Argument(..., help="Word list: one term per line, or term,severity (e.g. 新公司,high); "
-                                "# starts a comment"),
-    severity: str = typer.Option(None, "--severity", help="Default severity of the terms (info … critical)"),
-    name: str = typer.Option(None, "--name", help="Name of the list (default: the file name)"),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change and write nothing"),
-) -> None:
-    """Validate a word list and install it for every gateway using this data directory.
-
-    A line is a term, or a term, a comma and a severity (info, low, medium, high, critical); a
-    TAB, a full-width comma or anything but a severity after the last comma is refused with
-    the line number. Nothing is written when a line is bad. Importing a list with an existing
-    name replaces it: --dry-run shows the terms that would be added, removed or changed.
-    """
-    from mailwarden.rules.findings import SEVERITIES  # noqa: PLC0415
-
-    cfg = config(ctx, {"store"})
-    assert cfg.store is not None
-    if severity is not None and severity.lower() not in SEVERITIES:
-        fail(f"--severity {severity!r} is not one of {', '.join(SEVERITIES)}")
-    list_name = name if name is not None else file.stem
-    if not _NAME.match(list_name):
-        fail(f"--name {list_name!r}: use letters, digits, '-', '_' or '.' (at most 64)")
-    if not file.is_file():
-        fail(f"{file}: no such file")
-    errors = collect_word_list_errors(file)
-    if errors:
-        for lineno, problem in errors:
-            where = f"line {lineno}: " if lineno else ""
-            err.print(f"{file}: {where}{problem}", markup=False)
-        fail(f"{file}: {len(errors)} bad line(s); nothing was imported")
-    try:
-        text = _read_list(file)
-    except (OSError, UnicodeDecodeError) as exc:
-        fail(f"{file}: cannot read: {exc}")
-    lines = text.splitlines()
-    if severity is not None:
-        lines = [f"# severity: {severity.lower()}"] + [ln for ln in lines if not _SEVERITY_HEADER.match(ln)]
-    content = "\n".join(lines) + "\n"
-
-    target_dir = cfg.store.data_dir / WORD_DIR
-    target = target_dir / f"{list_name}.txt"
-    existed = target.exists()
-    try:
-        target_dir.mkdir(parents=True, exist_ok=True)
-        # Written in a private subdirectory under its final name, so the rule id comes out the
-        # same and no policy load (which reads only *.txt directly in target_dir) sees it
-        # half-written; then renamed into place.
-        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=target_dir))
-    except OSError as exc:
-        fail(f"{target_dir}: cannot write: {exc.strerror or exc}")
-    tmp = staging / target.name
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-            f.write(content)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            wl = parse_word_list(tmp)
-            # The whole policy must still load with the new list (e.g. its rule id is free).
-            load_policy(CompanyProfile("", (), (), ()), _check_settings(cfg, target, tmp))
-        except (RulesConfigError, ConfigError) as exc:
-            fail(f"{file}: {_strip_path(str(exc), tmp)}; nothing was imported")
-        if not wl.terms:
-            fail(f"{file}: no terms in the list; nothing was imported")
-        if dry_run:
-            for line in word_changes(_installed(target) if existed else None, wl):
-                out.print(line)
-            out.print(f"dry run: {file} would be installed as {target} (rule {wl.rule}, {len(wl.terms)} terms); "
-                      "nothing was written")
-            return
-        os.replace(tmp, target)
-        _fsync_dir(target_dir)
+        with handle.session() as s:
+            info = epoch_info(session=s)
+            rows = loaded_rules(session=s)
+    except Exception as exc:  # noqa: BLE001 - a store older than this version: nothing to say
+        return [f"gateways: not known ({type(exc).__name__})"]
     finally:
-        tmp.unlink(missing_ok=True)
-        staging.rmdir()
-    replaced = " (replaced the previous list)" if existed else ""
-    out.print(f"imported {len(wl.terms)} terms from {file} into {target} as rule {wl.rule}{replaced}")
+        handle.close()
+    lines = []
+    if info.changed_at is not None:
+        lines.append(f"last change: {info.change} by {info.changed_by} at {info.changed_at:%Y-%m-%d %H:%M:%S} UTC "
+                     f"(epoch {info.epoch})")
+    for r in rows:
+        state = "as above" if r.version == files_version else "not as above: not loaded yet, or another config"
+        lines.append(f"gateway {r.gateway}: running version {r.version} ({state}), loaded "
+                     f"{r.loaded_at:%Y-%m-%d %H:%M:%S} UTC, seen {r.seen_at:%Y-%m-%d %H:%M:%S} UTC")
+        if r.error:
+            lines.append(f"  the last load failed ({r.error_at:%Y-%m-%d %H:%M:%S} UTC): {r.error}; "
+                         "the gateway keeps the rules it runs")
+    return lines
 
 
-def _installed(target: Path) -> WordList | None:
-    """The list installed under the name now (None when it no longer reads: all of it is new)."""
-    try:
-        return parse_word_list(target)
-    except RulesConfigError as exc:
-        err.print(f"the installed {target.name} does not read ({exc}): every term counts as new", markup=False)
-        return None
-
-
-def word_changes(old: WordList | None, new: WordList) -> list[str]:
-    """What installing ``new`` over ``old`` changes, a line per term (severity as it applies)."""
-    def terms(wl: WordList | None) -> dict[str, str]:
-        return {} if wl is None else {t.text: t.severity or wl.severity for t in wl.terms}
-
-    before, after = terms(old), terms(new)
-    lines = [f"+ {t} ({sev})" for t, sev in after.items() if t not in before]
-    lines += [f"- {t} ({sev})" for t, sev in before.items() if t not in after]
-    lines += [f"~ {t}: {before[t]} → {sev}" for t, sev in after.items() if t in before and before[t] != sev]
-    if old is not None and old.rule != new.rule:
-        lines.append(f"~ rule {old.rule} → {new.rule}")
-    return lines or ["no change to the terms"]
-
-
-def _strip_path(message: str, tmp: Path) -> str:
-    return message.replace(f"{tmp}: ", "").replace(str(tmp), "the list")
-
-
-def _check_settings(cfg: Config, target: Path, tmp: Path) -> RulesSettings:
-    """The configured rules, with *tmp* standing in for *target* (which may not exist yet)."""
-    try:
-        settings = rules_settings(cfg)
-    except ConfigError as exc:
-        fail(str(exc))
-    dirs = settings.word_dirs or (target.parent,)
-    others = [p for d in dirs if d.is_dir() for p in sorted(d.glob("*.txt"))
-              if p.is_file() and p.resolve() != target.resolve()]
-    return replace(settings, word_lists=(*settings.word_lists, *others, tmp), word_dirs=())
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+from . import rules_import  # noqa: E402,F401 - registers import-words and reload on this app

@@ -11,7 +11,7 @@ import ssl
 from contextlib import suppress
 from pathlib import Path
 
-from mailwarden.rules import load_policy
+from mailwarden.rules import Policy, load_policy
 from mailwarden.signatures import load_signatures
 from mailwarden.store import StoreHandle
 from mailwarden.store.spool import originals_dir, sweep_orphans, sync_dirs
@@ -29,6 +29,7 @@ from mailwarden.gateway.health import UpstreamHealth, check_store, check_tls, wa
 from mailwarden.gateway.httpserver import METRICS_TYPE, HttpServer, health_body
 from mailwarden.gateway.engines import company_profile, rules_settings, scan_settings, signature_inputs
 from mailwarden.gateway.delivery.relay import Relay
+from mailwarden.gateway.rulesreload import RulesWatch, gateway_name
 from mailwarden.gateway.submission.limits import ConnectionLimits, derived_total, descriptor_limit
 from mailwarden.gateway.submission.smtp import SubmissionHandler, listen
 from mailwarden.gateway.sync.service import MailboxSync, start_sync
@@ -62,6 +63,8 @@ class Gateway:
         signatures = load_signatures(settings, company)  # raises SignatureTemplateError naming template and line
         rules = rules_settings(cfg)
         policy = load_policy(company_profile(cfg), rules)  # raises RulesConfigError naming file and line
+        self.rules_watch = RulesWatch(store, company_profile(cfg), rules, policy, self._new_policy,
+                                      name=gateway_name(store.data_dir))
         # Spool files are written without syncing their folder; one folder fsync per group commit.
         self.writer = BatchWriter(store.engine, before_commit=lambda: sync_dirs(
             store.spool_dir, originals_dir(store.spool_dir)))
@@ -79,6 +82,9 @@ class Gateway:
         self.health_recheck = HEALTH_RECHECK
         self.http: HttpServer | None = None
         self._metrics_files: Path | None = None  # the delivery process's counters
+
+    def _new_policy(self, policy: Policy) -> None:
+        self.submitter.set_policy(policy)
 
     def _wake(self) -> None:
         if self.relay is not None:
@@ -128,6 +134,8 @@ class Gateway:
             if cfg.sync is not None:
                 self.sync, self._sync_lock = start_sync(cfg, self.store, budget)
         self._tasks.append(asyncio.create_task(watch_users(self.store, self.registry, self.auth), name="user-watch"))
+        await asyncio.to_thread(self.rules_watch.start_record)
+        self._tasks.append(asyncio.create_task(self.rules_watch.run(), name="rules-watch"))
         if self.check_upstream:
             recheck = self.health_recheck if self.http is not None else None
             self._tasks.append(asyncio.create_task(watch_upstream(cfg.upstream, self.health, recheck),
@@ -161,8 +169,13 @@ class Gateway:
         h = self.health
         checked = h.checked_at.isoformat() if h.checked_at else None
         state = "not checked yet" if h.ok is None else ("ok" if h.ok else "failing")
+        rules = self.rules_watch.state
+        # A rules load that failed leaves the old rules in force: reported, not unhealthy (a
+        # restart would not start with the broken file either).
         return health_body(h.ok is not False, {"upstream": {"login": state, "checked_at": checked,
-                                                             "problems": list(h.problems)}})
+                                                             "problems": list(h.problems)},
+                                                "rules": {"version": rules.version, "epoch": rules.epoch,
+                                                          "problem": rules.problem}})
 
     async def _listen_imap(self, tls: ssl.SSLContext) -> None:
         cfg = self.cfg

@@ -167,6 +167,33 @@ class AuditEvent(SQLModel, table=True):
 
 
 
+class RulesEpoch(SQLModel, table=True):
+    """One row; ``epoch`` grows with every change an admin makes to the rules through the CLI
+    (``rules import-words``, ``rules reload``): each running gateway compares it every second and
+    loads its rule packs and word lists again when it moved (see :mod:`mailwarden.gateway.rulesreload`)."""
+
+    __tablename__ = "rules_epoch"
+    id: int | None = Field(default=None, primary_key=True)
+    epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    changed_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
+    changed_by: str | None = Field(default=None, max_length=64)
+    change: str = Field(default="", max_length=500)
+
+
+class RulesLoaded(SQLModel, table=True):
+    """What each running gateway has loaded: its policy version, the epoch it saw, and the last
+    load that failed (the old policy keeps running), for ``rules list`` and ``/healthz``."""
+
+    __tablename__ = "rules_loaded"
+    gateway: str = Field(primary_key=True, max_length=200)  # host name and data directory
+    version: str = Field(max_length=32)
+    epoch: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, default=0))
+    loaded_at: datetime = _ts()  # type: ignore[assignment]
+    seen_at: datetime = _ts()  # type: ignore[assignment]
+    error: str | None = Field(default=None, max_length=2000)
+    error_at: datetime | None = _ts_or_none()  # type: ignore[assignment]
+
+
 # ---- the store's copy of the company mailbox (the inbound sync) ------------------------------
 
 class Folder(SQLModel, table=True):

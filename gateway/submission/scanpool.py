@@ -124,9 +124,14 @@ def _worker_main(conn: Connection, company: CompanyProfile, settings: RulesSetti
     while True:
         try:
             message = conn.recv_bytes()
-            ctx = conn.recv()
+            ctx, version = conn.recv()
         except (EOFError, OSError):
             return
+        if version != policy.version:  # the gateway loaded its rules again: so does this worker
+            try:
+                policy = load_policy(company, settings)
+            except Exception as exc:  # noqa: BLE001 - the gateway loaded them; keep the old ones meanwhile
+                logging.getLogger(__name__).error("cannot load the rules again: %s", exc)
         try:
             decision: Any = evaluate(policy, message, ctx)
         except MemoryError:
@@ -179,6 +184,11 @@ class ScanPool:
         self._started = False
         self._closed = False
         self.killed = 0  # workers killed past their time limit
+
+    def update(self, policy: Policy) -> None:
+        """Scan with *policy* from now on: each worker loads it (from the same files and
+        settings) before its next scan, seeing that the version it is sent differs."""
+        self.policy = policy
 
     # -- workers -----------------------------------------------------------
 
@@ -277,7 +287,7 @@ class ScanPool:
         limit = self.time_limit(len(message))
         try:
             w.conn.send_bytes(message)  # from the buffer: no pickled copy of a large message
-            w.conn.send(ctx)
+            w.conn.send((ctx, self.policy.version))
             if not w.conn.poll(limit):
                 self.killed += 1
                 self._replace(w)

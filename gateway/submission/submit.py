@@ -89,6 +89,14 @@ class Submitter:
         # Threads that only wait for a scan worker's answer (they hold no CPU and no lock).
         self.scan_wait = ThreadPoolExecutor(max_workers=64, thread_name_prefix="mailwarden-scan-wait")
 
+    def set_policy(self, policy: Policy) -> None:
+        """Judge the next messages by *policy* (the rules loaded again, see
+        :mod:`mailwarden.gateway.rulesreload`); a message being judged keeps the one it began with."""
+        self.freemail = policy.freemail_domains
+        self.policy = policy
+        if self.scanpool is not None:
+            self.scanpool.update(policy)
+
     async def audit(self, action: str, *, actor: str, peer: str | None, **detail: Any) -> None:
         def write(s: Session) -> None:
             self.store.audit.append(actor=actor, action=action, peer=peer, session=s, **detail)
