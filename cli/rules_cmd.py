@@ -224,7 +224,12 @@ def list_(
     """List the active rules: id, category, action, severity and where each came from."""
     cfg = config(ctx, {"company"})
     settings = _settings(cfg)
-    policy = _policy(cfg, settings)
+    try:
+        policy = load_policy(company_profile(cfg), settings)
+    except (ConfigError, RulesConfigError) as exc:
+        for line in _running(cfg, ""):  # what the gateways go on running meanwhile
+            err.print(line, markup=False)
+        fail(f"{exc}; the files do not load (a running gateway keeps the rules it runs)")
     terms: dict[str, int] = {}
     for t in policy.dictionary.terms:
         terms[t.rule] = terms.get(t.rule, 0) + 1
@@ -283,8 +288,9 @@ def _running(cfg: Config, files_version: str) -> list[str]:
         lines.append(f"last change: {info.change} by {info.changed_by} at {info.changed_at:%Y-%m-%d %H:%M:%S} UTC "
                      f"(epoch {info.epoch})")
     for r in rows:
-        state = "as above" if r.version == files_version else "not as above: not loaded yet, or another config"
-        lines.append(f"gateway {r.gateway}: running version {r.version} ({state}), loaded "
+        state = "" if not files_version else (" (as above)" if r.version == files_version
+                                              else " (not as above: not loaded yet, or another config)")
+        lines.append(f"gateway {r.gateway}: running version {r.version}{state}, loaded "
                      f"{r.loaded_at:%Y-%m-%d %H:%M:%S} UTC, seen {r.seen_at:%Y-%m-%d %H:%M:%S} UTC")
         if r.error:
             lines.append(f"  the last load failed ({r.error_at:%Y-%m-%d %H:%M:%S} UTC): {r.error}; "
