@@ -6,7 +6,7 @@ import email
 import email.policy
 
 import typer
-from mailwarden.gateway.delivery.notices import rejected_notice
+from mailwarden.gateway.delivery.notices import rejected_notice, released_notice
 from mailwarden.store.quarantine import get_held, list_held
 from mailwarden.store.quarantine import reject as reject_held
 from mailwarden.store.quarantine import release as release_held
@@ -69,14 +69,17 @@ def show(ctx: typer.Context, message_id: int = typer.Argument(..., help="Id from
 @app.command("release")
 def release(ctx: typer.Context, message_id: int = typer.Argument(...), by: str = BY,
             note: str = typer.Option("", "--reason", "--note", help="Why, for the audit log")) -> None:
-    """Release a held message: the gateway sends it within seconds."""
+    """Release a held message: the gateway sends it within seconds, and tells its sender."""
     with store(ctx) as (_cfg, st), st.session() as s:
         who, visible = reviewer(s, by)
         _item, h = get_held(session=s, message_id=message_id)
         if visible is not None and not visible(h.operator):
             fail(f"message {message_id} is not from your team")
-        release_held(session=s, audit=st.audit, message_id=message_id, actor=who, note=note)
-    out.print(f"released message {message_id} ({h.operator} → {', '.join(h.rcpts)})")
+        release_held(session=s, audit=st.audit, message_id=message_id, actor=who, note=note, spool_dir=st.spool_dir,
+                     notice=lambda h, shared: released_notice(key=st.audit.key, shared=shared, operator=h.operator,
+                                                      subject=h.subject, rcpts=list(h.rcpts), by=who, note=note,
+                                                      ref=str(h.id)))
+    out.print(f"released message {message_id} ({h.operator} → {', '.join(h.rcpts)}); {h.operator} will be told")
 
 
 @app.command("reject")

@@ -46,6 +46,7 @@ class Identity:
     generation: int
     title: str | None = None
     phone: str | None = None
+    lang: str | None = None  # what the gateway tells them is in this language (None: [rules] language)
 
 
 PURGE_EVERY = 1000  # counted failures between sweeps of expired counters
@@ -162,7 +163,7 @@ class Authenticator:
         if ok and user is not None and user.enabled and await asyncio.to_thread(self._current, login, user.generation):
             assert user.id is not None
             ident = Identity(user.id, user.login, user.name, user.role, user.team, user.generation,
-                             title=user.title, phone=user.phone)
+                             title=user.title, phone=user.phone, lang=user.lang)
             self._cache[login] = (digest, ident, now + self.cache_seconds)
             return ident, True
         return "disabled" if ok and user is not None else "bad credentials", user is not None

@@ -62,8 +62,10 @@ def get_held(*, session: Session, message_id: int) -> tuple[SpoolItem, Held]:
     return row[0], _held(row[0], row[1])
 
 
-def release(*, session: Session, audit: AuditLog, message_id: int, actor: str, note: str = "") -> Held:
-    """Send a held message on.  Four eyes: a supervisor may not release their own held mail;
+def release(*, session: Session, audit: AuditLog, message_id: int, actor: str, note: str = "",
+            spool_dir: Path | None = None, notice: Callable[[Held, str], bytes] | None = None) -> Held:
+    """Send a held message on; ``notice`` (made from the held message and the address of its
+    company mailbox) is queued for its sender (its file in ``spool_dir``).  Four eyes: a supervisor may not release their own held mail;
     an admin may, and the event says it was their own."""
     item, held = get_held(session=session, message_id=message_id)
     own = actor == held.operator
@@ -72,16 +74,28 @@ def release(*, session: Session, audit: AuditLog, message_id: int, actor: str, n
         if role != "admin":
             raise DirectoryError(f"message {message_id} is your own: held mail is released by someone else "
                                  f"(another supervisor, or an admin)")
-    item.stage = st.RELAY
-    item.next_attempt = utcnow()
-    session.add(item)
-    msg = session.get(Message, message_id)
-    if msg is not None:
-        msg.status = st.QUEUED
-        session.add(msg)
-    audit.append(session=session, actor=actor, action="quarantine.release", target=",".join(held.rcpts),
-                 message=message_id, operator=held.operator, note=note, **({"own_message": True} if own else {}))
-    session.commit()
+    name = None
+    if notice is not None:
+        assert spool_dir is not None
+        name = write_blob(spool_dir, [notice(held, item.mail_from)])[0]
+    try:
+        item.stage = st.RELAY
+        item.next_attempt = utcnow()
+        session.add(item)
+        msg = session.get(Message, message_id)
+        if msg is not None:
+            msg.status = st.QUEUED
+            session.add(msg)
+        if name is not None:
+            add_notice(session=session, message_id=message_id, operator=held.operator, blob=name)
+        audit.append(session=session, actor=actor, action="quarantine.release", target=",".join(held.rcpts),
+                     message=message_id, operator=held.operator, note=note, **({"own_message": True} if own else {}))
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if name is not None and spool_dir is not None:
+            (spool_dir / name).unlink(missing_ok=True)
+        raise
     return held
 
 

@@ -103,6 +103,19 @@ def rejected_notice(*, key: bytes, shared: str, operator: str, subject: str, rcp
                         kind="rejected", ref=ref)
 
 
+def released_notice(*, key: bytes, shared: str, operator: str, subject: str, rcpts: list[str], by: str,
+                    note: str, ref: str) -> bytes:
+    """What the operator is told when their held message is released (by a supervisor with
+    ``mailwarden quarantine release``, or by nobody deciding in time): it goes out now."""
+    to = ", ".join(rcpts)
+    why = f"\nNote: {note}" if note else ""
+    why_zh = f"\n备注：{note}" if note else ""
+    return build_notice(key=key, shared=shared, operator=operator, subject=f"Released / 已放行: {subject}",
+                        text=(f"Your held message to {to} was released by {by} and is being sent now.{why}\n\n"
+                              f"您发给 {to} 的待审核邮件已由 {by} 放行，正在发出。{why_zh}\n"),
+                        kind="released", ref=ref)
+
+
 def damaged_notice(*, key: bytes, shared: str, operator: str, subject: str, rcpts: list[str], reason: str,
                    ref: str) -> bytes:
     """What the operator is told when their message was not sent because its stored copy is not

@@ -58,7 +58,7 @@ from mailwarden.gateway import metrics
 from mailwarden.gateway.config import Outbound, Upstream
 from mailwarden.gateway.dbwriter import BatchWriter
 from mailwarden.gateway.delivery.inflight import InFlight
-from mailwarden.gateway.delivery.notices import build_bounce, damaged_notice, rejected_notice, spool_head
+from mailwarden.gateway.delivery.notices import build_bounce, damaged_notice, rejected_notice, released_notice, spool_head
 from mailwarden.gateway.delivery.sentcopy import SentCopies
 from mailwarden.gateway.headers import keyword, without_ref
 from mailwarden.gateway.upstream.budget import ConnectionBudget
@@ -191,7 +191,11 @@ class Relay:
             for item in expired(session=s, older_than=cutoff):
                 if self.held_timeout_action == "release":
                     release(session=s, audit=self.store.audit, message_id=item.message_id, actor="system",
-                            note="quarantine timeout")
+                            note="quarantine timeout", spool_dir=self.store.spool_dir,
+                            notice=lambda h, shared: released_notice(
+                                key=self.store.audit.key, shared=shared, operator=h.operator,
+                                subject=h.subject, rcpts=list(h.rcpts), by="the gateway",
+                                note="nobody reviewed it in time / 超时未审核", ref=str(h.id)))
                 else:
                     reason = "nobody reviewed it in time / 超时未审核"
                     msg = s.get(Message, item.message_id)

@@ -22,6 +22,7 @@ from mailwarden.rules import (
 from mailwarden.rules.mail import Mail
 from mailwarden.store.spool import states as st
 
+from mailwarden.gateway.submission.replies import say
 from mailwarden.gateway.submission.rewrite import MessageRejected
 
 
@@ -70,7 +71,7 @@ def judge(policy: Policy | None, content: bytes, ctx: CheckContext, *, language:
         decision = evaluate(policy, content, ctx, mail=mail, readers=readers)
     action = decision.enforced_action
     if action == "block":
-        raise Blocked(decision, "550 5.7.1 " + smtp_reason(decision, language))
+        raise Blocked(decision, say("blocked", language, reason=smtp_reason(decision, language)))
     verdict = Verdict(decision, content)
     if action == "redact":
         verdict.original = content

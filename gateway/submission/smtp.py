@@ -26,10 +26,12 @@ from mailwarden.gateway.submission.smtpevents import (
     Hangup,
     MailFrom,
     Message,
+    Oversized,
     RcptTo,
     StartTLS,
 )
 from mailwarden.gateway.submission.limits import ConnectionLimits
+from mailwarden.gateway.submission.replies import say
 from mailwarden.gateway.submission.smtpwire import SubmissionWire
 from mailwarden.gateway.submission.submit import Submitter
 
@@ -152,6 +154,8 @@ class SubmissionConnection:
                 reply = handler.rcpt(self, event)
             elif isinstance(event, Message):
                 reply = await handler.data(self, event)
+            elif isinstance(event, Oversized):
+                reply = await handler.oversized(self, event)
             else:
                 assert isinstance(event, AuthAttempt)
                 await self._flush()
@@ -262,8 +266,23 @@ class SubmissionHandler:
             return "553 5.1.3 Bad recipient address syntax"
         if not address.isascii():
             # The relay speaks plain (ASCII) SMTP to the company mailbox.
-            return "553 5.6.7 Addresses with non-ASCII characters are not supported (不支持含中文等非ASCII字符的地址)"
+            return say("non_ascii", self.submitter.lang_of(conn.identity))
         return "250 2.1.5 OK"
+
+    async def oversized(self, conn: SubmissionConnection, event: Oversized) -> str:
+        """A message refused unread (too big, a line too long): told in the sender's language,
+        counted and audited like any other refusal."""
+        ident = conn.identity
+        if ident is None:
+            return event.default_reply
+        lang = self.submitter.lang_of(ident)
+        reply = say("line_too_long", lang) if event.line else say("too_big", lang, mb=(event.limit or 0) / (1024 * 1024))
+        metrics.message("refused")
+        await self.audit("send.refused", actor=ident.login, peer=conn.peer, reason=reply, rcpts=list(event.rcpts),
+                         **({"line_limit": 1000} if event.line else {"size_limit": event.limit}))
+        log.info("refused peer=%s operator=%s: %s", conn.peer, ident.login,
+                 "a line too long" if event.line else "larger than the size limit")
+        return reply
 
     async def data(self, conn: SubmissionConnection, message: Message) -> str:
         ident = self._logged_in(conn)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from mailwarden.gateway.submission.replies import bilingual
+
 
 class NeedData:
     """The type of :data:`NEED_DATA`."""
@@ -69,6 +71,20 @@ class Message:
 
 
 @dataclass(frozen=True, slots=True)
+class Oversized:
+    """The end of DATA with a message refused unread: larger than ``limit`` bytes, or (``line``)
+    with a line longer than RFC 5321 allows.  Answered with a 552 (:attr:`default_reply` when
+    the caller has nothing better: it names the user's language, the protocol does not)."""
+    rcpts: tuple[str, ...]
+    limit: int | None
+    line: bool
+
+    @property
+    def default_reply(self) -> str:
+        return bilingual("line_too_long") if self.line else bilingual("too_big", mb=(self.limit or 0) / (1024 * 1024))
+
+
+@dataclass(frozen=True, slots=True)
 class StartTLS:
     """``220 Ready to start TLS`` is pending: send it, then begin the TLS handshake."""
 
@@ -78,4 +94,4 @@ class Hangup:
     """The session is over (QUIT, or too many unknown commands): send what is pending, close."""
 
 
-Event = AuthAttempt | MailFrom | RcptTo | Message | StartTLS | Hangup
+Event = AuthAttempt | MailFrom | RcptTo | Message | Oversized | StartTLS | Hangup

@@ -25,6 +25,7 @@ from typing import Final
 from mailwarden.gateway.submission.data import DataReader
 from mailwarden.gateway.submission.smtpaddress import mail_params_refusal, parse_params, parse_path
 from mailwarden.gateway.submission.sasl import MECHANISMS, SaslExchange
+from mailwarden.gateway.submission.replies import bilingual
 from mailwarden.gateway.submission.smtpverbs import HELP, SessionVerbs
 from mailwarden.gateway.submission.smtpevents import (
     NEED_DATA,
@@ -33,6 +34,7 @@ from mailwarden.gateway.submission.smtpevents import (
     Hangup,
     MailFrom,
     Message,
+    Oversized,
     RcptTo,
     StartTLS,
     NeedData,
@@ -46,8 +48,7 @@ BEFORE_STARTTLS: Final = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})  # RFC 
 
 _UNPRINTABLE: Final = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 AUTH_NEEDED: Final = "530 5.7.0 Authentication required"
-LINE_TOO_LONG: Final = ("552 5.3.4 The message has a line longer than 1000 characters (RFC 5321); "
-                        "it was not sent (邮件中有超长行，未发送)")
+LINE_TOO_LONG: Final = bilingual("line_too_long")
 
 
 
@@ -343,8 +344,8 @@ class SubmissionWire(SessionVerbs):
         assert self._data is not None
         self._data.feed(data)
 
-    def _data_event(self) -> Message | NeedData | None:
-        """The message once the reader has seen its end (None: refused), or NEED_DATA."""
+    def _data_event(self) -> Message | Oversized | NeedData:
+        """The message once the reader has seen its end (:class:`Oversized`: refused), or NEED_DATA."""
         reader = self._data
         assert reader is not None
         if not reader.done:
@@ -352,13 +353,9 @@ class SubmissionWire(SessionVerbs):
         self._data = None
         self._in[:0] = reader.leftover  # the next commands, pipelined behind the message
         if reader.problem is not None:
+            rcpts = tuple(self.rcpts)
             self._reset()
-            if reader.too_big:
-                mb = (self.size_limit or 0) / (1024 * 1024)
-                self.reply(f"552 5.3.4 The message is larger than the {mb:g} MB limit; it was not sent (邮件过大，未发送)")
-            else:
-                self.reply(LINE_TOO_LONG)
-            return None
+            return Oversized(rcpts, self.size_limit, not reader.too_big)
         return Message(tuple(self.rcpts), reader.message())
 
 

@@ -37,6 +37,7 @@ from mailwarden.gateway import metrics
 from mailwarden.gateway.submission.enforce import Blocked, Verdict, decision_detail, judge
 from mailwarden.gateway.submission.scanpool import DEFAULT_MEMORY_MB, ScanPool, ScanSettings, default_workers, needs_worker
 from mailwarden.gateway.delivery.notices import build_notice
+from mailwarden.gateway.submission.replies import language, say
 from mailwarden.gateway.submission.rewrite import MessageRejected, Rewritten, header_first, rewrite
 from mailwarden.gateway.headers import keyword, tag_headers
 
@@ -88,6 +89,10 @@ class Submitter:
         self.cpu = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mailwarden-cpu")
         # Threads that only wait for a scan worker's answer (they hold no CPU and no lock).
         self.scan_wait = ThreadPoolExecutor(max_workers=64, thread_name_prefix="mailwarden-scan-wait")
+
+    def lang_of(self, ident: Identity | None) -> str:
+        """The language to tell *ident* things in: theirs, else ``[rules] language``."""
+        return language(ident.lang if ident is not None else None, self.language)
 
     def set_policy(self, policy: Policy) -> None:
         """Judge the next messages by *policy* (the rules loaded again, see
@@ -160,7 +165,7 @@ class Submitter:
         log.info("accepted peer=%s operator=%s message=%s rcpts=%d size=%d action=%s",
                  peer, ident.login, msg_id, len(rcpts), prepared.rw.size, action)
         if prepared.verdict.stage == st.HELD:
-            return f"250 2.0.0 Held for review as {msg_id}: a supervisor must release it (需主管审核)"
+            return say("held", self.lang_of(ident), id=msg_id)
         return f"250 2.0.0 Queued as {msg_id}"
 
     def _cached(self, rcpts: list[str]) -> tuple[RecipientInfo, ...] | None:
@@ -232,7 +237,7 @@ class Submitter:
         try:
             # On this thread no document reader runs (one cannot be stopped here): an
             # attachment the structure scan did not see still goes to a worker.
-            verdict = judge(self.policy, content, ctx, language=self.language, mail=mail, decision=decision,
+            verdict = judge(self.policy, content, ctx, language=self.lang_of(ident), mail=mail, decision=decision,
                             readers=not inline)
         except ReadersNeeded:
             return None
@@ -266,9 +271,7 @@ class Submitter:
             policy = self.signatures.settings.unalterable
             notes.append(("signature.untouched", {"reason": result.untouched_reason, "policy": policy}))
             if policy == "block" and result.untouched_reason not in ("no-text-body",):
-                raise MessageRejected(
-                    f"550 5.7.1 This message cannot carry the company signature ({result.untouched_reason}) "
-                    "and company policy refuses such mail / 此类邮件无法添加公司签名，按公司规定不予发送")
+                raise MessageRejected(say("unsignable", self.lang_of(ident), why=result.untouched_reason))
         return result.pieces or (result.message,)
 
     def _resolve(self, s: Session, ident: Identity, rcpts: list[str],

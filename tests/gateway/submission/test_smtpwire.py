@@ -6,7 +6,8 @@ from __future__ import annotations
 import base64
 
 import pytest
-from mailwarden.gateway.submission.smtpevents import NEED_DATA, AuthAttempt, Hangup, MailFrom, Message, RcptTo, StartTLS
+from mailwarden.gateway.submission.smtpevents import (NEED_DATA, AuthAttempt, Hangup, MailFrom, Message, Oversized, RcptTo,
+                                                      StartTLS)
 from mailwarden.gateway.submission.smtpwire import COMMAND_LIMIT, LINE_CAP, LINE_TOO_LONG, SubmissionWire
 
 GOOD = b"right"
@@ -49,6 +50,8 @@ class Client:
             elif isinstance(event, Message):
                 self.messages.append(event.take())
                 self.wire.respond("250 2.0.0 Queued")
+            elif isinstance(event, Oversized):
+                self.wire.respond(event.default_reply)
             elif isinstance(event, StartTLS):
                 self.wire.tls_started()
             elif isinstance(event, Hangup):
@@ -282,9 +285,11 @@ def test_data_too_long_line_and_too_big(step):
     head = b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"
     assert c.feed(head + b"x" * 1200 + b"\r\n.\r\nNOOP\r\n", step)[-2:] == [LINE_TOO_LONG, "250 OK"]
     got = c.feed(head + (b"y" * 70 + b"\r\n") * 100 + b".\r\nNOOP\r\n", step)
-    assert got[-2:] == ["552 5.3.4 The message is larger than the 0.00476837 MB limit; it was not sent (邮件过大，未发送)",
-                        "250 OK"]
+    assert got[-2:] == ["552 5.3.4 The message is larger than the 0.00476837 MB limit; it was not sent "
+                        "(邮件超过 0.00476837 MB 的大小上限，未发送)", "250 OK"]
     assert c.messages == [] and c.wire.rcpts == []
+    refused = [e for e in c.events if isinstance(e, Oversized)]
+    assert [(e.rcpts, e.limit, e.line) for e in refused] == [(("c@d",), 5000, True), (("c@d",), 5000, False)]
     assert c.feed(b"RCPT TO:<c@d>\r\n") == ["503 Error: need MAIL command"]
 
 
