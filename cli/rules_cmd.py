@@ -36,7 +36,8 @@ from rich.table import Table
 
 from .common import config, err, fail, out, print_json_lines
 
-app = typer.Typer(help="Check messages against the compliance rules, list rules, import word lists.",
+app = typer.Typer(help="Check messages against the compliance rules, list rules and the version each gateway "
+                  "runs, import word lists, have the running gateways load the rules again.",
                   no_args_is_help=True)
 
 
@@ -221,7 +222,9 @@ def list_(
     json_: bool = typer.Option(False, "--json", help="JSON Lines for scripts"),
     all_: bool = typer.Option(False, "--all", help="Include disabled rules"),
 ) -> None:
-    """List the active rules: id, category, action, severity and where each came from."""
+    """List the active rules: id, category, action, severity and where each came from; then the
+    version of the files now, the last change, and the version each running gateway has loaded
+    (with why its last load failed, if it did)."""
     cfg = config(ctx, {"company"})
     settings = _settings(cfg)
     try:

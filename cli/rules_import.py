@@ -54,6 +54,7 @@ def import_words(
     TAB, a full-width comma or anything but a severity after the last comma is refused with
     the line number. Nothing is written when a line is bad. Importing a list with an existing
     name replaces it: --dry-run shows the terms that would be added, removed or changed.
+    Running gateways load the new list within a second or two; the import is an audit event.
     """
     from mailwarden.rules.findings import SEVERITIES  # noqa: PLC0415
 

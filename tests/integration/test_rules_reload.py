@@ -47,7 +47,8 @@ async def test_imported_word_blocks_the_next_message_without_a_restart(gateway, 
     assert json.loads(imported_ev.detail)["added"] == 1
     reloaded = json.loads(by_action["rules.reloaded"].detail)
     assert reloaded["changed_by"] == actor() and "banned" in reloaded["change"]
-    assert gateway.gw.rules_watch.state.version == reloaded["version"]
+    status, _type, body = await gateway.gw._healthz()
+    assert status == 200 and json.loads(body)["rules"] == {"version": reloaded["version"], "epoch": 1, "problem": None}
 
     listing = await asyncio.to_thread(cli, gateway, "rules", "list")
     assert listing.exit_code == 0, listing.output
