@@ -63,3 +63,37 @@ def test_dry_run_shows_the_changes_and_writes_nothing(cli, words, tmp_path):
     assert installed(tmp_path) == before
     r = cli("rules", "import-words", str(words("rival lamps gmbh\n新公司,high\nsecret rebate\n")), "--dry-run")
     assert r.stdout.splitlines()[0] == "no change to the terms"
+
+
+def _rules_events(cli):  # type: ignore[no-untyped-def]
+    r = cli("audit", "log", "--action", "rules", "--json")
+    assert r.exit_code == 0, r.output
+    return sorted((json.loads(line) for line in r.stdout.splitlines()), key=lambda e: e["seq"])
+
+
+def test_each_import_and_reload_is_an_audit_event_naming_the_admin(cli, words, tmp_path):
+    from mailwarden.cli.common import actor
+
+    assert cli("rules", "import-words", str(words("rival lamps gmbh\n新公司,high\n"))).exit_code == 0
+    assert cli("rules", "import-words", str(words("rival lamps gmbh,low\nsecond rival\n"))).exit_code == 0
+    assert cli("rules", "import-words", "--dry-run", str(words("third rival\n"))).exit_code == 0  # no event
+    r = cli("rules", "reload", "--reason", "edited site.toml")
+    assert r.exit_code == 0 and "epoch 3" in r.output, r.output
+    first, second, reload = _rules_events(cli)
+    assert {e["actor"] for e in (first, second, reload)} == {actor()}
+    assert first["action"] == "rules.import_words" and first["target"] == "competitors"
+    assert (first["detail"]["added"], first["detail"]["epoch"], first["detail"]["replaced"]) == (2, 1, False)
+    d = second["detail"]
+    assert (d["added"], d["removed"], d["changed"], d["replaced"], d["epoch"]) == (1, 1, 1, True, 2)
+    assert reload["action"] == "rules.reload" and reload["detail"]["reason"] == "edited site.toml"
+    listing = cli("rules", "list").stdout
+    assert f"last change: edited site.toml by {actor()}" in listing and "(epoch 3)" in listing
+
+
+def test_reload_refuses_rules_that_do_not_load(cli, tmp_path):
+    cfg = tmp_path / "mailwarden.toml"
+    (tmp_path / "site.toml").write_text('[[rule]]\nid = "PRIVATE_PHONE"\naction = "explode"\n')
+    cfg.write_text(cfg.read_text() + '[rules]\npacks = ["site.toml"]\n')
+    r = cli("rules", "reload")
+    assert r.exit_code == 2 and "site.toml" in r.output and "keep the rules they run" in r.output
+    assert _rules_events(cli) == []
