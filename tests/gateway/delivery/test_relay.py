@@ -146,8 +146,13 @@ async def test_held_mail_nobody_reviewed_in_time_is_released_or_rejected(tmp_pat
     held = spooled(store, stage="held", age=120)
     young = spooled(store, stage="held")
     if action == "release":
-        await run_until(relay, lambda: row(store, held.id)["stage"] == "done")
-        assert sink.sent == [["max@buyer.test"]]
+        await run_until(relay, lambda: notices(store, held.message_id) == ["done", "done"])  # the message, the notice
+        assert sink.sent == [["max@buyer.test"]] and row(store, held.id)["stage"] == "done"
+        texts = [email.message_from_bytes(m.read_bytes(), policy=email.policy.default)
+                 for m in (store.data_dir / "messages").rglob("*.eml")]
+        [notice] = [m for m in texts if m["X-Mailwarden-Notice"] and "released" in m["X-Mailwarden-Notice"]]
+        text_ = notice.get_content()  # type: ignore[attr-defined]
+        assert "was released by the gateway" in text_ and "Note: nobody reviewed it in time" in text_
     else:
         await run_until(relay, lambda: notices(store, held.message_id) == ["done"])
         assert sink.sent == [] and row(store, held.id)["stage"] == "rejected"
