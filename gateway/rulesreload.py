@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailwarden.rules import Policy, load_policy
@@ -103,48 +103,50 @@ class RulesWatch:
                 log.exception("cannot check for rule changes")
 
     def check(self) -> bool:
-        """One look (on a worker thread); True when a new policy was applied."""
+        """One look (on a worker thread); True when a new policy was applied.  What it saw is
+        taken as seen only once its audit event is written: a store away meanwhile means the
+        next look tries again."""
         epoch = current_epoch(engine=self.store.engine)
         files = fingerprint(self.settings)
         self._since_seen += self.interval
         if epoch == self.state.epoch and files == self.files:
             if self._since_seen >= SEEN_EVERY:
-                self._since_seen = 0.0
                 self._record(loaded=False)
             return False
-        moved = epoch != self.state.epoch
         changed = sorted({f[0] for f in set(files) ^ set(self.files)})
-        self.files = files
         old = self.policy
         try:
             policy = load_policy(self.company, self.settings)
+            if epoch == self.state.epoch:  # a word list the CLI renamed into place just before it moved the epoch
+                epoch = current_epoch(engine=self.store.engine)
         except Exception as exc:  # noqa: BLE001 - whatever it is, the old policy goes on
             problem = str(exc)
-            self.state.epoch = epoch
             if problem != self.state.problem:
                 log.error("the rules did not load (%s); the gateway keeps the rules of version %s", problem,
                           old.version)
-                self._audit("rules.reload_failed", epoch if moved else None, changed, error=problem, running=old.version)
-            self.state.problem = problem
+                self._audit("rules.reload_failed", epoch, changed, error=problem, running=old.version)
+            self.files, self.state.epoch, self.state.problem = files, epoch, problem
             self._record(loaded=False)
             return False
-        self.state = replace(self.state, epoch=epoch, problem=None)
         if policy.version == old.version:
+            self.files, self.state.epoch, self.state.problem = files, epoch, None
             self._record(loaded=False)
             return False
+        # Recorded before it is in force: no message is judged by rules the audit does not know yet.
+        self._audit("rules.reloaded", epoch, changed, version=policy.version, before=old.version)
         self.policy = policy
         self.apply(policy)
-        self.state.version = policy.version
+        self.files = files
+        self.state = RulesState(policy.version, epoch)
         log.info("rules loaded again: version %s (was %s)", policy.version, old.version)
-        self._audit("rules.reloaded", epoch if moved else None, changed, version=policy.version, before=old.version)
         self._record(loaded=True)
         return True
 
-    def _audit(self, action: str, epoch: int | None, files: list[str], **detail: object) -> None:
-        """*epoch*: the new epoch, when it moved (the event then names who moved it and why)."""
+    def _audit(self, action: str, epoch: int, files: list[str], **detail: object) -> None:
+        """The event of a load; when *epoch* moved, it names who moved it and why."""
         with Session(writer_engine(self.store.engine)) as s:
             by: dict[str, object] = {}
-            if epoch is not None:
+            if epoch != self.state.epoch:
                 info = epoch_info(session=s)
                 by = {"epoch": epoch, "changed_by": info.changed_by, "change": info.change}
             self.store.audit.append(actor="system", action=action, target=self.name, session=s,

@@ -141,3 +141,21 @@ def test_scan_workers_scan_with_the_new_rules(site) -> None:
         assert decision.action == "block" and decision.deciding.rule == "SITE_WORDS"
     finally:
         pool.close()
+
+
+def test_a_change_whose_event_cannot_be_written_is_tried_again(site, monkeypatch) -> None:
+    cfg, store = site
+    applied: list[Policy] = []
+    w = watch(cfg, store, applied)
+    edit(cfg.path.parent / "site.toml", PACK.format(word="second forbidden"))
+    real = w._audit
+
+    def store_away(*a, **kw):  # type: ignore[no-untyped-def]
+        raise OSError("the store is away")
+
+    monkeypatch.setattr(w, "_audit", store_away)
+    with pytest.raises(OSError):
+        w.check()
+    assert applied == []  # not in force unrecorded
+    monkeypatch.setattr(w, "_audit", real)
+    assert w.check() is True and len(applied) == 1 and events(store)[-1].action == "rules.reloaded"
