@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import typer
@@ -10,6 +11,7 @@ from mailwarden.gateway import logsetup
 
 from . import (
     audit_cmd,
+    backup_cmd,
     check_cmd,
     customer_cmd,
     db_cmd,
@@ -42,10 +44,19 @@ def main_options(
         show_envvar=True, dir_okay=False,
     ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug details."),
+    log_format: str = typer.Option(
+        "text", "--log-format", envvar=logsetup.ENV_FORMAT, show_envvar=True,
+        help="Log lines as text or json (one JSON object per line: ts, level, logger, pid, message).",
+    ),
 ) -> None:
     ctx.obj = {"config_path": config}
+    try:
+        fmt = logsetup.log_format(log_format)
+    except ValueError as exc:
+        fail(str(exc))
+    os.environ[logsetup.ENV_FORMAT] = fmt  # serve's delivery process logs the same way
     # Admin commands print their results; only serve and demo log their progress (INFO).
-    logsetup.configure(logging.DEBUG if verbose else logging.WARNING)
+    logsetup.configure(logging.DEBUG if verbose else logging.WARNING, fmt)
 
 
 app.add_typer(user_cmd.app, name="user")
@@ -61,6 +72,8 @@ app.add_typer(signature_cmd.app, name="signature")
 app.command("check")(check_cmd.check)
 app.command("serve")(serve_cmd.serve)
 app.command("demo")(demo_cmd.demo)
+app.command("backup")(backup_cmd.backup)
+app.command("restore")(backup_cmd.restore)
 
 
 def main() -> None:
