@@ -276,12 +276,38 @@ def _company(r: TableReader, base: Path) -> Company:
     )
 
 
+def _password(r: TableReader, base: Path) -> str | None:
+    """``password_env`` or ``password_file`` (a Docker/systemd secret file), None when neither is set."""
+    env = r.get("password_env", str, None)
+    pfile = r.path("password_file", base)
+    if env and pfile:
+        raise r.fail("password_env", "set either password_env or password_file, not both")
+    if env:
+        if env not in os.environ:
+            raise r.fail("password_env", f"the environment variable {env} is not set")
+        return os.environ[env]
+    if pfile:
+        try:
+            return pfile.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise r.fail("password_file", f"cannot read {pfile}: {exc.strerror}") from None
+    return None
+
+
 def _store(r: TableReader, path: Path | None, base: Path) -> Store:
-    r.unknown_keys({"url", "data_dir", "audit_key_file"})
+    r.unknown_keys({"url", "data_dir", "audit_key_file", "password_env", "password_file"})
     data_dir = _default_data_dir(path, r.data)
     url = r.get("url", str, "") or f"sqlite:///{data_dir / 'mailwarden.db'}"
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
         raise r.fail("url", "must be a sqlite:/// or postgresql:// URL")
+    password = _password(r, base)
+    if password is not None:  # the database's password kept out of the config (a secret file, a variable)
+        if not url.startswith("postgresql"):
+            raise r.fail("password_file" if "password_file" in r.data else "password_env",
+                         "is for a postgresql:// url (SQLite has no password)")
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - only PostgreSQL stores need it
+
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
     key_file = r.path("audit_key_file", base, data_dir / "audit.key")
     assert key_file is not None
     return Store(url=url, data_dir=data_dir, audit_key_file=key_file)
@@ -296,20 +322,8 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
     smtp = r.hostport("smtp", required=True)
     assert imap is not None and smtp is not None
     username = r.get("username", str, required=True)
-    env = r.get("password_env", str, None)
-    pfile = r.path("password_file", base)
-    if env and pfile:
-        raise r.fail("password_env", "set either password_env or password_file, not both")
-    if env:
-        if env not in os.environ:
-            raise r.fail("password_env", f"the environment variable {env} is not set")
-        password = os.environ[env]
-    elif pfile:
-        try:
-            password = pfile.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise r.fail("password_file", f"cannot read {pfile}: {exc.strerror}") from None
-    else:
+    password = _password(r, base)
+    if password is None:
         raise r.fail("password_env", "is required (or password_file): the upstream password is never written in the config")
     ca_file = r.path("ca_file", base)
     if ca_file is not None and not ca_file.is_file():
