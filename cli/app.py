@@ -13,6 +13,7 @@ from . import (
     audit_cmd,
     backup_cmd,
     check_cmd,
+    clientconfig_cmd,
     customer_cmd,
     db_cmd,
     demo_cmd,
@@ -60,6 +61,7 @@ def main_options(
 
 
 app.add_typer(user_cmd.app, name="user")
+user_cmd.app.command("client-config")(clientconfig_cmd.client_config)
 app.add_typer(customer_cmd.app, name="customer")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(db_cmd.app, name="db")

@@ -70,6 +70,7 @@ class Listen:
     max_connections_per_address: int = 20  # not yet logged in, from one client address
     login_timeout: float = 60.0          # seconds from connect to AUTH
     http: HostPort | None = None         # /metrics and /healthz; None (the default): off
+    autoconfig: bool = False             # also Thunderbird's autoconfig files on the http address
 
 
 @dataclass(frozen=True)
@@ -348,7 +349,7 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
 
 def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname", "max_connections",
-                    "max_connections_per_address", "login_timeout", "http"})
+                    "max_connections_per_address", "login_timeout", "http", "autoconfig"})
     total = r.get("max_connections", int, 0)
     per_address = r.get("max_connections_per_address", int, 20)
     if total < 0:
@@ -362,21 +363,27 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     smtps = r.hostport("smtps", "")
     if smtp is None and smtps is None:
         raise r.fail("smtp", "set smtp or smtps: the gateway needs somewhere to listen")
+    http, autoconfig = r.hostport("http", ""), r.get("autoconfig", bool, False)
+    imap, imaps = r.hostport("imap", ""), r.hostport("imaps", "")
+    if autoconfig and (http is None or (imap is None and imaps is None)):
+        raise r.fail("autoconfig", "needs [listen] http (the address it is served on) and imap or imaps (what it "
+                     "tells mail clients to read from)")
     cert = r.path("tls_cert", base, data_dir / "tls" / "gateway.crt")
     key = r.path("tls_key", base, data_dir / "tls" / "gateway.key")
     assert cert is not None and key is not None
     return Listen(
         smtp=smtp,
         smtps=smtps,
-        imap=r.hostport("imap", ""),
-        imaps=r.hostport("imaps", ""),
+        imap=imap,
+        imaps=imaps,
         tls_cert=cert,
         tls_key=key,
         hostname=r.get("hostname", str, "localhost"),
         max_connections=total or None,
         max_connections_per_address=per_address,
         login_timeout=login_timeout,
-        http=r.hostport("http", ""),
+        http=http,
+        autoconfig=autoconfig,
     )
 
 
