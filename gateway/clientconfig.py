@@ -37,12 +37,14 @@ class Server:
 
 
 def servers(listen: Listen) -> list[Server]:
-    """The listeners a mail client may use, implicit TLS first within each kind."""
-    found = []
+    """The listeners a mail client may use, implicit TLS first within each kind, on the ports
+    clients reach (``[listen] client_ports``, else the ones listened on)."""
+    found, reached = [], dict(listen.client_ports)
     for kind, implicit_addr, starttls_addr in (("imap", listen.imaps, listen.imap), ("smtp", listen.smtps, listen.smtp)):
         for addr, implicit in ((implicit_addr, True), (starttls_addr, False)):
             if isinstance(addr, HostPort):
-                found.append(Server(kind, addr.port, implicit))
+                name = kind + ("s" if implicit else "")
+                found.append(Server(kind, reached.get(name, addr.port), implicit))
     for kind, keys in (("imap", "imap or imaps"), ("smtp", "smtp or smtps")):
         if not any(s.kind == kind for s in found):
             raise ClientConfigError(f"[listen] {keys}: neither is set, so a mail client could not "

@@ -71,6 +71,7 @@ class Listen:
     login_timeout: float = 60.0          # seconds from connect to AUTH
     http: HostPort | None = None         # /metrics and /healthz; None (the default): off
     autoconfig: bool = False             # also Thunderbird's autoconfig files on the http address
+    client_ports: tuple[tuple[str, int], ...] = ()  # (listener, port) mail clients reach, behind a port mapping
 
 
 @dataclass(frozen=True)
@@ -349,7 +350,7 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
 
 def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname", "max_connections",
-                    "max_connections_per_address", "login_timeout", "http", "autoconfig"})
+                    "max_connections_per_address", "login_timeout", "http", "autoconfig", "client_ports"})
     total = r.get("max_connections", int, 0)
     per_address = r.get("max_connections_per_address", int, 20)
     if total < 0:
@@ -368,6 +369,11 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     if autoconfig and (http is None or (imap is None and imaps is None)):
         raise r.fail("autoconfig", "needs [listen] http (the address it is served on) and imap or imaps (what it "
                      "tells mail clients to read from)")
+    client_ports = r.get("client_ports", dict, {})
+    for name, port in client_ports.items():
+        if name not in ("smtp", "smtps", "imap", "imaps") or not isinstance(port, int) or isinstance(port, bool) \
+                or not 0 < port < 65536:
+            raise r.fail("client_ports", f"{name} = {port!r}: keys are smtp, smtps, imap, imaps; values port numbers")
     cert = r.path("tls_cert", base, data_dir / "tls" / "gateway.crt")
     key = r.path("tls_key", base, data_dir / "tls" / "gateway.key")
     assert cert is not None and key is not None
@@ -384,6 +390,7 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
         login_timeout=login_timeout,
         http=http,
         autoconfig=autoconfig,
+        client_ports=tuple(sorted(client_ports.items())),
     )
 
 

@@ -53,6 +53,17 @@ def test_only_what_listens_is_offered():
         clientconfig.thunderbird(*cfg(imap="", imaps=""))
 
 
+def test_client_ports_behind_a_port_mapping():
+    """A container listening on 2587/2993, published as 587/993: the files name what clients reach."""
+    listen, company = cfg(smtp="0.0.0.0:2587", imaps="0.0.0.0:2993", smtps="", imap="",
+                          client_ports={"smtp": 587, "imaps": 993})
+    assert [(s[1], s[2]) for s in servers(clientconfig.thunderbird(listen, company))] == [("imap", 993), ("smtp", 587)]
+    with pytest.raises(ConfigError, match=r"\[listen\] client_ports: pop3 = 110: keys are smtp, smtps, imap, imaps"):
+        cfg(client_ports={"pop3": 110})
+    with pytest.raises(ConfigError, match=r"\[listen\] client_ports: smtp = 0"):
+        cfg(client_ports={"smtp": 0})
+
+
 def test_apple_profile_loads_with_plistlib():
     listen, company = cfg()
     data = clientconfig.apple(listen, company, login="zhang", name="Zhang San", address="sales@brightlighting.com")
