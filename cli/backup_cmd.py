@@ -17,9 +17,11 @@ def backup(
     ctx: typer.Context,
     directory: Path = typer.Argument(..., help="A new or empty folder for the backup", file_okay=False),
 ) -> None:
-    """Back up the store (database, audit key and its head, spool, sent mail, blobs, TLS pair)
-    while the gateway runs: the SQLite database by its online backup API, the files after it.
-    A PostgreSQL store is pg_dump's to back up (the message says how)."""
+    """Back up the store, its files and keys into a new folder, while the gateway runs.
+
+    The SQLite database by its online backup API (one consistent snapshot), the audit key and
+    its head record, then spool, sent mail, originals, blobs and the TLS pair.  A PostgreSQL
+    store is pg_dump's to back up (the message says how)."""
     cfg = config(ctx, {"store"})
     assert cfg.store is not None
     try:
@@ -37,8 +39,10 @@ def restore(
     directory: Path = typer.Argument(..., help="A folder written by mailwarden backup", file_okay=False),
     force: bool = typer.Option(False, "--force", help="Replace a data directory that is not empty"),
 ) -> None:
-    """Restore a backup into the config's data directory (new or empty unless --force; never
-    under a running gateway), apply migrations, and verify the audit chain."""
+    """Restore a backup into the config's data directory, then verify the audit chain.
+
+    The data directory must be new or empty (--force replaces it) and no gateway may run on it;
+    migrations are applied; exit 1 if the restored audit chain does not hold."""
     cfg = config(ctx, {"store"})
     assert cfg.store is not None
     if not directory.is_dir():

@@ -22,9 +22,11 @@ def client_config(
                                 "(a .mobileconfig profile for macOS Mail, iPhone and iPad)"),
     output: Path = typer.Option(None, "--out", "-o", dir_okay=False, help="Write to this file (default: standard output)"),
 ) -> None:
-    """Write the mail-client settings for a user: the gateway's host name ([listen] hostname), its
-    IMAP and SMTP ports and TLS ([listen] imaps/imap, smtps/smtp) and their login (never the
-    company password).  The password is asked for by the client when the account is added."""
+    r"""Write a mail client's settings file for a user (Thunderbird, Apple Mail, iPhone).
+
+    It names the gateway's host name (\[listen] hostname), its IMAP and SMTP ports and TLS
+    (\[listen] imaps/imap, smtps/smtp, or client_ports) and their login, never a password: the
+    mail program asks for it once."""
     kind = format_.strip().lower()
     if kind not in FORMATS:
         fail(f"--format {format_!r}: use thunderbird or apple")
