@@ -16,6 +16,8 @@ from .common import config, err, fail, out
 def backup(
     ctx: typer.Context,
     directory: Path = typer.Argument(..., help="A new or empty folder for the backup", file_okay=False),
+    without_key: bool = typer.Option(False, "--without-key", help="Leave the audit key out (keep it apart: with "
+                                     "it, whoever holds the backup could rewrite the chain unnoticed)"),
 ) -> None:
     """Back up the store, its files and keys into a new folder, while the gateway runs.
 
@@ -26,7 +28,7 @@ def backup(
     assert cfg.store is not None
     try:
         done = take_backup(url=cfg.store.url, data_dir=cfg.store.data_dir, audit_key_file=cfg.store.audit_key_file,
-                           target=directory)
+                           target=directory, with_key=not without_key)
     except BackupError as exc:
         fail(str(exc))
     except OSError as exc:

@@ -4,7 +4,7 @@ A backup is a folder::
 
     manifest.json        what it holds (format, time, the database kind, counts)
     mailwarden.db        the SQLite database, a consistent snapshot (SQLite's online backup API)
-    audit.key            the audit chain's key
+    audit.key            the audit chain's key (not with ``backup --without-key``)
     audit.key.head       the chain's recorded head, as it was just before the snapshot
     data/                spool/, originals/, messages/, blobs/ and tls/ of the data directory
 
@@ -102,9 +102,10 @@ def _snapshot(db: Path, target: Path) -> None:
         src.close()
 
 
-def backup(*, url: str, data_dir: Path, audit_key_file: Path, target: Path) -> Summary:
-    """Write a backup of the store at ``url`` (with ``data_dir`` and the audit key) to ``target``,
-    a new or empty folder; written beside it under a temporary name and renamed when complete."""
+def backup(*, url: str, data_dir: Path, audit_key_file: Path, target: Path, with_key: bool = True) -> Summary:
+    """Write a backup of the store at ``url`` (with ``data_dir`` and, unless not ``with_key``, the
+    audit key) to ``target``, a new or empty folder; written beside it under a temporary name and
+    renamed when complete."""
     db = sqlite_path(url)
     if db is None:
         raise _pg_refusal(url) if url.startswith("postgresql") else BackupError(f"cannot back up the store {url}")
@@ -118,7 +119,8 @@ def backup(*, url: str, data_dir: Path, audit_key_file: Path, target: Path) -> S
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(mode=0o700, parents=True)
     try:
-        shutil.copy2(audit_key_file, work / KEY)
+        if with_key:
+            shutil.copy2(audit_key_file, work / KEY)
         head = audit_key_file.with_name(audit_key_file.name + ".head")
         if head.is_file():  # before the snapshot: see the module's docstring
             shutil.copy2(head, work / HEAD)
@@ -128,7 +130,7 @@ def backup(*, url: str, data_dir: Path, audit_key_file: Path, target: Path) -> S
         size = (work / DATABASE).stat().st_size
         (work / MANIFEST).write_text(json.dumps({
             "format": FORMAT, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "database": "sqlite", "database_bytes": size, "files": files, "folders": list(FOLDERS),
+            "database": "sqlite", "database_bytes": size, "files": files, "folders": list(FOLDERS), "key": with_key,
         }, indent=2) + "\n")
         for path in (work / DATABASE, work / MANIFEST, work):
             fsync_path(path)
@@ -150,7 +152,7 @@ def read_manifest(source: Path) -> dict[str, object]:
         raise BackupError(f"{source / MANIFEST}: cannot be read: {exc}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackupError(f"{source / MANIFEST}: not a {FORMAT!r} backup")
-    for name in (DATABASE, KEY):
+    for name in (DATABASE, KEY) if manifest.get("key", True) else (DATABASE,):
         if not (source / name).is_file():
             raise BackupError(f"{source}: {name} is missing: the backup is incomplete")
     return manifest
@@ -159,14 +161,19 @@ def read_manifest(source: Path) -> dict[str, object]:
 def restore(*, url: str, data_dir: Path, audit_key_file: Path, source: Path, force: bool = False) -> Summary:
     """Put the backup in ``source`` back: the database at ``url``, the files in ``data_dir``, the
     key at ``audit_key_file``.  Refuses a data directory that holds anything but an empty store's
-    scratch files, or an existing key, unless ``force`` (then the backup's replace them)."""
+    scratch files, or an existing key, unless ``force`` (then the backup's replace them).  A
+    backup made without the key needs the key in place already (it is kept, and checks the chain)."""
     db = sqlite_path(url)
     if db is None:
         raise _pg_refusal(url) if url.startswith("postgresql") else BackupError(f"cannot restore into {url}")
-    read_manifest(source)
+    has_key = bool(read_manifest(source).get("key", True))
+    if not has_key and not audit_key_file.is_file():
+        raise BackupError(f"{source} holds no audit key (backup --without-key): put the key kept apart at "
+                          f"{audit_key_file} ([store] audit_key_file) first")
     if not force:
-        present = sorted(p.name for p in data_dir.iterdir() if p.name not in SCRATCH) if data_dir.is_dir() else []
-        if present or db.exists() or audit_key_file.exists():
+        present = sorted(p.name for p in data_dir.iterdir()
+                         if p.name not in SCRATCH and (has_key or p != audit_key_file)) if data_dir.is_dir() else []
+        if present or db.exists() or (has_key and audit_key_file.exists()):
             found = ", ".join(present[:5]) or str(db if db.exists() else audit_key_file)
             raise BackupError(f"{data_dir} is not empty ({found}): restore into an empty data directory, or give "
                               "--force to replace what is there with the backup")
@@ -180,7 +187,8 @@ def restore(*, url: str, data_dir: Path, audit_key_file: Path, source: Path, for
         stale.unlink(missing_ok=True)  # a WAL of the database replaced would be applied to the restored one
     os.replace(tmp, db)
     audit_key_file.parent.mkdir(parents=True, exist_ok=True)
-    for name, dst in ((KEY, audit_key_file), (HEAD, audit_key_file.with_name(audit_key_file.name + ".head"))):
+    keys = ((KEY, audit_key_file),) if has_key else ()
+    for name, dst in (*keys, (HEAD, audit_key_file.with_name(audit_key_file.name + ".head"))):
         if (source / name).is_file():
             shutil.copyfile(source / name, dst)
             os.chmod(dst, 0o600)

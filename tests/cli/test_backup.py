@@ -122,3 +122,20 @@ def test_restore_refuses_a_tampered_chain(tmp_path):
 def test_bad_log_format_is_refused(tmp_path):
     r = _cli(_config(tmp_path / "m.toml", "data"), "--log-format", "xml", "user", "list")
     assert r.exit_code == 2 and "use text or json" in r.output
+
+
+def test_backup_without_the_key_restores_with_the_key_kept_apart(tmp_path):
+    cfg = _config(tmp_path / "m.toml", "data")
+    st = open_store(load_config(cfg, {"store"}).store)
+    st.audit.append(actor="test", action="x")
+    key = st.audit.key
+    st.close()
+    assert _cli(cfg, "backup", str(tmp_path / "b"), "--without-key").exit_code == 0
+    assert not (tmp_path / "b" / "audit.key").exists()
+    restored = _config(tmp_path / "r.toml", "r")
+    r = _cli(restored, "restore", str(tmp_path / "b"))
+    assert r.exit_code == 2 and "holds no audit key" in r.output and "audit_key_file" in r.output
+    (tmp_path / "r").mkdir(mode=0o700)
+    (tmp_path / "r" / "audit.key").write_text(key.hex() + "\n")
+    r = _cli(restored, "restore", str(tmp_path / "b"))
+    assert r.exit_code == 0 and "audit chain: ok (1 events)" in r.output, r.output
