@@ -1,4 +1,5 @@
-"""``[listen] http``: ``GET /metrics`` (Prometheus) and ``GET /healthz``, on the gateway's event loop.
+"""``[listen] http``: ``GET /metrics`` (Prometheus) and ``GET /healthz``, on the gateway's event loop
+(with ``[listen] autoconfig``, also Thunderbird's autoconfig files: :mod:`.clientconfig`).
 
 A few lines of asyncio rather than prometheus-client's own server (a thread running wsgiref):
 it shares serve's loop, so what it reads of serve (sessions, the upstream check) needs no lock,
@@ -71,8 +72,13 @@ class HttpServer:
                 await self._reply(writer, 405, "text/plain", b"GET only\n")
                 return
             try:
+                fields = dict(parse_qsl(query, max_num_fields=20)) if with_query is not None else {}
+            except ValueError:
+                await self._reply(writer, 400, "text/plain", b"bad request: too many query fields\n")
+                return
+            try:
                 if with_query is not None:
-                    status, ctype, body = await with_query(dict(parse_qsl(query, max_num_fields=20)))
+                    status, ctype, body = await with_query(fields)
                 else:
                     assert handler is not None
                     status, ctype, body = await handler()

@@ -122,5 +122,7 @@ async def test_autoconfig_over_http():
                                 "%EMAILLOCALPART%") in servers(body)
         code, _, body = await asyncio.to_thread(_get, f"{base}/mail/config-v1.1.xml?emailaddress=a@rival.com")
         assert code == 404 and b"rival.com" in body
+        code, _, _ = await asyncio.to_thread(_get, f"{base}/mail/config-v1.1.xml?" + "&".join(f"a{i}=1" for i in range(30)))
+        assert code == 400
     finally:
         await http.stop()
