@@ -11,6 +11,7 @@
   computed once when a message is imported.
 - beside them: :mod:`.config` (the TOML file), :mod:`.auth` (logins, shared by every server),
   :mod:`.tls`, :mod:`.logsetup`, :mod:`.headers` (header fields and the gateway's tags),
-  :mod:`.dbwriter` (group commit), :mod:`.engines` (rules and signatures from the config) and
+  :mod:`.dbwriter` (group commit), :mod:`.engines` (rules and signatures from the config),
+  :mod:`.clientconfig` (mail-client settings files and autoconfig) and
   :mod:`.server` (``serve``: all of it together).
 """

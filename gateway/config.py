@@ -70,6 +70,8 @@ class Listen:
     max_connections_per_address: int = 20  # not yet logged in, from one client address
     login_timeout: float = 60.0          # seconds from connect to AUTH
     http: HostPort | None = None         # /metrics and /healthz; None (the default): off
+    autoconfig: bool = False             # also Thunderbird's autoconfig files on the http address
+    client_ports: tuple[tuple[str, int], ...] = ()  # (listener, port) mail clients reach, behind a port mapping
 
 
 @dataclass(frozen=True)
@@ -276,12 +278,38 @@ def _company(r: TableReader, base: Path) -> Company:
     )
 
 
+def _password(r: TableReader, base: Path) -> str | None:
+    """``password_env`` or ``password_file`` (a Docker/systemd secret file), None when neither is set."""
+    env = r.get("password_env", str, None)
+    pfile = r.path("password_file", base)
+    if env and pfile:
+        raise r.fail("password_env", "set either password_env or password_file, not both")
+    if env:
+        if env not in os.environ:
+            raise r.fail("password_env", f"the environment variable {env} is not set")
+        return os.environ[env]
+    if pfile:
+        try:
+            return pfile.read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as exc:
+            raise r.fail("password_file", f"cannot read {pfile}: {exc.strerror}") from None
+    return None
+
+
 def _store(r: TableReader, path: Path | None, base: Path) -> Store:
-    r.unknown_keys({"url", "data_dir", "audit_key_file"})
+    r.unknown_keys({"url", "data_dir", "audit_key_file", "password_env", "password_file"})
     data_dir = _default_data_dir(path, r.data)
     url = r.get("url", str, "") or f"sqlite:///{data_dir / 'mailwarden.db'}"
     if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", url):
         raise r.fail("url", "must be a sqlite:/// or postgresql:// URL")
+    password = _password(r, base)
+    if password is not None:  # the database's password kept out of the config (a secret file, a variable)
+        if not url.startswith("postgresql"):
+            raise r.fail("password_file" if "password_file" in r.data else "password_env",
+                         "is for a postgresql:// url (SQLite has no password)")
+        from sqlalchemy.engine import make_url  # noqa: PLC0415 - only PostgreSQL stores need it
+
+        url = make_url(url).set(password=password).render_as_string(hide_password=False)
     key_file = r.path("audit_key_file", base, data_dir / "audit.key")
     assert key_file is not None
     return Store(url=url, data_dir=data_dir, audit_key_file=key_file)
@@ -296,20 +324,8 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
     smtp = r.hostport("smtp", required=True)
     assert imap is not None and smtp is not None
     username = r.get("username", str, required=True)
-    env = r.get("password_env", str, None)
-    pfile = r.path("password_file", base)
-    if env and pfile:
-        raise r.fail("password_env", "set either password_env or password_file, not both")
-    if env:
-        if env not in os.environ:
-            raise r.fail("password_env", f"the environment variable {env} is not set")
-        password = os.environ[env]
-    elif pfile:
-        try:
-            password = pfile.read_text(encoding="utf-8").rstrip("\r\n")
-        except OSError as exc:
-            raise r.fail("password_file", f"cannot read {pfile}: {exc.strerror}") from None
-    else:
+    password = _password(r, base)
+    if password is None:
         raise r.fail("password_env", "is required (or password_file): the upstream password is never written in the config")
     ca_file = r.path("ca_file", base)
     if ca_file is not None and not ca_file.is_file():
@@ -334,7 +350,7 @@ def _upstream(r: TableReader, base: Path) -> Upstream:
 
 def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     r.unknown_keys({"smtp", "smtps", "imap", "imaps", "tls_cert", "tls_key", "hostname", "max_connections",
-                    "max_connections_per_address", "login_timeout", "http"})
+                    "max_connections_per_address", "login_timeout", "http", "autoconfig", "client_ports"})
     total = r.get("max_connections", int, 0)
     per_address = r.get("max_connections_per_address", int, 20)
     if total < 0:
@@ -348,21 +364,33 @@ def _listen(r: TableReader, data_dir: Path, base: Path) -> Listen:
     smtps = r.hostport("smtps", "")
     if smtp is None and smtps is None:
         raise r.fail("smtp", "set smtp or smtps: the gateway needs somewhere to listen")
+    http, autoconfig = r.hostport("http", ""), r.get("autoconfig", bool, False)
+    imap, imaps = r.hostport("imap", ""), r.hostport("imaps", "")
+    if autoconfig and (http is None or (imap is None and imaps is None)):
+        raise r.fail("autoconfig", "needs [listen] http (the address it is served on) and imap or imaps (what it "
+                     "tells mail clients to read from)")
+    client_ports = r.get("client_ports", dict, {})
+    for name, port in client_ports.items():
+        if name not in ("smtp", "smtps", "imap", "imaps") or not isinstance(port, int) or isinstance(port, bool) \
+                or not 0 < port < 65536:
+            raise r.fail("client_ports", f"{name} = {port!r}: keys are smtp, smtps, imap, imaps; values port numbers")
     cert = r.path("tls_cert", base, data_dir / "tls" / "gateway.crt")
     key = r.path("tls_key", base, data_dir / "tls" / "gateway.key")
     assert cert is not None and key is not None
     return Listen(
         smtp=smtp,
         smtps=smtps,
-        imap=r.hostport("imap", ""),
-        imaps=r.hostport("imaps", ""),
+        imap=imap,
+        imaps=imaps,
         tls_cert=cert,
         tls_key=key,
         hostname=r.get("hostname", str, "localhost"),
         max_connections=total or None,
         max_connections_per_address=per_address,
         login_timeout=login_timeout,
-        http=r.hostport("http", ""),
+        http=http,
+        autoconfig=autoconfig,
+        client_ports=tuple(sorted(client_ports.items())),
     )
 
 

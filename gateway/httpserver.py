@@ -1,4 +1,5 @@
-"""``[listen] http``: ``GET /metrics`` (Prometheus) and ``GET /healthz``, on the gateway's event loop.
+"""``[listen] http``: ``GET /metrics`` (Prometheus) and ``GET /healthz``, on the gateway's event loop
+(with ``[listen] autoconfig``, also Thunderbird's autoconfig files: :mod:`.clientconfig`).
 
 A few lines of asyncio rather than prometheus-client's own server (a thread running wsgiref):
 it shares serve's loop, so what it reads of serve (sessions, the upstream check) needs no lock,
@@ -15,6 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
+from urllib.parse import parse_qsl
 
 from mailwarden.gateway.logsetup import limited_log
 
@@ -25,6 +27,7 @@ MAX_REQUEST = 8192      # bytes of request line and headers
 METRICS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 Handler = Callable[[], Awaitable[tuple[int, str, bytes]]]
+QueryHandler = Callable[[dict[str, str]], Awaitable[tuple[int, str, bytes]]]  # given the query string's fields
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 500: "Internal Server Error",
            503: "Service Unavailable"}
 
@@ -38,8 +41,9 @@ def health_body(ok: bool, checks: dict[str, object]) -> tuple[int, str, bytes]:
 class HttpServer:
     """Routes (path → handler) behind a minimal HTTP/1.0 reader."""
 
-    def __init__(self, routes: dict[str, Handler]) -> None:
+    def __init__(self, routes: dict[str, Handler], query_routes: dict[str, QueryHandler] | None = None) -> None:
         self.routes = routes
+        self.query_routes = query_routes or {}
         self.server: asyncio.base_events.Server | None = None
 
     async def listen(self, host: str, port: int) -> asyncio.base_events.Server:
@@ -58,16 +62,26 @@ class HttpServer:
             if len(parts) != 3 or not parts[2].startswith("HTTP/"):
                 await self._reply(writer, 400, "text/plain", b"bad request\n")
                 return
-            method, target = parts[0], parts[1].split("?", 1)[0]
+            method, (target, _, query) = parts[0], parts[1].partition("?")
             handler = self.routes.get(target)
-            if handler is None:
+            with_query = self.query_routes.get(target)
+            if handler is None and with_query is None:
                 await self._reply(writer, 404, "text/plain", b"not found: /metrics or /healthz\n")
                 return
             if method not in ("GET", "HEAD"):
                 await self._reply(writer, 405, "text/plain", b"GET only\n")
                 return
             try:
-                status, ctype, body = await handler()
+                fields = dict(parse_qsl(query, max_num_fields=20)) if with_query is not None else {}
+            except ValueError:
+                await self._reply(writer, 400, "text/plain", b"bad request: too many query fields\n")
+                return
+            try:
+                if with_query is not None:
+                    status, ctype, body = await with_query(fields)
+                else:
+                    assert handler is not None
+                    status, ctype, body = await handler()
             except Exception:  # noqa: BLE001 - a broken collector must not end the server
                 log.exception("http %s failed peer=%s", target, peer)
                 status, ctype, body = 500, "text/plain", b"internal error (see the gateway's log)\n"

@@ -24,7 +24,7 @@ from mailwarden.gateway.delivery.process import DeliveryProcess, hold_delivery_l
 from mailwarden.gateway.imap.access import BulkWatch
 from mailwarden.gateway.imap.server import ImapServer
 from mailwarden.gateway.imap.session import Settings as ImapSettings
-from mailwarden.gateway import metrics
+from mailwarden.gateway import clientconfig, metrics
 from mailwarden.gateway.health import UpstreamHealth, check_store, check_tls, watch_upstream
 from mailwarden.gateway.httpserver import METRICS_TYPE, HttpServer, health_body
 from mailwarden.gateway.engines import company_profile, rules_settings, scan_settings, signature_inputs
@@ -150,14 +150,24 @@ class Gateway:
             return
         if self.delivery is not None:
             self._metrics_files = metrics.fresh_metrics_dir(cfg.store.data_dir)
-        self.http = HttpServer({"/metrics": self._metrics, "/healthz": self._healthz})
+        autoconfig = {}
+        if cfg.listen.autoconfig:
+            assert cfg.company is not None
+            listen, company = cfg.listen, cfg.company
+
+            async def answer(query: dict[str, str]) -> tuple[int, str, bytes]:
+                return clientconfig.autoconfig_answer(listen, company, query)
+
+            autoconfig = dict.fromkeys(clientconfig.PATHS, answer)
+        self.http = HttpServer({"/metrics": self._metrics, "/healthz": self._healthz}, autoconfig)
         try:
             server = await self.http.listen(addr.host, addr.port)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot listen on {addr} ([listen] http): {exc.strerror or exc}") from exc
         self.servers.append(server)
         self.bound["http"] = HostPort(addr.host, server.sockets[0].getsockname()[1])
-        log.info("serving /metrics and /healthz over HTTP on %s", self.bound["http"])
+        log.info("serving /metrics and /healthz%s over HTTP on %s", " and mail-client autoconfig" if autoconfig else "",
+                 self.bound["http"])
 
     async def _metrics(self) -> tuple[int, str, bytes]:
         snapshot = metrics.Snapshot(sessions=sum(len(c) for c in self.registry.sessions.values()),

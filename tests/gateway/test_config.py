@@ -80,6 +80,25 @@ def test_password_file_relative_to_config(tmp_path):
     assert cfg.upstream is not None and cfg.upstream.password.reveal() == "from-file"
 
 
+def test_store_password_from_a_secret_file(tmp_path, monkeypatch):
+    """compose.yaml's PostgreSQL password comes from a secret file, never the config itself."""
+    (tmp_path / "db_password").write_text("p@ss/word\n")
+    text = '[store]\nurl = "postgresql+psycopg://mailwarden@db:5432/mailwarden"\npassword_file = "db_password"\n'
+    cfg = load_config(write(tmp_path, text), {"store"})
+    assert cfg.store is not None
+    from sqlalchemy.engine import make_url
+
+    assert make_url(cfg.store.url).password == "p@ss/word" and cfg.store.url.split("@")[-1] == "db:5432/mailwarden"
+    monkeypatch.setenv("MW_TEST_DB_PW", "from-env")
+    cfg = load_config(write(tmp_path, text.replace('password_file = "db_password"', 'password_env = "MW_TEST_DB_PW"')),
+                      {"store"})
+    assert make_url(cfg.store.url).password == "from-env"
+    with pytest.raises(ConfigError, match=r"\[store\] password_file: is for a postgresql:// url"):
+        load_config(write(tmp_path, '[store]\npassword_file = "db_password"\n'), {"store"})
+    with pytest.raises(ConfigError, match=r"\[store\] password_file: cannot read"):
+        load_config(write(tmp_path, text.replace("db_password", "missing")), {"store"})
+
+
 def test_store_defaults_to_sqlite_in_data_dir(tmp_path):
     cfg = load_config(write(tmp_path, ""), {"store"})
     assert cfg.store is not None
