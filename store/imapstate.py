@@ -21,8 +21,8 @@ from sqlmodel import Session, col, select
 from .db import relaxed_engine, session_scope, writer_engine
 from .rawsql import raw
 from .mails import Filing, NewMail, insert_mail
-from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, MailText, User
-from .views import NeedsWrite, boxes, bump_epoch, epoch, refresh
+from .models import ImapBox, ImapEntry, ImapFlags, ImapPlacement, Mail, MailText, utcnow
+from .views import NeedsWrite, Person, Viewer, boxes, bump_epoch, epoch, refresh
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")
 NO_FLAGS: frozenset[str] = frozenset()  # one for every message without flags (an empty set is 216 bytes)
@@ -130,11 +130,22 @@ def _info(b: ImapBox) -> BoxInfo:
     return BoxInfo(b.id, b.name, b.kind, b.uidvalidity, b.uid_next, b.highest_modseq, b.subscribed)
 
 
-def _user(s: Session, user_id: int) -> User:
-    user = s.get(User, user_id)
-    if user is None or not user.enabled:
+def _user(s: Session, user_id: int) -> Viewer:
+    """The user as views need them, read by one plain statement (the ORM's get costs more than
+    the rest of a flag change)."""
+    row = raw(s).execute("SELECT login, role, team, enabled FROM users WHERE id = :id", {"id": user_id}).fetchone()
+    if row is None or not row[3]:
         raise NotYours("the account is disabled")
-    return user
+    return Viewer(user_id, row[0], row[1], row[2])
+
+
+def _in(prefix: str, values: Sequence[int]) -> tuple[str, dict[str, int]]:
+    """``(:p0, :p1, …)`` and its parameters, for ``IN`` over at most :data:`CHUNK` values."""
+    params = {f"{prefix}{i}": v for i, v in enumerate(values)}
+    return "(" + ", ".join(":" + k for k in params) + ")", params
+
+
+CHUNK = 900  # values bound in one statement (SQLite allows 999 by default on old builds)
 
 
 def mailboxes(engine: Engine, user_id: int) -> list[BoxInfo]:
@@ -143,7 +154,7 @@ def mailboxes(engine: Engine, user_id: int) -> list[BoxInfo]:
                                                                          readonly=not writing)])
 
 
-def _box(s: Session, user: User, name: str, *, readonly: bool = False) -> ImapBox:
+def _box(s: Session, user: Person, name: str, *, readonly: bool = False) -> ImapBox:
     for b in boxes(s, user, readonly=readonly):
         if b.name == name:
             return b
@@ -153,10 +164,10 @@ def _box(s: Session, user: User, name: str, *, readonly: bool = False) -> ImapBo
 def _flags(s: Session, user_id: int, mail_ids: Iterable[int]) -> dict[int, frozenset[str]]:
     ids = list(mail_ids)
     out: dict[int, frozenset[str]] = {}
-    for start in range(0, len(ids), 900):
-        chunk = ids[start:start + 900]
-        for mail_id, text in s.exec(select(ImapFlags.mail_id, ImapFlags.flags).where(
-                ImapFlags.user_id == user_id, col(ImapFlags.mail_id).in_(chunk))).all():
+    for start in range(0, len(ids), CHUNK):
+        among, params = _in("m", ids[start:start + CHUNK])
+        for mail_id, text in raw(s).execute(f"SELECT mail_id, flags FROM imap_flags WHERE user_id = :user "
+                                            f"AND mail_id IN {among}", {"user": user_id, **params}).fetchall():
             out[mail_id] = _flag_set(text)
     return out
 
@@ -187,11 +198,6 @@ def _entries(s: Session, user_id: int, box_id: int, where: str, **params: int) -
 def _message(row: tuple) -> Message:  # type: ignore[type-arg]
     uid, mail_id, modseq, flags = row[:4]
     return Message(uid, mail_id, modseq, _flag_set(flags) if flags else NO_FLAGS)
-
-
-def _messages(s: Session, user_id: int, rows: Sequence[tuple[int, int, int]]) -> list[Message]:
-    flags = _flags(s, user_id, (r[1] for r in rows))
-    return [Message(uid, mail_id, modseq, flags.get(mail_id, NO_FLAGS)) for uid, mail_id, modseq in rows]
 
 
 _RECENT: weakref.WeakKeyDictionary[Engine, dict[int, int]] = weakref.WeakKeyDictionary()
@@ -319,40 +325,86 @@ def store_flags(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[in
             new = want if mode == "" else old | want if mode == "+" else old - want
             if new != old:
                 changed[mail_id] = new
-        for mail_id, new in changed.items():
-            row = s.get(ImapFlags, (user_id, mail_id))
-            text = " ".join(sorted(new))
-            if row is None:
-                s.add(ImapFlags(user_id=user_id, mail_id=mail_id, flags=text))
-            else:
-                row.flags = text
-                s.add(row)
         if changed:
+            _set_flags(s, user_id, {mail_id: " ".join(sorted(new)) for mail_id, new in changed.items()})
+            # Every box of the user's that shows the mail gets a new MODSEQ: their other
+            # sessions see it at their next command, an idling one through the watch's look at
+            # the MODSEQs.  Whose mail is whose did not change, so no view epoch: that would
+            # make every session of every user resolve its view again.
             _bump(s, user_id, list(changed))
-            bump_epoch(s)  # the user's other sessions (another device) hear of it at once
-        s.flush()
-        rows = s.exec(select(ImapEntry.uid, ImapEntry.mail_id, ImapEntry.modseq).where(
-            ImapEntry.box_id == box_id, col(ImapEntry.mail_id).in_(list(mail_ids)),
-            col(ImapEntry.expunged_modseq).is_(None))).all()
-        return {m.mail_id: m for m in _messages(s, user_id, rows)}, refused
+        after: dict[int, Message] = {}
+        ids = list(mail_ids)
+        for start in range(0, len(ids), CHUNK):
+            among, params = _in("m", ids[start:start + CHUNK])
+            for row in _entries(s, user_id, box_id, f"e.expunged_modseq IS NULL AND e.mail_id IN {among}", **params):
+                after[row[1]] = _message(row)
+        return after, refused
+
+
+def _set_flags(s: Session, user_id: int, flags: dict[int, str]) -> None:
+    """The user's flags of these mails (mail id -> the flags as stored), one upsert each."""
+    raw(s).executemany("INSERT INTO imap_flags (user_id, mail_id, flags) VALUES (:user, :mail, :flags) "
+                       "ON CONFLICT (user_id, mail_id) DO UPDATE SET flags = excluded.flags",
+                       [{"user": user_id, "mail": m, "flags": f} for m, f in flags.items()])
 
 
 def _bump(s: Session, user_id: int, mail_ids: list[int]) -> None:
     """A new MODSEQ for these mails in each of the user's boxes that shows them."""
-    entries = s.exec(select(ImapEntry).join(ImapBox, col(ImapBox.id) == ImapEntry.box_id).where(
-        ImapBox.user_id == user_id, col(ImapEntry.mail_id).in_(mail_ids),
-        col(ImapEntry.expunged_modseq).is_(None))).all()
-    by_box: dict[int, list[ImapEntry]] = {}
-    for e in entries:
-        by_box.setdefault(e.box_id, []).append(e)
-    for box_id, es in by_box.items():
-        box = s.get(ImapBox, box_id)
-        assert box is not None
-        box.highest_modseq += 1
-        s.add(box)
-        for e in es:
-            e.modseq = box.highest_modseq
-            s.add(e)
+    _touch(s, user_id, mail_ids, "modseq")
+
+
+def _touch(s: Session, user_id: int, mail_ids: list[int], column: str) -> None:
+    """Set ``column`` (``modseq``: flags changed; ``expunged_modseq``: the mail left) of these
+    mails' entries in each of the user's boxes that shows them (but Retention, which shows
+    what was deleted) to a new MODSEQ of that box.  Plain SQL: a box object the session holds
+    is stale after it and must be refreshed before use."""
+    assert column in ("modseq", "expunged_modseq")
+    r = raw(s)
+    by_box: dict[int, list[int]] = {}
+    for start in range(0, len(mail_ids), CHUNK):
+        among, params = _in("m", mail_ids[start:start + CHUNK])
+        for entry_id, box_id in r.execute(
+                "SELECT e.id, e.box_id FROM imap_entries e JOIN imap_boxes b ON b.id = e.box_id "
+                f"WHERE b.user_id = :user AND b.kind <> 'retention' AND e.mail_id IN {among} "
+                "AND e.expunged_modseq IS NULL", {"user": user_id, **params}).fetchall():
+            by_box.setdefault(box_id, []).append(entry_id)
+    for box_id, entry_ids in sorted(by_box.items()):
+        modseq = r.execute("UPDATE imap_boxes SET highest_modseq = highest_modseq + 1 WHERE id = :box "
+                           "RETURNING highest_modseq", {"box": box_id}).fetchone()[0]
+        for start in range(0, len(entry_ids), CHUNK):
+            among, params = _in("e", entry_ids[start:start + CHUNK])
+            r.execute(f"UPDATE imap_entries SET {column} = :modseq WHERE id IN {among}", {"modseq": modseq, **params})
+
+
+def _add_entries(s: Session, box_id: int, mail_ids: Sequence[int]) -> tuple[int, dict[int, int]]:
+    """Give these mails the box's next UIDs (oldest first), those it does not show already:
+    what :func:`~.views.refresh` would do for them, without comparing the whole box.  Returns
+    (the box's UIDVALIDITY, mail id -> new UID)."""
+    r = raw(s)
+    present: set[int] = set()
+    order: list[int] = []
+    for start in range(0, len(mail_ids), CHUNK):
+        among, params = _in("m", list(mail_ids[start:start + CHUNK]))
+        present.update(m for (m,) in r.execute(f"SELECT mail_id FROM imap_entries WHERE box_id = :box AND "
+                                               f"expunged_modseq IS NULL AND mail_id IN {among}",
+                                               {"box": box_id, **params}).fetchall())
+        order += [m for (m,) in r.execute(f"SELECT id FROM mails WHERE id IN {among}", params).fetchall()]
+    new = [m for m in order if m not in present]
+    if not new:
+        return 0, {}
+    dates = {}
+    for start in range(0, len(new), CHUNK):
+        among, params = _in("m", new[start:start + CHUNK])
+        dates.update(r.execute(f"SELECT id, internal_date FROM mails WHERE id IN {among}", params).fetchall())
+    new.sort(key=lambda m: (str(dates.get(m) or ""), m))
+    modseq, uid_next, uidvalidity = r.execute(
+        "UPDATE imap_boxes SET highest_modseq = highest_modseq + 1, uid_next = uid_next + :n WHERE id = :box "
+        "RETURNING highest_modseq, uid_next, uidvalidity", {"box": box_id, "n": len(new)}).fetchone()
+    first = uid_next - len(new)
+    uids = {m: first + i for i, m in enumerate(new)}
+    r.executemany("INSERT INTO imap_entries (box_id, uid, mail_id, modseq) VALUES (:box, :uid, :mail, :modseq)",
+                  [{"box": box_id, "uid": u, "mail": m, "modseq": modseq} for m, u in uids.items()])
+    return int(uidvalidity), uids
 
 
 def _copy_of(s: Session, user_id: int, mail_id: int) -> int:
@@ -422,6 +474,16 @@ def place(engine: Engine, user_id: int, mail_ids: Sequence[int], target: str, *,
         return uids
 
 
+def _place(s: Session, user_id: int, mail_ids: Sequence[int], place: str, box_id: int | None) -> None:
+    """Where the user put these mails (:class:`~.models.ImapPlacement`), one upsert each."""
+    now = utcnow()
+    raw(s).executemany(
+        "INSERT INTO imap_placements (user_id, mail_id, place, box_id, placed_at) "
+        "VALUES (:user, :mail, :place, :box, :now) ON CONFLICT (user_id, mail_id) "
+        "DO UPDATE SET place = excluded.place, box_id = excluded.box_id",
+        [{"user": user_id, "mail": m, "place": place, "box": box_id, "now": now} for m in mail_ids])
+
+
 class CannotPlace(ValueError):
     """Mail cannot be put in this mailbox by hand."""
 
@@ -430,23 +492,23 @@ def delete(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], *
            login: str, peer: str | None) -> None:
     """EXPUNGE: the mails leave every box of the user (kept, in Retention for admins), audited."""
     with _writing(engine) as s:
-        user = _user(s, user_id)
-        box = s.get(ImapBox, box_id)
-        if box is None or box.user_id != user_id:
+        _user(s, user_id)
+        r = raw(s)
+        row = r.execute("SELECT name FROM imap_boxes WHERE id = :box AND user_id = :user",
+                        {"box": box_id, "user": user_id}).fetchone()
+        if row is None:
             raise NotYours(str(box_id))
-        for mail_id in mail_ids:
-            row = s.get(ImapPlacement, (user_id, mail_id))
-            if row is None:
-                row = ImapPlacement(user_id=user_id, mail_id=mail_id, place="hidden")
-            else:
-                row.place, row.box_id = "hidden", None
-            s.add(row)
-        s.flush()
-        bump_epoch(s)
-        refresh(s, user, box)
-        if audit is not None and mail_ids:
-            audit.append(actor=login, action="imap.delete", target=box.name, peer=peer, session=s,  # type: ignore[attr-defined]
-                         mails=list(mail_ids))
+        ids = list(mail_ids)
+        _place(s, user_id, ids, "hidden", None)
+        # Out of every box of the user's (views.wanted shows no hidden mail but in Retention),
+        # and into every admin's Retention: each of those boxes a new MODSEQ, no view epoch
+        # (which would make every session of every user resolve its view again).
+        _touch(s, user_id, ids, "expunged_modseq")
+        for (retention,) in r.execute("SELECT id FROM imap_boxes WHERE kind = 'retention' AND NOT gone").fetchall():
+            _add_entries(s, retention, ids)
+        if audit is not None and ids:
+            audit.append(actor=login, action="imap.delete", target=row[0], peer=peer, session=s,  # type: ignore[attr-defined]
+                         mails=ids)
 
 
 def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Sequence[str], blobs: object,
@@ -463,27 +525,15 @@ def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Seque
         if dest.kind not in ("drafts", "personal"):
             raise CannotPlace(target)
         mail_id = insert_mail(session=s, new=new, filing=Filing("draft", user_id=user_id))
-        row = s.get(ImapPlacement, (user_id, mail_id))
-        if row is None:
-            row = ImapPlacement(user_id=user_id, mail_id=mail_id, place="box", box_id=dest.id)
-        else:
-            row.place, row.box_id = "box", dest.id
-        s.add(row)
-        # The appended message has the flags given, whatever the same bytes had before
-        fl = s.get(ImapFlags, (user_id, mail_id))
-        text = " ".join(sorted(set(flags)))
-        if fl is None:
-            s.add(ImapFlags(user_id=user_id, mail_id=mail_id, flags=text))
-        elif fl.flags != text:
-            fl.flags = text
-            s.add(fl)
-            _bump(s, user_id, [mail_id])
         s.flush()
-        bump_epoch(s)
-        refresh(s, user, dest)
-        uid = s.exec(select(ImapEntry.uid).where(ImapEntry.box_id == dest.id, ImapEntry.mail_id == mail_id,
-                                                 col(ImapEntry.expunged_modseq).is_(None))).first()
-        return _info(dest), int(uid or 0)
+        assert dest.id is not None
+        _place(s, user_id, [mail_id], "box", dest.id)
+        _set_flags(s, user_id, {mail_id: " ".join(sorted(set(flags)))})  # a new mail: in no box yet
+        # A draft shows in the box it is placed in alone (views.wanted): it takes the box's next
+        # UID there, and no view epoch moves for every other session to resolve against.
+        _, uids = _add_entries(s, dest.id, [mail_id])
+        s.refresh(dest)
+        return _info(dest), uids[mail_id]
 
 
 def mail_rows(engine: Engine, mail_ids: Sequence[int]) -> dict[int, Mail]:

@@ -43,6 +43,20 @@ CUSTOMERS = "Customers"
 DELIMITER = "/"
 
 
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    """Who a view is for: what of a :class:`~.models.User` views look at (a row of the
+    session's costs more to make than the rest of a flag change)."""
+
+    id: int
+    login: str
+    role: str
+    team: str | None
+
+
+Person = User | Viewer
+
+
 @dataclass(frozen=True)
 class Change:
     """What a refresh did to a mailbox: UIDs that appeared (with their mail) and UIDs expunged."""
@@ -56,6 +70,14 @@ class Change:
 
 def epoch(session: Session) -> int:
     return session.exec(select(ViewEpoch.epoch).where(ViewEpoch.id == 1)).one()
+
+
+def changes(session: Session) -> tuple[int, int]:
+    """(view epoch, the sum of every box's HIGHESTMODSEQ): either moves with any change a
+    session of any user should hear of."""
+    row = raw(session).execute("SELECT (SELECT epoch FROM view_epoch WHERE id = 1), "
+                               "(SELECT coalesce(sum(highest_modseq), 0) FROM imap_boxes)").fetchone()
+    return int(row[0]), int(row[1])
 
 
 def bump_epoch(session: Session) -> None:
@@ -73,7 +95,7 @@ def _new_uidvalidity(session: Session, user_id: int) -> int:
     return value
 
 
-def visible_customers(session: Session, user: User) -> Select:  # type: ignore[type-arg]
+def visible_customers(session: Session, user: Person) -> Select:  # type: ignore[type-arg]
     """The customers whose mail ``user`` may read: their own; a supervisor's team's; an admin's all."""
     q = select(Customer)
     if user.role == "admin":
@@ -95,7 +117,7 @@ class NeedsWrite(Exception):
         self.durable = durable
 
 
-def boxes(session: Session, user: User, *, readonly: bool = False) -> list[ImapBox]:
+def boxes(session: Session, user: Person, *, readonly: bool = False) -> list[ImapBox]:
     """The user's mailboxes now, made where missing; a customer box of a customer they may no
     longer see is marked gone (and comes back, with its UIDs, if the customer does).
     ``readonly``: raise :class:`NeedsWrite` instead of changing anything."""
@@ -142,7 +164,7 @@ def _component(name: str) -> str:
     return name.replace(DELIMITER, "-").strip() or "-"
 
 
-def wanted(user: User, box: ImapBox) -> Select:  # type: ignore[type-arg]
+def wanted(user: Person, box: ImapBox) -> Select:  # type: ignore[type-arg]
     """The ids of the mail ``box`` should hold now, as a query."""
     owner = Customer.owner_id
     placed = exists().where(ImapPlacement.user_id == user.id, ImapPlacement.mail_id == Mail.id)
@@ -172,7 +194,7 @@ def wanted(user: User, box: ImapBox) -> Select:  # type: ignore[type-arg]
     raise ValueError(f"unknown mailbox kind {kind!r}")
 
 
-def refresh(session: Session, user: User, box: ImapBox, *, readonly: bool = False) -> Change:
+def refresh(session: Session, user: Person, box: ImapBox, *, readonly: bool = False) -> Change:
     """Bring ``box``'s UIDs in line with :func:`wanted`: new mail gets new UIDs (oldest first),
     mail gone from the view is expunged.  Both raise the box's HIGHESTMODSEQ.  ``readonly``:
     only look, and raise :class:`NeedsWrite` if there is something to do."""

@@ -17,7 +17,7 @@ import ssl
 from contextlib import suppress
 
 from mailwarden.store import StoreHandle
-from mailwarden.store.views import epoch as view_epoch
+from mailwarden.store.views import changes
 from sqlmodel import Session
 
 from mailwarden.gateway import metrics
@@ -59,7 +59,8 @@ def small_tls_buffer(writer: asyncio.StreamWriter) -> None:
 
 
 class ViewWatch:
-    """Wakes idling sessions when whose mail is whose, or any mail, changed in the store."""
+    """Wakes idling sessions when whose mail is whose (the view epoch), or anything in any box
+    (its HIGHESTMODSEQ: flags, new drafts, expunges), changed in the store."""
 
     def __init__(self, store: StoreHandle, interval: float = WATCH_INTERVAL) -> None:
         self.store = store
@@ -76,9 +77,9 @@ class ViewWatch:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
 
-    def _epoch(self) -> int:
+    def _epoch(self) -> tuple[int, int]:
         with Session(self.store.engine) as s:
-            return view_epoch(s)
+            return changes(s)
 
     async def _run(self) -> None:
         last = None
