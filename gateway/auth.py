@@ -7,8 +7,9 @@ processes or gateways sharing the store each count.  Each failure delays the ans
 past the looser per-address and per-login bounds the address or the login from anywhere.
 Successful checks are cached for a few minutes (keyed by a keyed hash of login and password,
 dropped when the user is disabled or changes password), so clients that log in for every
-message do not pay argon2 each time; a cached login still counts and asks the store whether the
-account is enabled, so a disabled user's next login fails at once and a lockout holds.
+message do not pay argon2 each time; a cached login asks the store whether the account is still
+enabled and whether a counter is locked, so a disabled user's next login fails at once and a
+lockout holds (it writes nothing unless it has failures to give back).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from mailwarden.store import StoreHandle
 from mailwarden.store.models import User
 from mailwarden.store.passwords import verify_password
-from mailwarden.store.throttle import Bounds, count_attempt, give_back, purge
+from mailwarden.store.throttle import Attempt, Bounds, count_attempt, give_back, peek, purge
 from sqlmodel import Session, col, select
 
 from mailwarden.gateway import metrics
@@ -120,6 +121,13 @@ class Authenticator:
 
     async def _check(self, login: str, password: str, ip: str) -> AuthOutcome:
         login = login.strip().lower()
+        known = self._known_good(login, password)
+        if known is not None:
+            # The password is known good: nothing to count or give back unless a counter is
+            # locked (the lockout holds) or this login from here has failures to forget.
+            attempt, current = await asyncio.to_thread(self._cached_state, login, ip, known.generation)
+            if current and attempt.locked is None and all(c.count == 0 for c in attempt.counts if c.login and c.ip):
+                return AuthOutcome(known, known=True)
         # Counted first, then checked: an attempt that finds a counter locked is refused unchecked.
         attempt = await asyncio.to_thread(count_attempt, self.store.engine, login, ip, self.bounds)
         locked = attempt.locked
@@ -140,6 +148,17 @@ class Authenticator:
             await asyncio.to_thread(purge, self.store.engine, self.bounds.lockout)
         delay = min(self.settings.max_delay, self.settings.base_delay * 2 ** (attempt.pair_count() - 1))
         return AuthOutcome(None, delay=delay, reason=ident, known=known)
+
+    def _known_good(self, login: str, password: str) -> Identity | None:
+        cached = self._cache.get(login)
+        if cached and cached[2] > time.monotonic() and hmac.compare_digest(cached[0], self.pair_digest(login, password)):
+            return cached[1]
+        return None
+
+    def _cached_state(self, login: str, ip: str, generation: int) -> tuple[Attempt, bool]:
+        """The counters of ``login`` from ``ip``, and whether the user is still enabled with the
+        same password: one worker-thread call, no write."""
+        return peek(self.store.engine, login, ip, self.bounds), self._current(login, generation)
 
     async def _verify(self, login: str, password: str) -> tuple[Identity | str, bool]:
         """The identity the password proves, or why not ("bad credentials", "disabled"); and

@@ -35,6 +35,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from .db import session_scope, writer_engine
 from .models import AuditEvent, utcnow
 from .rawsql import raw
 
@@ -115,10 +116,11 @@ class AuditLog:
                 event.listen(session, "after_commit", self._after_commit)
             session.info[_LAST] = ev
             return ev
-        with self._lock, Session(self.engine, expire_on_commit=False) as s:
-            ev = self._append(s, actor, action, target, peer, detail)
-            s.commit()
-            s.info.pop(_LAST, None)
+        # A writer's transaction: on SQLite it queues behind this process's other writers
+        # instead of sleeping in SQLite's busy handler while one of them holds the file.
+        with self._lock:
+            with session_scope(writer_engine(self.engine)) as s:
+                ev = self._append(s, actor, action, target, peer, detail)
             self._write_head(ev)
             return ev
 

@@ -512,28 +512,40 @@ def delete(engine: Engine, user_id: int, box_id: int, mail_ids: Sequence[int], *
 
 
 def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Sequence[str], blobs: object,
-           raw: bytes) -> tuple[BoxInfo, int]:
+           data: bytes) -> tuple[BoxInfo, int]:
     """APPEND to Drafts or a folder of the user's own: the mail is stored (each APPEND a mail of
     its own, even of the same bytes) and placed there.  Returns the box and the new UID."""
     # The bytes first, outside the write lock (a blob no mail names is harmless; a mail without
     # its blob is not).
-    blobs.put(raw, new.blob)  # type: ignore[attr-defined]
+    blobs.put(data, new.blob)  # type: ignore[attr-defined]
     blobs.sync()  # type: ignore[attr-defined]
     with _writing(engine) as s:
         user = _user(s, user_id)
-        dest = _box(s, user, target)
-        if dest.kind not in ("drafts", "personal"):
+        # Drafts and the user's own folders are there whatever the user's role and customers:
+        # found by name, the view resolved only when it is not there yet.
+        found = raw(s).execute("SELECT id, kind FROM imap_boxes WHERE user_id = :user AND name = :name AND NOT gone",
+                               {"user": user_id, "name": target}).fetchone()
+        if found is None:
+            dest = _box(s, user, target)
+            assert dest.id is not None
+            found = (dest.id, dest.kind)
+        box_id, kind = found
+        if kind not in ("drafts", "personal"):
             raise CannotPlace(target)
         mail_id = insert_mail(session=s, new=new, filing=Filing("draft", user_id=user_id))
         s.flush()
-        assert dest.id is not None
-        _place(s, user_id, [mail_id], "box", dest.id)
+        _place(s, user_id, [mail_id], "box", box_id)
         _set_flags(s, user_id, {mail_id: " ".join(sorted(set(flags)))})  # a new mail: in no box yet
         # A draft shows in the box it is placed in alone (views.wanted): it takes the box's next
         # UID there, and no view epoch moves for every other session to resolve against.
-        _, uids = _add_entries(s, dest.id, [mail_id])
-        s.refresh(dest)
-        return _info(dest), uids[mail_id]
+        _, uids = _add_entries(s, box_id, [mail_id])
+        return _box_info(s, box_id), uids[mail_id]
+
+
+def _box_info(s: Session, box_id: int) -> BoxInfo:
+    row = raw(s).execute("SELECT id, name, kind, uidvalidity, uid_next, highest_modseq, subscribed "
+                         "FROM imap_boxes WHERE id = :box", {"box": box_id}).fetchone()
+    return BoxInfo(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
 
 
 def mail_rows(engine: Engine, mail_ids: Sequence[int]) -> dict[int, Mail]:

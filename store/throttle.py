@@ -110,6 +110,23 @@ def count_attempt(engine: Engine, login: str, ip: str, bounds: Bounds, now: floa
         for r in rows))
 
 
+def peek(engine: Engine, login: str, ip: str, bounds: Bounds, now: float | None = None) -> Attempt:
+    """The three counters of an attempt as they stand, counting nothing (a login whose password
+    is known good: refused only if a counter is locked)."""
+    login, ip = _key(login, ip)
+    now = time.time() if now is None else now
+    want = _bounds(bounds)
+    with Session(engine) as s:
+        rows = raw(s).execute("SELECT login, ip, count, last_at FROM login_failures WHERE "
+                              "(login = :login AND ip = :ip) OR (login = :login AND ip = '') OR (login = '' AND ip = :ip)",
+                              {"login": login, "ip": ip}).fetchall()
+    return Attempt(tuple(
+        Count(r[0], r[1], int(r[2]) if float(r[3]) >= now - bounds.lockout else 0, float(r[3]),
+              want["login_bound"] if not r[1] else want["address_bound"] if not r[0] else want["pair_bound"],
+              counted=False)
+        for r in rows))
+
+
 def give_back(engine: Engine, attempt: Attempt, *, succeeded: bool) -> None:
     """Take back a counted attempt whose password was not found wrong: it ``succeeded`` (the
     login from that address starts again at 0), or it was refused unchecked because a counter

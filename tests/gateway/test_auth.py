@@ -12,6 +12,7 @@ from mailwarden.gateway.auth import Authenticator, SessionRegistry, watch_users
 from mailwarden.gateway.config import Auth, Store
 from mailwarden.store import StoreHandle, open_store
 from mailwarden.store.directory import add_user, set_enabled, set_password
+from mailwarden.store.rawsql import raw
 
 SETTINGS = Auth(max_failures=4, base_delay=0.1, max_delay=0.3, lockout_seconds=60)
 
@@ -78,6 +79,27 @@ async def test_a_disabled_user_fails_at_once_even_with_a_cached_good_login(store
         set_enabled(session=s, login="zhang", enabled=False)
     refused = await auth.check("zhang", "right-password", "10.0.0.1")
     assert refused.identity is None and refused.reason == "disabled"
+
+
+async def test_a_cached_good_login_writes_nothing_yet_a_lockout_still_holds(store: StoreHandle) -> None:
+    auth = Authenticator(store, SETTINGS)
+    assert (await auth.check("zhang", "right-password", "10.0.0.1")).identity is not None  # now cached
+
+    def counters() -> list[tuple]:
+        with store.session() as s:
+            return list(raw(s).execute("SELECT login, ip, count, last_at FROM login_failures ORDER BY 1, 2").fetchall())
+
+    before = counters()
+    assert (await auth.check("zhang", "right-password", "10.0.0.1")).identity is not None
+    assert counters() == before  # a known-good password: no count, no give-back
+    for _ in range(4):
+        assert (await auth.check("zhang", "wrong", "10.0.0.1")).identity is None
+    locked = await auth.check("zhang", "right-password", "10.0.0.1")
+    assert locked.identity is None and locked.locked  # the cache does not get round the lockout
+    # failures from here, then the good password from here: its count is given back as before
+    assert (await auth.check("zhang", "wrong", "10.0.0.3")).identity is None
+    assert (await auth.check("zhang", "right-password", "10.0.0.3")).identity is not None
+    assert [r[2] for r in counters() if r[:2] == ("zhang", "10.0.0.3")] == [0]
 
 
 async def test_a_changed_password_ends_the_cached_one(store: StoreHandle) -> None:
