@@ -52,12 +52,14 @@ def create(engine: Engine, user_id: int, name: str) -> BoxInfo:
             old.gone, old.uidvalidity = False, _new_uidvalidity(s, user_id)  # a subscription stays
             s.add(old)
             s.flush()
+            bump_epoch(s)  # the user's boxes changed (sessions know them by epoch)
             return _info(old)
         # CREATE does not subscribe (RFC 3501 6.3.3): clients that want it say SUBSCRIBE
         box = ImapBox(user_id=user_id, name=name, kind="personal", uidvalidity=_new_uidvalidity(s, user_id),
                       subscribed=False)
         s.add(box)
         s.flush()
+        bump_epoch(s)  # the user's boxes changed (sessions know them by epoch)
         del user
         return _info(box)
 
@@ -81,6 +83,7 @@ def rename(engine: Engine, user_id: int, old: str, new: str) -> None:
             if b.kind == "personal" and (name == old or name.startswith(old + "/")):
                 b.name = new + name[len(old):]
                 s.add(b)
+        bump_epoch(s)  # the user's boxes changed (sessions know them by epoch)
 
 
 def remove(engine: Engine, user_id: int, name: str) -> None:

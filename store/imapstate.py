@@ -14,6 +14,7 @@ from collections.abc import Iterable, Sequence
 import threading
 import weakref
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
@@ -125,7 +126,7 @@ def _writing(engine: Engine, *, durable: bool = True):  # type: ignore[no-untype
     return session_scope(writer_engine(engine if durable else relaxed_engine(engine)))
 
 
-def _info(b: ImapBox) -> BoxInfo:
+def _info(b: ImapBox | _BoxRow) -> BoxInfo:
     assert b.id is not None
     return BoxInfo(b.id, b.name, b.kind, b.uidvalidity, b.uid_next, b.highest_modseq, b.subscribed)
 
@@ -204,13 +205,13 @@ _RECENT: weakref.WeakKeyDictionary[Engine, dict[int, int]] = weakref.WeakKeyDict
 """Per store: box id -> the highest UID a session of this process has been told of as new."""
 
 
-def _recent_mark(engine: Engine, box: ImapBox) -> int:
+def _recent_mark(engine: Engine, box: ImapBox | _BoxRow) -> int:
     assert box.id is not None
     with _SNAPSHOTS_LOCK:
         return max(_RECENT.setdefault(engine, {}).get(box.id, 0), box.recent_uid)
 
 
-def _claim_recent(engine: Engine, box: ImapBox, top: int) -> int:
+def _claim_recent(engine: Engine, box: ImapBox | _BoxRow, top: int) -> int:
     """Take the news of the box up to UID ``top`` for one session: returns the old mark (UIDs
     above it are \\Recent to that session alone, RFC 3501 2.3.2).  The claim is the process's,
     in memory (no write lock for it); the box row keeps the mark whenever it is written anyway,
@@ -245,10 +246,22 @@ def _read_first(engine: Engine, work):  # type: ignore[no-untyped-def]
 def open_box(engine: Engine, user_id: int, name: str, *, claim: bool = False) -> Opened:
     """The mailbox ``name`` (canonical) of the user, brought up to date, with its messages;
     ``claim``: a SELECT, which takes the box's \\Recent messages for itself."""
+    resolved: dict[str, int] = {}
+
     def work(s: Session, writing: bool) -> Opened:
         user = _user(s, user_id)
-        box = _box(s, user, name, readonly=not writing)
-        seen = epoch(s)
+        seen = _epoch(s)
+        known = _RESOLVED.setdefault(engine, {}).get(user_id)
+        if not writing and known is not None and known[0] == seen and name in known[1]:
+            box = s.get(ImapBox, known[1][name])  # the user's boxes as they were at this epoch
+            assert box is not None
+        else:
+            have = boxes(s, user, readonly=not writing)
+            resolved.clear()
+            resolved.update((b.name, b.id) for b in have if b.id is not None)
+            box = next((b for b in have if b.name == name), None)
+            if box is None:
+                raise NotYours(name)
         assert box.id is not None
         if _in_line(engine).get(box.id) != seen:
             refresh(s, user, box, readonly=not writing)
@@ -263,7 +276,14 @@ def open_box(engine: Engine, user_id: int, name: str, *, claim: bool = False) ->
 
     opened = _read_first(engine, work)
     _in_line(engine)[opened.box.id] = opened.epoch  # committed (or found so)
+    if resolved:
+        _RESOLVED[engine][user_id] = (opened.epoch, resolved)
     return opened
+
+
+_RESOLVED: weakref.WeakKeyDictionary[Engine, dict[int, tuple[int, dict[str, int]]]] = weakref.WeakKeyDictionary()
+"""Per store: user id -> (view epoch, the user's mailboxes by name then).  Whatever changes
+which boxes a user has (role, customers, folders made, renamed, deleted) raises the epoch."""
 
 
 def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
@@ -274,9 +294,48 @@ def box_state(engine: Engine, box_id: int) -> tuple[int, int]:
         return int(row[0]), int(row[1] or 0)
 
 
+class _BoxRow(NamedTuple):
+    """A box's row read by plain SQL (what :func:`_info` and the \\Recent marks read of an
+    :class:`~.models.ImapBox`)."""
+
+    id: int
+    name: str
+    kind: str
+    uidvalidity: int
+    uid_next: int
+    highest_modseq: int
+    subscribed: bool
+    recent_uid: int
+    user_id: int
+
+
+def _box_row(s: Session, box_id: int) -> _BoxRow | None:
+    row = raw(s).execute("SELECT id, name, kind, uidvalidity, uid_next, highest_modseq, subscribed, recent_uid, "
+                         "user_id FROM imap_boxes WHERE id = :box", {"box": box_id}).fetchone()
+    return None if row is None else _BoxRow(*row[:6], bool(row[6]), *row[7:])
+
+
+def _epoch(s: Session) -> int:
+    return int(raw(s).execute("SELECT epoch FROM view_epoch WHERE id = 1").fetchone()[0])
+
+
 def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool, claim: bool = False) -> Update:
     """What changed in the box after ``since_modseq``; ``resolve``: the views may have changed
     (the epoch moved), so bring the box in line with them first."""
+    if not resolve:  # the common case (a flag changed, a draft added): plain reads, no objects
+        with Session(engine) as s:
+            _user(s, user_id)
+            row = _box_row(s, box_id)
+            if row is None or row.user_id != user_id:
+                raise NotYours(str(box_id))
+            seen = _epoch(s)
+            rows = _entries(s, user_id, box_id, "(e.modseq > :since OR e.expunged_modseq > :since)",
+                            since=since_modseq)
+        changed = [_message(r) for r in rows if r[4] is None]
+        gone = sorted({r[0] for r in rows if r[4] is not None and r[4] > since_modseq})
+        recent = _claim_recent(engine, row, changed[-1].uid if changed else 0) if claim else None
+        return Update(_info(row), seen, changed=changed, expunged=gone, recent_above=recent)
+
     def work(s: Session, writing: bool) -> Update:
         user = _user(s, user_id)
         box = s.get(ImapBox, box_id)
