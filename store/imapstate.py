@@ -66,7 +66,7 @@ def _in_line(engine: Engine) -> dict[int, int]:
         return _IN_LINE.setdefault(engine, {})
 
 
-def _snapshot(s: Session, engine: Engine, user_id: int, box: ImapBox) -> Snapshot:
+def _snapshot(s: Session, engine: Engine, user_id: int, box: ImapBox | _BoxRow) -> Snapshot:
     """The box's messages now (after :func:`refresh`): the shared snapshot when one is of this
     very state (every change to a box raises its HIGHESTMODSEQ or its UIDNEXT)."""
     assert box.id is not None
@@ -252,8 +252,17 @@ def open_box(engine: Engine, user_id: int, name: str, *, claim: bool = False) ->
         user = _user(s, user_id)
         seen = _epoch(s)
         known = _RESOLVED.setdefault(engine, {}).get(user_id)
+        box: ImapBox | _BoxRow | None
         if not writing and known is not None and known[0] == seen and name in known[1]:
-            box = s.get(ImapBox, known[1][name])  # the user's boxes as they were at this epoch
+            box_id = known[1][name]  # the user's boxes as they were at this epoch
+            if _in_line(engine).get(box_id) == seen:
+                row = _box_row(s, box_id)  # in line with its view: only read, by plain SQL
+                if row is not None and row.user_id == user_id:
+                    messages = _snapshot(s, engine, user_id, row)
+                    top = messages[-1].uid if messages else 0
+                    recent = _claim_recent(engine, row, top) if claim else _recent_mark(engine, row)
+                    return Opened(_info(row), seen, messages, recent)
+            box = s.get(ImapBox, box_id)
             assert box is not None
         else:
             have = boxes(s, user, readonly=not writing)
@@ -317,6 +326,16 @@ def _box_row(s: Session, box_id: int) -> _BoxRow | None:
 
 def _epoch(s: Session) -> int:
     return int(raw(s).execute("SELECT epoch FROM view_epoch WHERE id = 1").fetchone()[0])
+
+
+def poll_if_moved(engine: Engine, user_id: int, box_id: int, epoch: int, since_modseq: int, *,
+                  claim: bool = False) -> Update | None:
+    """:func:`poll` if the view epoch or the box's HIGHESTMODSEQ moved from what a session
+    knows (``epoch``, ``since_modseq``), else None: one worker-thread call for both looks."""
+    now, modseq = box_state(engine, box_id)
+    if now == epoch and modseq == since_modseq:
+        return None
+    return poll(engine, user_id, box_id, since_modseq, resolve=now != epoch, claim=claim)
 
 
 def poll(engine: Engine, user_id: int, box_id: int, since_modseq: int, *, resolve: bool, claim: bool = False) -> Update:
@@ -628,4 +647,4 @@ def status(engine: Engine, user_id: int, name: str) -> tuple[BoxInfo, int, int, 
 
 
 __all__ = ["SYSTEM_FLAGS", "BoxInfo", "CannotPlace", "Message", "NotYours", "Opened", "Snapshot", "Update", "append",
-           "box_state", "delete", "mail_rows", "mailboxes", "open_box", "place", "poll", "status", "store_flags"]
+           "box_state", "delete", "poll_if_moved", "mail_rows", "mailboxes", "open_box", "place", "poll", "status", "store_flags"]

@@ -86,10 +86,9 @@ class Selected:
     async def catch_up(self, store: StoreHandle, user_id: int, write: Write, *, expunge: bool) -> None:
         """Tell the client what changed in the box since it last heard: EXISTS, FETCH FLAGS and
         (when ``expunge``) EXPUNGE."""
-        epoch, modseq = await asyncio.to_thread(st.box_state, store.engine, self.box.id)
-        if epoch != self.epoch or modseq != self.known_modseq:
-            update = await asyncio.to_thread(st.poll, store.engine, user_id, self.box.id, self.known_modseq,
-                                             resolve=epoch != self.epoch, claim=not self.readonly)
+        update = await asyncio.to_thread(st.poll_if_moved, store.engine, user_id, self.box.id, self.epoch,
+                                         self.known_modseq, claim=not self.readonly)
+        if update is not None:
             self.epoch, self.known_modseq = update.epoch, update.box.highest_modseq
             self.box = update.box
             self.gone.update(update.expunged)
