@@ -1,6 +1,6 @@
 """The folders a user makes themselves over IMAP: CREATE, RENAME, DELETE, and subscriptions.
 
-What a session reads and changes inside a mailbox is :mod:`.imapstate`; the boxes a user's
+What a session reads inside a mailbox is :mod:`.imapstate`, what it changes :mod:`.imapchanges`; the boxes a user's
 role and customers give them are :mod:`.views`."""
 
 from __future__ import annotations
@@ -8,7 +8,8 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from .imapstate import BoxInfo, CannotPlace, NotYours, _box, _info, _user, _writing
+from .imapchanges import CannotPlace
+from .imapstate import BoxInfo, NotYours, _box, _info, _user, _writing
 from .models import ImapBox, ImapPlacement
 from .views import bump_epoch, refresh
 

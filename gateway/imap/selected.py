@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mailwarden.store import StoreHandle
-from mailwarden.store import imapstate as st
+from mailwarden.store import imapchanges as changes, imapstate as st
 from mailwarden.store.imapstate import BoxInfo, Message
 
 from .commands import STAR, Copy, Fetch, FetchItem, Search, SequenceSet, Store
@@ -162,7 +162,7 @@ class Selected:
         if not self.readonly and any(sets_seen(i) for i in items):
             unseen = [m.mail_id for _, m in chosen if "\\Seen" not in m.flags]
             if unseen:
-                after, _ = await asyncio.to_thread(st.store_flags, store.engine, user_id, self.box.id, unseen,
+                after, _ = await asyncio.to_thread(changes.store_flags, store.engine, user_id, self.box.id, unseen,
                                                    "+", ["\\Seen"])
                 self._take(after)
                 chosen = [(seq, self.messages[seq - 1]) for seq, _ in chosen]
@@ -226,7 +226,7 @@ class Selected:
             return ""
         ids = [m.mail_id for _, m in chosen]
         modseqs = {m.mail_id: m.modseq for _, m in chosen}
-        after, refused = await asyncio.to_thread(st.store_flags, store.engine, user_id, self.box.id, ids, cmd.mode,
+        after, refused = await asyncio.to_thread(changes.store_flags, store.engine, user_id, self.box.id, ids, cmd.mode,
                                                  list(cmd.flags), cmd.unchanged_since, modseqs)
         self._take(after)
         told = self._new_keywords(list(after.values()))

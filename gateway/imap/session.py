@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mailwarden.store import StoreHandle
-from mailwarden.store import imapfolders as folders, imapstate as st
+from mailwarden.store import imapchanges as changes, imapfolders as folders, imapstate as st
 
 from mailwarden.gateway.auth import Authenticator, Identity, masked as masked_login
 from mailwarden.gateway.sync.reading import read_mail
@@ -323,7 +323,7 @@ class ImapSession:
             self.selected = None
         try:
             await asyncio.to_thread(folders.remove, self.store.engine, self.identity.user_id, name)
-        except st.CannotPlace:
+        except changes.CannotPlace:
             await self.done(cmd.tag, "NO [CANNOT] Only folders you made can be deleted (只能删除自建邮件夹)")
             return
         await self.done(cmd.tag, "OK DELETE done")
@@ -336,7 +336,7 @@ class ImapSession:
             return
         try:
             await asyncio.to_thread(folders.rename, self.store.engine, self.identity.user_id, old, new)
-        except st.CannotPlace:
+        except changes.CannotPlace:
             await self.done(cmd.tag, "NO [CANNOT] Only folders you made can be renamed (只能重命名自建邮件夹)")
             return
         except FileExistsError:
@@ -379,7 +379,7 @@ class ImapSession:
             new, _ = read_mail(raw, internal_date=when, folder_role="drafts", facts=facts.to_json())
             new.direction = "draft"
             assert self.identity is not None
-            return st.append(self.store.engine, self.identity.user_id, name, new, cmd.flags, self.store.blobs, raw)
+            return changes.append(self.store.engine, self.identity.user_id, name, new, cmd.flags, self.store.blobs, raw)
 
         info, uid = await asyncio.to_thread(store_it)
         await self.catch_up(expunge=False)
@@ -397,7 +397,7 @@ class ImapSession:
         if cmd.name == "CLOSE" and not sel.readonly:
             doomed = sel.deleted()
             if doomed:
-                await asyncio.to_thread(st.delete, self.store.engine, self.identity.user_id, sel.box.id,
+                await asyncio.to_thread(changes.delete, self.store.engine, self.identity.user_id, sel.box.id,
                                         [m.mail_id for m in doomed], audit=self.store.audit,
                                         login=self.identity.login, peer=self.peer)
         self.selected = None
@@ -411,7 +411,7 @@ class ImapSession:
             return
         doomed = sel.deleted(cmd.messages if cmd.uid else None)
         if doomed:
-            await asyncio.to_thread(st.delete, self.store.engine, self.identity.user_id, sel.box.id,
+            await asyncio.to_thread(changes.delete, self.store.engine, self.identity.user_id, sel.box.id,
                                     [m.mail_id for m in doomed], audit=self.store.audit,
                                     login=self.identity.login, peer=self.peer)
         await self.catch_up(expunge=True)
@@ -489,9 +489,9 @@ class ImapSession:
             await self.done(cmd.tag, f"OK {cmd.name} done (nothing to do)")
             return
         try:
-            placed = await asyncio.to_thread(st.place, self.store.engine, self.identity.user_id,
+            placed = await asyncio.to_thread(changes.place, self.store.engine, self.identity.user_id,
                                              [m.mail_id for _, m in chosen], target, copy=cmd.name == "COPY")
-        except st.CannotPlace:
+        except changes.CannotPlace:
             await self.done(cmd.tag, f"NO [CANNOT] Mail cannot be put in {target} by hand: it shows what is filed "
                                      "there (此邮件夹由网关按客户归档)")
             return

@@ -3,7 +3,7 @@ their boxes; Trash and delete as placements (the mail kept, in Retention); draft
 
 from __future__ import annotations
 
-from mailwarden.store import imapfolders as folders, imapstate as st
+from mailwarden.store import imapchanges as changes, imapfolders as folders, imapstate as st
 from mailwarden.store.models import Mail
 
 from mailwarden.store.blobs import name_of
@@ -24,7 +24,7 @@ def test_flags_are_the_users_own_and_raise_modseq_in_each_box(store):
     acme = st.open_box(store.engine, u["zhang"], "Customers/Acme")
     m1 = inbox.messages[0]
     before = st.box_state(store.engine, acme.box.id)
-    after, refused = st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1.mail_id], "+", ["\\Seen", "$Work"])
+    after, refused = changes.store_flags(store.engine, u["zhang"], inbox.box.id, [m1.mail_id], "+", ["\\Seen", "$Work"])
     assert refused == [] and after[m1.mail_id].flags == {"\\Seen", "$Work"}
     assert after[m1.mail_id].modseq > m1.modseq
     # the same mail in Customers/Acme shows the change, with a MODSEQ of its own box
@@ -35,7 +35,7 @@ def test_flags_are_the_users_own_and_raise_modseq_in_each_box(store):
     boss = st.open_box(store.engine, u["boss"], "Customers/Acme")
     assert all(not m.flags for m in boss.messages)
     # CONDSTORE: a change since the given MODSEQ refuses the STORE for that mail
-    _, refused = st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1.mail_id], "-", ["\\Seen"],
+    _, refused = changes.store_flags(store.engine, u["zhang"], inbox.box.id, [m1.mail_id], "-", ["\\Seen"],
                                 unchanged_since=m1.modseq, modseqs={m1.mail_id: after[m1.mail_id].modseq})
     assert refused == [m1.mail_id]
 
@@ -44,12 +44,12 @@ def test_trash_then_delete_keeps_the_mail_for_retention(store):
     u = _ids(store)
     inbox = st.open_box(store.engine, u["zhang"], "INBOX")
     m1 = inbox.messages[0]
-    placed = st.place(store.engine, u["zhang"], [m1.mail_id], "Trash")
+    placed = changes.place(store.engine, u["zhang"], [m1.mail_id], "Trash")
     assert list(placed) == [m1.mail_id]
     assert st.open_box(store.engine, u["zhang"], "INBOX").messages == []
     trash = st.open_box(store.engine, u["zhang"], "Trash")
     assert [m.mail_id for m in trash.messages] == [m1.mail_id]
-    st.delete(store.engine, u["zhang"], trash.box.id, [m1.mail_id], audit=store.audit, login="zhang", peer="192.0.2.1")
+    changes.delete(store.engine, u["zhang"], trash.box.id, [m1.mail_id], audit=store.audit, login="zhang", peer="192.0.2.1")
     for name in ("INBOX", "Trash", "Customers/Acme"):
         assert m1.mail_id not in [m.mail_id for m in st.open_box(store.engine, u["zhang"], name).messages], name
     assert [m.mail_id for m in st.open_box(store.engine, u["root"], "Retention").messages] == [m1.mail_id]
@@ -62,21 +62,21 @@ def test_only_trash_inbox_drafts_and_own_folders_take_mail_by_hand(store):
     inbox = st.open_box(store.engine, u["zhang"], "INBOX")
     for target in ("Sent", "Customers/Acme"):
         try:
-            st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], target)
-        except st.CannotPlace:
+            changes.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], target)
+        except changes.CannotPlace:
             continue
         raise AssertionError(f"placed in {target}")
     # li's mail cannot be "restored" into zhang's INBOX
     li_mail = st.open_box(store.engine, u["li"], "INBOX").messages[0].mail_id
     try:
-        st.place(store.engine, u["zhang"], [li_mail], "INBOX")
-    except st.CannotPlace:
+        changes.place(store.engine, u["zhang"], [li_mail], "INBOX")
+    except changes.CannotPlace:
         pass
     else:
         raise AssertionError("another user's mail entered INBOX")
     assert [m.mail_id for m in st.open_box(store.engine, u["zhang"], "INBOX").messages] == [inbox.messages[0].mail_id]
     folders.create(store.engine, u["zhang"], "Projects")
-    st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects")
+    changes.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects")
     assert len(st.open_box(store.engine, u["zhang"], "Projects").messages) == 1
     folders.remove(store.engine, u["zhang"], "Projects")
     assert len(st.open_box(store.engine, u["zhang"], "INBOX").messages) == 1  # back where filing shows it
@@ -97,7 +97,7 @@ def test_own_folders_rename_with_their_children_and_uids(store):
     folders.create(store.engine, u["zhang"], "Projects")
     folders.create(store.engine, u["zhang"], "Projects/2027")
     inbox = st.open_box(store.engine, u["zhang"], "INBOX")
-    st.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects/2027")
+    changes.place(store.engine, u["zhang"], [inbox.messages[0].mail_id], "Projects/2027")
     before = st.open_box(store.engine, u["zhang"], "Projects/2027")
     folders.rename(store.engine, u["zhang"], "Projects", "Archive")
     names = {b.name for b in st.mailboxes(store.engine, u["zhang"])}
@@ -108,7 +108,7 @@ def test_own_folders_rename_with_their_children_and_uids(store):
     for old, new in (("INBOX", "Mine"), ("Archive", "Archive/2027")):
         try:
             folders.rename(store.engine, u["zhang"], old, new)
-        except (st.CannotPlace, FileExistsError):
+        except (changes.CannotPlace, FileExistsError):
             continue
         raise AssertionError(f"renamed {old} to {new}")
 
@@ -118,9 +118,9 @@ def test_copies_and_appends_of_the_same_bytes_are_messages_of_their_own(store):
     folders.create(store.engine, u["zhang"], "Projects")
     inbox = st.open_box(store.engine, u["zhang"], "INBOX")
     m1 = inbox.messages[0].mail_id
-    st.store_flags(store.engine, u["zhang"], inbox.box.id, [m1], "+", ["\\Flagged"])
-    first = st.place(store.engine, u["zhang"], [m1], "Projects", copy=True)
-    second = st.place(store.engine, u["zhang"], [m1], "Projects", copy=True)
+    changes.store_flags(store.engine, u["zhang"], inbox.box.id, [m1], "+", ["\\Flagged"])
+    first = changes.place(store.engine, u["zhang"], [m1], "Projects", copy=True)
+    second = changes.place(store.engine, u["zhang"], [m1], "Projects", copy=True)
     assert first[m1] != second[m1]
     # the original stays where it was; the copies keep its flags
     assert [m.mail_id for m in st.open_box(store.engine, u["zhang"], "INBOX").messages] == [m1]
@@ -132,7 +132,7 @@ def test_copies_and_appends_of_the_same_bytes_are_messages_of_their_own(store):
     for _ in range(2):
         new = NewMail(blob=name_of(raw), size=len(raw), internal_date=T0, subject="same", direction="draft",
                       folder_role="drafts")
-        st.append(store.engine, u["zhang"], "Drafts", new, [], store.blobs, raw)
+        changes.append(store.engine, u["zhang"], "Drafts", new, [], store.blobs, raw)
     assert len(st.open_box(store.engine, u["zhang"], "Drafts").messages) == 2
 
 
@@ -144,7 +144,7 @@ def test_sessions_opening_a_box_in_one_state_share_its_snapshot(store):
     assert isinstance(first.messages, st.Snapshot)
     # a change to the box (a flag) makes the next opening read the box anew
     m1 = first.messages[0]
-    st.store_flags(store.engine, u["zhang"], first.box.id, [m1.mail_id], "+", ["\\Flagged"])
+    changes.store_flags(store.engine, u["zhang"], first.box.id, [m1.mail_id], "+", ["\\Flagged"])
     third = st.open_box(store.engine, u["zhang"], "INBOX")
     assert third.messages is not first.messages
     assert "\\Flagged" in third.messages[0].flags and "\\Flagged" not in first.messages[0].flags
