@@ -1,7 +1,7 @@
 """The folders a user makes themselves over IMAP: CREATE, RENAME, DELETE, and subscriptions.
 
-What a session reads inside a mailbox is :mod:`.imapstate`, what it changes :mod:`.imapchanges`; the boxes a user's
-role and customers give them are :mod:`.views`."""
+What a session reads inside a mailbox is :mod:`.imapstate`, what it changes there
+:mod:`.imapchanges`; the boxes a user's role and customers give them are :mod:`.views`."""
 
 from __future__ import annotations
 
