@@ -126,7 +126,10 @@ class Authenticator:
             # The password is known good: nothing to count or give back unless a counter is
             # locked (the lockout holds) or this login from here has failures to forget.
             attempt, current = await asyncio.to_thread(self._cached_state, login, ip, known.generation)
-            if current and attempt.locked is None and all(c.count == 0 for c in attempt.counts if c.login and c.ip):
+            # A counter at its bound is one a counted attempt would find locked (a lock is given
+            # back down to the bound between attempts): those take the counted way below.
+            if current and all(c.count < c.bound for c in attempt.counts) \
+                    and all(c.count == 0 for c in attempt.counts if c.login and c.ip):
                 return AuthOutcome(known, known=True)
         # Counted first, then checked: an attempt that finds a counter locked is refused unchecked.
         attempt = await asyncio.to_thread(count_attempt, self.store.engine, login, ip, self.bounds)

@@ -39,7 +39,7 @@ DATABASE = "mailwarden.db"
 KEY, HEAD = "audit.key", "audit.key.head"
 FILES = "data"
 # In this order: a message filed as sent moves from spool/ to messages/ while we copy.
-FOLDERS = ("spool", "originals", "messages", "blobs", "tls")
+FOLDERS = ("spool", "originals", "messages", "blobs", "tls", "rules")  # rules: the imported word lists
 # What a data directory may hold that is no part of a backup (locks, the metrics' scratch files).
 SCRATCH = {"delivery.lock", "sync.lock", "metrics"}
 

@@ -33,6 +33,8 @@ def test_backup_of_a_store_being_written_restores_whole(tmp_path):
     st = open_store(cfg.store)
     blobs = FileBlobs(st.data_dir / "blobs")
     (st.spool_dir / "waiting.eml").write_bytes(b"Subject: waiting\r\n\r\nbody\r\n")
+    (st.data_dir / "rules").mkdir()
+    (st.data_dir / "rules" / "banned.txt").write_text("# action: block\nmoonbeam discount\n")  # import-words
     stop, written = threading.Event(), []
 
     def writer() -> None:
@@ -73,6 +75,7 @@ def test_backup_of_a_store_being_written_restores_whole(tmp_path):
         restored_blobs = FileBlobs(st2.data_dir / "blobs")
         assert all(restored_blobs.exists(name) for name in named)
         assert (st2.spool_dir / "waiting.eml").read_bytes().startswith(b"Subject: waiting")
+        assert "moonbeam discount" in (st2.data_dir / "rules" / "banned.txt").read_text()
         assert st2.audit.key == st.audit.key
     finally:
         st2.close()

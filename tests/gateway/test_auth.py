@@ -102,6 +102,17 @@ async def test_a_cached_good_login_writes_nothing_yet_a_lockout_still_holds(stor
     assert [r[2] for r in counters() if r[:2] == ("zhang", "10.0.0.3")] == [0]
 
 
+async def test_a_cached_good_login_does_not_get_round_the_lockout_of_the_login_everywhere(store: StoreHandle) -> None:
+    auth = Authenticator(store, Auth(max_failures=4, base_delay=0.0, max_delay=0.0, lockout_seconds=60,
+                                     max_failures_address=8, max_failures_login=6))
+    assert (await auth.check("zhang", "right-password", "10.3.0.1")).identity is not None  # now cached
+    for n in range(8):  # guesses from many addresses lock the login everywhere
+        await auth.check("zhang", "wrong", f"10.4.0.{n}")
+    for address in ("10.4.0.99", "10.3.0.1"):  # a right guess from a new address, or the user's own
+        refused = await auth.check("zhang", "right-password", address)
+        assert refused.identity is None and refused.locked and "for this login" in refused.reason
+
+
 async def test_a_changed_password_ends_the_cached_one(store: StoreHandle) -> None:
     auth = Authenticator(store, SETTINGS)
     assert (await auth.check("zhang", "right-password", "10.0.0.1")).identity is not None
