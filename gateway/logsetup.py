@@ -21,7 +21,7 @@ class JsonFormatter(logging.Formatter):
         entry = {"ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
                  "level": record.levelname, "logger": record.name, "pid": record.process,
                  "message": record.getMessage()}
-        if record.exc_info:
+        if record.exc_info and record.exc_info[0] is not None:  # exc_info=True outside an except: none
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)
 

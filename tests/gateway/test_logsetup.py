@@ -47,3 +47,11 @@ def test_text_is_the_default():
 def test_unknown_format_is_named():
     with pytest.raises(ValueError, match="'xml'.*MAILWARDEN_LOG_FORMAT.*text or json"):
         log_format("xml")
+
+
+def test_exc_info_outside_an_except_adds_no_exception_field() -> None:
+    import logging
+
+    from mailwarden.gateway.logsetup import JsonFormatter
+    record = logging.LogRecord("mailwarden.x", logging.ERROR, __file__, 1, "failed", None, (None, None, None))
+    assert "exception" not in json.loads(JsonFormatter().format(record))
