@@ -36,6 +36,9 @@ def client_config(
         if not user.enabled:
             fail(f"{user.login} is disabled: enable them first (mailwarden user enable {user.login})")
         login, name = user.login, user.name
+    if cfg.listen.hostname.lower() in ("localhost", "localhost.localdomain") or cfg.listen.hostname.startswith("127."):
+        err.print(f"warning: [listen] hostname is {cfg.listen.hostname!r}: the file sends the mail program to its own "
+                  "machine; set it to the name salespeople reach the gateway by", markup=False)
     try:
         if kind == "thunderbird":
             data = clientconfig.thunderbird(cfg.listen, cfg.company, username=login)

@@ -53,3 +53,13 @@ def test_refusals(client_cli, tmp_path):
     cfg.write_text(cfg.read_text().replace('imaps = "0.0.0.0:993"\n', ""))
     r = client_cli("user", "client-config", "zhang", "--format", "thunderbird")
     assert r.exit_code == 2 and "[listen] imap or imaps" in r.output
+
+
+def test_a_localhost_hostname_is_warned_of(plain_cli, tmp_path):
+    cfg = tmp_path / "mailwarden.toml"
+    cfg.write_text(cfg.read_text() + LISTEN.replace("mail-gw.company.test", "localhost"))
+    assert plain_cli("user", "add", "zhang", "--name", "Zhang San", "--password-stdin",
+                     input="correct-horse\n").exit_code == 0
+    r = plain_cli("user", "client-config", "zhang", "--format", "thunderbird")
+    assert r.exit_code == 0 and "[listen] hostname is 'localhost'" in r.stderr
+    assert ET.fromstring(r.stdout_bytes).find("emailProvider/incomingServer").findtext("hostname") == "localhost"
