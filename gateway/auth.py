@@ -168,12 +168,12 @@ class Authenticator:
         whether the login names a user."""
         now = time.monotonic()
         digest = self.pair_digest(login, password)
-        cached = self._cache.get(login)
-        if cached and hmac.compare_digest(cached[0], digest) and cached[2] > now:
+        known = self._known_good(login, password)
+        if known is not None:
             # The password is known good; whether the account still is, the store says now (a
             # disabled user's next login must fail, not only after the watcher's next round).
-            if await asyncio.to_thread(self._current, login, cached[1].generation):
-                return cached[1], True
+            if await asyncio.to_thread(self._current, login, known.generation):
+                return known, True
             self._cache.pop(login, None)
         user = await asyncio.to_thread(self._lookup, login)
         # Bytes, not text: what a client sent need not be UTF-8 (it is kept as surrogates), and a

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from .imapstate import (CHUNK, NO_FLAGS, BoxInfo, Message, NotYours, _box, _entries, _flags, _in, _message,
-                        _user, _writing)
+from .imapstate import (CHUNK, NO_FLAGS, BoxInfo, Message, NotYours, _box, _box_row, _entries, _flags, _in, _info,
+                        _message, _user, _writing)
 from .mails import Filing, NewMail, insert_mail
 from .models import ImapEntry, ImapFlags, ImapPlacement, Mail, MailText, utcnow
 from .rawsql import raw
@@ -261,13 +261,9 @@ def append(engine: Engine, user_id: int, target: str, new: NewMail, flags: Seque
         # A draft shows in the box it is placed in alone (views.wanted): it takes the box's next
         # UID there, and no view epoch moves for every other session to resolve against.
         _, uids = _add_entries(s, box_id, [mail_id])
-        return _box_info(s, box_id), uids[mail_id]
-
-
-def _box_info(s: Session, box_id: int) -> BoxInfo:
-    row = raw(s).execute("SELECT id, name, kind, uidvalidity, uid_next, highest_modseq, subscribed "
-                         "FROM imap_boxes WHERE id = :box", {"box": box_id}).fetchone()
-    return BoxInfo(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+        row = _box_row(s, box_id)
+        assert row is not None
+        return _info(row), uids[mail_id]
 
 
 __all__ = ["CannotPlace", "append", "delete", "place", "store_flags"]
